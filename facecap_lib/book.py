@@ -1,0 +1,62 @@
+"""Building the HTML book from the executed notebooks (Jupyter Book 1.x, offline).
+
+The build never executes notebooks (``execute_notebooks: off``): it renders the copies that
+:mod:`facecap_lib.notebooks` wrote to ``book/chapters``. Warnings are errors and cross-references
+are checked (``--warningiserror --nitpick``), so a broken link or a missing chapter fails the build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def toc_files(book_dir: str | os.PathLike) -> list[str]:
+    """Every ``file:`` entry of the book's ``_toc.yml``, in order (root first)."""
+    toc = yaml.safe_load((Path(book_dir) / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("chapters"))
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def build_book(book_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
+    """Build the HTML book into ``<book_dir>/_build/html`` and return that folder.
+
+    Raises ``RuntimeError`` with the builder's output when the build fails (warnings included) or a
+    chapter listed in the table of contents has not been executed yet.
+    """
+    book_dir = Path(book_dir).resolve()
+    missing = [
+        f for f in toc_files(book_dir)
+        if not any((book_dir / f"{f}{ext}").exists() for ext in (".md", ".ipynb"))
+    ]
+    if missing:
+        raise RuntimeError(
+            f"book {book_dir}: no page for {missing}; execute the notebooks first "
+            "(`facecap notebooks run`)"
+        )
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [
+        str(jupyter_book), "build", str(book_dir), "--builder", "html",
+        "--warningiserror", "--nitpick", "--keep-going",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if not quiet or result.returncode:
+        sys.stderr.write(result.stdout[-20000:] + result.stderr[-20000:])
+    if result.returncode:
+        raise RuntimeError(f"book build failed ({' '.join(command)}), exit {result.returncode}")
+    return book_dir / "_build" / "html"

@@ -1,0 +1,26 @@
+"""Where data and artifacts live. Roots come from arguments or the environment, never from
+machine-specific defaults.
+
+- ``FACECAP_DATA``: root of the datasets (real ones a user licensed, or SynthFACS written by facecap).
+  Default: ``<cache root>/data``.
+- ``FACECAP_CACHE``: the work folder where chapters write artifacts for the next ones (curated tables,
+  caption tables, checkpoints, results). Default: ``~/.cache/facecap``; the notebook runner points it
+  at ``build/work`` inside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root(path: str | os.PathLike | None = None) -> Path:
+    """The work folder: ``path`` if given, else ``$FACECAP_CACHE``, else ``~/.cache/facecap``."""
+    chosen = path or os.environ.get("FACECAP_CACHE") or Path.home() / ".cache" / "facecap"
+    return Path(chosen).expanduser()
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The dataset root: ``path`` if given, else ``$FACECAP_DATA``, else ``<cache root>/data``."""
+    chosen = path or os.environ.get("FACECAP_DATA") or cache_root() / "data"
+    return Path(chosen).expanduser()

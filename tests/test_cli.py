@@ -1,0 +1,39 @@
+"""The facecap command line calls the same functions the notebooks do."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from facecap_lib.cli import main
+
+
+def test_lexicon_parse(capsys):
+    assert main(["lexicon", "parse", "17+B22+T24", "null"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["'17+B22+T24': AU17+AU22+AU24", "'null': null"]
+
+
+def test_lexicon_parse_error_names_token(capsys):
+    assert main(["lexicon", "parse", "1+L12L"]) == 1
+    assert "malformed AU token 'L12L'" in capsys.readouterr().err
+
+
+def test_lexicon_parse_lenient(capsys):
+    assert main(["lexicon", "parse", "--lenient", "1+32"]) == 0
+    assert "skipped '32' (unknown)" in capsys.readouterr().out
+
+
+def test_lexicon_aus(capsys):
+    assert main(["lexicon", "aus"]) == 0
+    out = capsys.readouterr().out
+    assert "stick tongue out" in out and "sticks tongue out" in out and len(out.splitlines()) == 29
+
+
+def test_notebooks_list(capsys, repo):
+    assert main(["notebooks", "list", "--root", str(repo)]) == 0
+    assert "notebooks/01_au_lexicon.py" in capsys.readouterr().out.splitlines()
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "facecap"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "notebooks" in result.stdout

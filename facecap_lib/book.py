@@ -41,7 +41,8 @@ def build_book(book_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
     """
     book_dir = Path(book_dir).resolve()
     missing = [
-        f for f in toc_files(book_dir)
+        f
+        for f in toc_files(book_dir)
         if not any((book_dir / f"{f}{ext}").exists() for ext in (".md", ".ipynb"))
     ]
     if missing:
@@ -51,8 +52,14 @@ def build_book(book_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
         )
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [
-        str(jupyter_book), "build", str(book_dir), "--builder", "html",
-        "--warningiserror", "--nitpick", "--keep-going",
+        str(jupyter_book),
+        "build",
+        str(book_dir),
+        "--builder",
+        "html",
+        "--warningiserror",
+        "--nitpick",
+        "--keep-going",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if not quiet or result.returncode:

@@ -12,8 +12,13 @@ def _notebooks_run(args: argparse.Namespace) -> int:
 
     try:
         run_notebooks(
-            args.names, smoke=args.smoke, output_dir=args.out, force=args.force, root=args.root,
+            args.names,
+            smoke=args.smoke,
+            output_dir=args.out,
+            force=args.force,
+            root=args.root,
             log=lambda line: print(line, file=sys.stderr, flush=True),
+            progress_bar=sys.stderr.isatty(),
         )
     except NotebookExecutionError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -59,7 +64,10 @@ def _lexicon_parse(args: argparse.Namespace) -> int:
         if args.lenient:
             parsed = parse_au_tokens(text)
             skipped = ", ".join(f"{s.token!r} ({s.reason})" for s in parsed.skipped)
-            print(f"{text!r}: {format_au_codes(parsed.aus)}" + (f"; skipped {skipped}" if skipped else ""))
+            print(
+                f"{text!r}: {format_au_codes(parsed.aus)}"
+                + (f"; skipped {skipped}" if skipped else "")
+            )
             continue
         try:
             print(f"{text!r}: {format_au_codes(parse_au_codes(text))}")
@@ -78,8 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = nb_commands.add_parser("run", help="convert with jupytext and execute with papermill")
     run.add_argument("names", nargs="*", help="notebook numbers, stems or slugs (default: all)")
     run.add_argument("--smoke", action="store_true", help="CI's fast settings (SMOKE=True)")
-    run.add_argument("--force", action="store_true", help="execute even if an up-to-date copy exists")
-    run.add_argument("--out", help="folder for executed copies (default: book/chapters, or build/smoke)")
+    run.add_argument(
+        "--force", action="store_true", help="execute even if an up-to-date copy exists"
+    )
+    run.add_argument(
+        "--out", help="folder for executed copies (default: book/chapters, or build/smoke)"
+    )
     run.add_argument("--root", help="repository root (default: found from the current folder)")
     run.set_defaults(func=_notebooks_run)
     listing = nb_commands.add_parser("list", help="list the notebooks in order")

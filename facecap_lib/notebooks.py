@@ -20,10 +20,11 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.py$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -33,7 +34,9 @@ METADATA_KEY = "facecap"
 class NotebookExecutionError(RuntimeError):
     """A notebook failed; the message names the notebook, the cell and the error."""
 
-    def __init__(self, message: str, notebook: Path, cell: int | None = None, line: int | None = None):
+    def __init__(
+        self, message: str, notebook: Path, cell: int | None = None, line: int | None = None
+    ):
         super().__init__(message)
         self.notebook = notebook
         self.cell = cell
@@ -159,8 +162,13 @@ def run_notebook(
     force: bool = False,
     root: str | os.PathLike | None = None,
     progress_bar: bool = False,
+    log=None,
 ) -> NotebookRun:
-    """Execute one notebook into ``output_dir/<stem>.ipynb``; skip it if its cache key is unchanged."""
+    """Execute one notebook into ``output_dir/<stem>.ipynb``; skip it if its cache key is unchanged.
+
+    ``log`` (if given) is called with a line when execution starts; ``progress_bar`` shows
+    papermill's per-cell progress bar.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -174,6 +182,8 @@ def run_notebook(
     if not force and output.exists() and _stored_key(output) == key:
         return NotebookRun(source, output, 0.0, cached=True)
 
+    if log:
+        log(f"{source.stem}: running ({'smoke' if smoke else 'full'}) ...")
     nb = to_notebook(source)
     nb.metadata[METADATA_KEY] = {"cache_key": key, "source": source.name, "parameters": params}
     partial = output_dir / f".{source.stem}.running.ipynb"
@@ -184,8 +194,13 @@ def run_notebook(
     try:
         with _kernel_environment(root):
             papermill.execute_notebook(
-                nb, str(partial), parameters=params, kernel_name=KERNELSPEC["name"],
-                cwd=str(source.parent), progress_bar=progress_bar, log_output=False,
+                nb,
+                str(partial),
+                parameters=params,
+                kernel_name=KERNELSPEC["name"],
+                cwd=str(source.parent),
+                progress_bar=progress_bar,
+                log_output=False,
             )
     except PapermillExecutionError as err:
         if partial.exists():
@@ -195,7 +210,9 @@ def run_notebook(
         raise NotebookExecutionError(
             f"notebook {source.name} failed in cell In [{err.exec_count}] ({where}{source}): "
             f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {failed}",
-            source, err.exec_count, line,
+            source,
+            err.exec_count,
+            line,
         ) from None
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -217,6 +234,7 @@ def run_notebooks(
     force: bool = False,
     root: str | os.PathLike | None = None,
     log=print,
+    progress_bar: bool = False,
 ) -> list[NotebookRun]:
     """Execute the repository's notebooks (all, or those ``names`` picks) in order.
 
@@ -226,7 +244,8 @@ def run_notebooks(
         output_dir: where executed copies go; default :func:`default_output_dir`.
         force: execute even when an up-to-date executed copy exists.
         root: repository root; default :func:`find_repo_root`.
-        log: called with one status line per notebook (``None`` for silence).
+        log: called with status lines per notebook (``None`` for silence).
+        progress_bar: show papermill's per-cell progress bar.
 
     Raises:
         NotebookExecutionError: at the first failing notebook, naming it and the cell.
@@ -235,9 +254,9 @@ def run_notebooks(
     out = Path(output_dir) if output_dir else default_output_dir(root, smoke)
     runs = []
     for source in select(discover(root / "notebooks"), names):
-        if log:
-            log(f"{source.stem}: running ({'smoke' if smoke else 'full'}) ...")
-        run = run_notebook(source, out, smoke=smoke, force=force, root=root)
+        run = run_notebook(
+            source, out, smoke=smoke, force=force, root=root, progress_bar=progress_bar, log=log
+        )
         if log:
             status = "up to date, skipped" if run.cached else f"done in {run.seconds:.1f} s"
             log(f"{source.stem}: {status} -> {run.output}")

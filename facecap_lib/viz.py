@@ -23,8 +23,16 @@ def prototype_heatmap(matrix: pd.DataFrame, title: str = "", drop_empty: bool = 
     fig, ax = plt.subplots(figsize=(1.0 + 0.45 * data.shape[1], 0.9 + 0.32 * data.shape[0]))
     cmap = ListedColormap(["#f4f4f4", "#9ecae1", "#08519c"])
     sns.heatmap(
-        data, ax=ax, cmap=cmap, vmin=-0.25, vmax=1.25, cbar=False,
-        linewidths=0.5, linecolor="white", yticklabels=labels, square=False,
+        data,
+        ax=ax,
+        cmap=cmap,
+        vmin=-0.25,
+        vmax=1.25,
+        cbar=False,
+        linewidths=0.5,
+        linecolor="white",
+        yticklabels=labels,
+        square=False,
     )
     ax.set_xlabel("")
     ax.set_ylabel("")
@@ -32,8 +40,13 @@ def prototype_heatmap(matrix: pd.DataFrame, title: str = "", drop_empty: bool = 
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
     ax.legend(
-        handles=[Patch(color="#08519c", label="prototypical"), Patch(color="#9ecae1", label="optional")],
-        loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+        handles=[
+            Patch(color="#08519c", label="prototypical"),
+            Patch(color="#9ecae1", label="optional"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
     )
     if title:
         ax.set_title(title)

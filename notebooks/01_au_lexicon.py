@@ -47,25 +47,26 @@ SMOKE = False  # this chapter is cheap: smoke and full runs are identical
 # %% [markdown]
 # ## 1. What FACS and Action Units are
 #
-# The **Facial Action Coding System** (FACS; Ekman & Friesen 1978, revised 2002) breaks any visible
-# facial movement into *Action Units*: the smallest movements that a trained coder can tell apart,
-# each produced by one muscle or a group of muscles. AU12, *lip corner puller*, is the zygomatic
-# major pulling the mouth corners up and back; AU6, *cheek raiser*, the orbicularis oculi lifting the
-# cheeks and crinkling the eye corners. A smile of enjoyment is AU6 + AU12.
+# The **Facial Action Coding System** (FACS; {cite:p}`ekman1978facs`, revised in
+# {cite:p}`ekman2002facs`) breaks any visible facial movement into *Action Units*: the smallest
+# movements that a trained coder can tell apart, each produced by one muscle or a group of muscles.
+# AU12, *lip corner puller*, is the zygomatic major pulling the mouth corners up and back; AU6,
+# *cheek raiser*, the orbicularis oculi lifting the cheeks and crinkling the eye corners. A smile
+# of enjoyment is AU6 + AU12.
 #
 # AUs describe *what the face does*, not *what the person feels*. That is what makes them a good
 # intermediate language: an emotion label says "happiness", an AU description says why a viewer
-# would think so. Coders also grade intensity from A (trace) to E (maximum), and may mark an action
-# as one-sided (`L12`, `R12`) or limited to the top or bottom lip (`T24`, `B22`). Exp-BLIP keeps only
-# occurrence: an AU is present or not.
+# would think so. Coders also grade intensity from A (trace) to E (maximum), and may mark an
+# action as one-sided (`L12`, `R12`) or limited to the top or bottom lip (`T24`, `B22`). Exp-BLIP
+# keeps only occurrence: an AU is present or not.
 #
 # ## 2. The 27 AUs of the paper, by face region
 #
 # The paper's supplementary Table 1 lists 27 AUs, each with its FACS *noun form* (used in the GPT
-# prompt) and a *verb form* the authors wrote for rule-based captions. Captions need the verb in the
-# third person ("raise cheek" → "raises cheek"); the lexicon derives it by the rule the paper states:
-# append *s* or *es* to the first word. `region` tells where the action shows, which the failure
-# analysis later uses to reason about occlusions.
+# prompt) and a *verb form* the authors wrote for rule-based captions. Captions need the verb in
+# the third person ("raise cheek" → "raises cheek"); the lexicon derives it by the rule the paper
+# states: append *s* or *es* to the first word. `region` tells where the action shows, which the
+# failure analysis later uses to reason about occlusions.
 
 # %%
 aus = lexicon.au_table()
@@ -112,9 +113,10 @@ assert rules.emotion_caption(lexicon.rafdb_compound_emotions(1)) == (
 #
 # Psychologists have tabulated the AUs that typically express each emotion. The lexicon keeps two
 # such tables as data, each with its source: the EMFACS-style prototypes of the basic emotions
-# (Friesen & Ekman), and the prototypes of Du, Tao & Martinez (2014), who photographed 230 people
-# posing 6 basic and 15 *compound* emotions (*happily surprised*, *sadly angry*, ...) and FACS-coded
-# them. Dark cells are AUs most people used; light cells are AUs only some added.
+# {cite:p}`friesen1983emfacs`, and the prototypes of Du, Tao & Martinez {cite:p}`du2014compound`,
+# who photographed 230 people posing 6 basic and 15 *compound* emotions (*happily surprised*,
+# *sadly angry*, ...) and FACS-coded them. Dark cells are AUs most people used; light cells are
+# AUs only some added.
 
 # %%
 basic = lexicon.prototype_matrix(lexicon.BASIC_PROTOTYPES)
@@ -147,7 +149,7 @@ plt.close("all")
 # intensity letters, as the paper does.
 
 # %%
-examples = ["AU12", "12", " 1+2+5B+26 ", "L12+R14", "17+B22+T24", "t23", "26+26", "AD19", "null", ""]
+examples = ["AU12", "12", " 1+2+5B+26 ", "L12+R14", "17+B22+T24", "t23", "26+26", "AD19", "null"]
 parsed = pd.DataFrame({
     "dataset string": [repr(text) for text in examples],
     "AUs": [sorted(lexicon.parse_au_codes(text)) for text in examples],

@@ -50,7 +50,9 @@ def test_broken_cross_reference_fails(smoke_book, tmp_path):
     broken = tmp_path / "book"
     shutil.copytree(smoke_book, broken, ignore=shutil.ignore_patterns("_build"))
     intro = broken / "intro.md"
-    intro.write_text(intro.read_text() + "\nSee {doc}`chapters/99_missing` and {ref}`no-such-label`.\n")
+    intro.write_text(
+        intro.read_text() + "\nSee {doc}`chapters/99_missing` and {ref}`no-such-label`.\n"
+    )
     with pytest.raises(RuntimeError, match="book build failed"):
         build_book(broken, quiet=True)
 

@@ -24,7 +24,7 @@ def _normalised(requirements):
     parsed = [Requirement(r) for r in requirements]
     names = [r.name.lower().replace("_", "-") for r in parsed]
     assert len(names) == len(set(names)), f"a package is listed twice: {sorted(names)}"
-    return {name: str(r.specifier) for name, r in zip(names, parsed)}
+    return {name: str(r.specifier) for name, r in zip(names, parsed, strict=True)}
 
 
 def test_same_dependencies(pyproject, conda_pip):
@@ -33,8 +33,11 @@ def test_same_dependencies(pyproject, conda_pip):
     actual = _normalised(pip)
     missing = {k: v for k, v in expected.items() if k not in actual}
     extra = {k: v for k, v in actual.items() if k not in expected}
-    differ = {k: (expected[k], actual[k]) for k in expected.keys() & actual.keys()
-              if expected[k] != actual[k]}
+    differ = {
+        k: (expected[k], actual[k])
+        for k in expected.keys() & actual.keys()
+        if expected[k] != actual[k]
+    }
     assert not missing, f"in pyproject.toml but not environment.yml: {missing}"
     assert not extra, f"in environment.yml but not pyproject.toml: {extra}"
     assert not differ, f"versions differ (pyproject, environment.yml): {differ}"

@@ -13,7 +13,13 @@ TABLE_1 = [
     (5, "upper lid raiser", "raise upper lid", "raises upper lid", "upper"),
     (6, "cheek raiser", "raise cheek", "raises cheek", "upper"),
     (7, "lid tightener", "tighten lids", "tightens lids", "upper"),
-    (8, "lips toward each other", "pull lips toward each other", "pulls lips toward each other", "lower"),
+    (
+        8,
+        "lips toward each other",
+        "pull lips toward each other",
+        "pulls lips toward each other",
+        "lower",
+    ),
     (9, "nose wrinkler", "wrinkle nose", "wrinkles nose", "lower"),
     (10, "upper lip raiser", "raise upper lip", "raises upper lip", "lower"),
     (11, "nasolabial deepener", "deepen nasolabial", "deepens nasolabial", "lower"),
@@ -39,8 +45,35 @@ TABLE_1 = [
 
 def test_aus_are_table_1_in_order():
     assert [a.number for a in lexicon.AUS] == [row[0] for row in TABLE_1]
-    assert lexicon.AU_NUMBERS == (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20,
-                                  21, 22, 23, 24, 25, 26, 27, 28, 43)
+    assert lexicon.AU_NUMBERS == (
+        1,
+        2,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        12,
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+        28,
+        43,
+    )
 
 
 @pytest.mark.parametrize("number, noun, verb, verb_3sg, region", TABLE_1)
@@ -167,7 +200,9 @@ def test_lenient_parse_skips_and_counts():
     assert parsed.aus == {1, 22}
     assert parsed.n_skipped == 3
     assert [(s.token, s.reason) for s in parsed.skipped] == [
-        ("32", "unknown"), ("L12L", "malformed"), ("AU3", "unknown")
+        ("32", "unknown"),
+        ("L12L", "malformed"),
+        ("AU3", "unknown"),
     ]
     assert parse_au_codes("1+32+L12L", strict=False) == {1}
     assert parse_au_tokens("null").n_skipped == 0
@@ -189,7 +224,14 @@ def test_format_round_trips():
 
 def test_emotion_vocabulary():
     assert lexicon.EMOTION_NAMES == (
-        "neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt"
+        "neutral",
+        "happiness",
+        "sadness",
+        "surprise",
+        "fear",
+        "disgust",
+        "anger",
+        "contempt",
     )
     assert set(lexicon.BASIC_EMOTIONS) == set(lexicon.EMOTION_NAMES) - {"neutral", "contempt"}
     for name in ("Happy", "happiness", " HAPPY ", "joy"):
@@ -201,8 +243,19 @@ def test_emotion_vocabulary():
 
 
 def test_affectnet_codes():
-    expected = ["neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger",
-                "contempt", None, None, None]
+    expected = [
+        "neutral",
+        "happiness",
+        "sadness",
+        "surprise",
+        "fear",
+        "disgust",
+        "anger",
+        "contempt",
+        None,
+        None,
+        None,
+    ]
     assert [lexicon.affectnet_emotion(code) for code in range(11)] == expected
     assert lexicon.affectnet_emotion("3") == "surprise"
     assert lexicon.AFFECTNET_NON_EMOTIONS == {8: "none", 9: "uncertain", 10: "no-face"}
@@ -214,17 +267,35 @@ def test_affectnet_codes():
 
 def test_rafdb_codes():
     assert [lexicon.rafdb_basic_emotion(c) for c in range(1, 8)] == [
-        "surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"
+        "surprise",
+        "fear",
+        "disgust",
+        "happiness",
+        "sadness",
+        "anger",
+        "neutral",
     ]
     compound = {code: lexicon.rafdb_compound_emotions(code) for code in range(1, 12)}
     assert compound == {
-        1: ("happiness", "surprise"), 2: ("happiness", "disgust"), 3: ("sadness", "fear"),
-        4: ("sadness", "anger"), 5: ("sadness", "surprise"), 6: ("sadness", "disgust"),
-        7: ("fear", "anger"), 8: ("fear", "surprise"), 9: ("anger", "surprise"),
-        10: ("anger", "disgust"), 11: ("disgust", "surprise"),
+        1: ("happiness", "surprise"),
+        2: ("happiness", "disgust"),
+        3: ("sadness", "fear"),
+        4: ("sadness", "anger"),
+        5: ("sadness", "surprise"),
+        6: ("sadness", "disgust"),
+        7: ("fear", "anger"),
+        8: ("fear", "surprise"),
+        9: ("anger", "surprise"),
+        10: ("anger", "disgust"),
+        11: ("disgust", "surprise"),
     }
     names = [lexicon.RAFDB_COMPOUND_CODES[c].name for c in (1, 3, 7, 11)]
-    assert names == ["happily surprised", "sadly fearful", "fearfully angry", "disgustedly surprised"]
+    assert names == [
+        "happily surprised",
+        "sadly fearful",
+        "fearfully angry",
+        "disgustedly surprised",
+    ]
     for bad in (0, 8):
         with pytest.raises(ValueError, match="RAF-DB basic"):
             lexicon.rafdb_basic_emotion(bad)
@@ -290,7 +361,8 @@ def test_prototype_matrix():
     assert list(matrix.columns) == [p.emotion for p in lexicon.BASIC_PROTOTYPES]
     assert matrix.loc["AU6", "happiness"] == 1.0 and matrix.loc["AU7", "fear"] == 0.5
     assert matrix.loc["AU43", "happiness"] == 0.0
-    assert matrix.to_numpy().sum() == sum(len(p.aus) + 0.5 * len(p.optional)
-                                          for p in lexicon.BASIC_PROTOTYPES)
+    assert matrix.to_numpy().sum() == sum(
+        len(p.aus) + 0.5 * len(p.optional) for p in lexicon.BASIC_PROTOTYPES
+    )
     with pytest.raises(ValueError, match="appears twice"):
         lexicon.prototype_matrix(lexicon.BASIC_PROTOTYPES + lexicon.COMPOUND_PROTOTYPES)

@@ -18,7 +18,9 @@ def test_notebook_smoke(source, smoke_dir, repo):
     assert not run.cached and run.output.name == f"{source.stem}.ipynb"
     assert executed["metadata"]["facecap"]["parameters"]["SMOKE"] is True
     assert executed["metadata"]["papermill"]["exception"] is not True
-    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    injected = [
+        c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    ]
     assert len(injected) == 1 and "SMOKE = True" in "".join(injected[0]["source"])
 
 
@@ -45,22 +47,26 @@ def _notebook(body: str) -> str:
 def toy_repo(tmp_path):
     (tmp_path / "book").mkdir()
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "01_first.py").write_text(_notebook(
-        """
+    (tmp_path / "notebooks" / "01_first.py").write_text(
+        _notebook(
+            """
         # %%
         value = 1 if SMOKE else 2
         print("value", value)
         """
-    ))
-    (tmp_path / "notebooks" / "02_broken.py").write_text(_notebook(
-        """
+        )
+    )
+    (tmp_path / "notebooks" / "02_broken.py").write_text(
+        _notebook(
+            """
         # %%
         ok = True
 
         # %%
         assert SMOKE is False, "this cell refuses smoke mode"
         """
-    ))
+        )
+    )
     (tmp_path / "notebooks" / "README.md").write_text("not a notebook")
     (tmp_path / "notebooks" / "3_bad_name.py").write_text("not a notebook either")
     return tmp_path
@@ -102,9 +108,13 @@ def test_failure_removes_a_stale_good_copy(toy_repo):
 def test_cache_skips_unchanged_and_reruns_changed(toy_repo):
     out = toy_repo / "out"
     lines = []
-    first = runner.run_notebooks(["01"], smoke=True, output_dir=out, root=toy_repo, log=lines.append)
+    first = runner.run_notebooks(
+        ["01"], smoke=True, output_dir=out, root=toy_repo, log=lines.append
+    )
     assert not first[0].cached and "value 1" in first[0].output.read_text()
-    again = runner.run_notebooks(["01"], smoke=True, output_dir=out, root=toy_repo, log=lines.append)
+    again = runner.run_notebooks(
+        ["01"], smoke=True, output_dir=out, root=toy_repo, log=lines.append
+    )
     assert again[0].cached and any("up to date" in line for line in lines)
     full = runner.run_notebooks(["01"], smoke=False, output_dir=out, root=toy_repo, log=None)
     assert not full[0].cached and "value 2" in full[0].output.read_text()
@@ -112,8 +122,9 @@ def test_cache_skips_unchanged_and_reruns_changed(toy_repo):
     source.write_text(source.read_text() + "\n# %%\nprint('edited')\n")
     edited = runner.run_notebooks(["01"], smoke=False, output_dir=out, root=toy_repo, log=None)
     assert not edited[0].cached and "edited" in edited[0].output.read_text()
-    forced = runner.run_notebooks(["01"], smoke=False, output_dir=out, root=toy_repo, force=True,
-                                  log=None)
+    forced = runner.run_notebooks(
+        ["01"], smoke=False, output_dir=out, root=toy_repo, force=True, log=None
+    )
     assert not forced[0].cached
 
 

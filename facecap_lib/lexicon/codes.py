@@ -17,8 +17,8 @@ Grammar of one token (case-insensitive, surrounding whitespace ignored):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from facecap_lib.lexicon.aus import AU_BY_NUMBER, AU_NUMBERS
 

@@ -12,7 +12,6 @@ PYTEST_ARGS ?=
 # Nothing in this project may reach for a model hub.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export FACECAP_CACHE ?= $(CURDIR)/build/work
 
 .PHONY: all env java notebooks smoke book test lint clean distclean
 

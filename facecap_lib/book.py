@@ -3,11 +3,14 @@
 The build never executes notebooks (``execute_notebooks: off``): it renders the copies that
 :mod:`facecap_lib.notebooks` wrote to ``book/chapters``. Warnings are errors and cross-references
 are checked (``--warningiserror --nitpick``), so a broken link or a missing chapter fails the build.
+Every build starts from an empty ``_build`` folder: Sphinx's incremental builds would pass a broken
+page the second time (it is not re-read) and keep pages of removed chapters.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +54,9 @@ def build_book(book_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
             "(`facecap notebooks run`)"
         )
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    if not jupyter_book.exists():
+        raise RuntimeError(f"jupyter-book is not installed beside {sys.executable}: run `make env`")
+    shutil.rmtree(book_dir / "_build", ignore_errors=True)
     command = [
         str(jupyter_book),
         "build",

@@ -29,8 +29,13 @@ def _notebooks_run(args: argparse.Namespace) -> int:
 def _notebooks_list(args: argparse.Namespace) -> int:
     from facecap_lib.notebooks import discover, find_repo_root
 
-    root = find_repo_root(args.root)
-    for path in discover(root / "notebooks"):
+    try:
+        root = find_repo_root(args.root)
+        notebooks = discover(root / "notebooks")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for path in notebooks:
         print(path.relative_to(root))
     return 0
 
@@ -39,10 +44,9 @@ def _book_build(args: argparse.Namespace) -> int:
     from facecap_lib.book import build_book
     from facecap_lib.notebooks import find_repo_root
 
-    book_dir = args.book or find_repo_root() / "book"
     try:
-        html = build_book(book_dir)
-    except RuntimeError as err:
+        html = build_book(args.book or find_repo_root() / "book")
+    except (RuntimeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"book: open {html / 'index.html'}")
@@ -93,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="folder for executed copies (default: book/chapters, or build/smoke)"
     )
     run.add_argument("--root", help="repository root (default: found from the current folder)")
+    run.add_argument("--timeout", type=float, help="seconds one cell may run (default: no limit)")
     run.set_defaults(func=_notebooks_run)
     listing = nb_commands.add_parser("list", help="list the notebooks in order")
     listing.add_argument("--root", help="repository root")

@@ -1,15 +1,21 @@
 """The notebook runner: jupytext ``.py`` sources → executed ``.ipynb`` copies, through papermill.
 
 ``notebooks/NN_slug.py`` (jupytext py:percent) are the only sources. :func:`run_notebooks` converts
-each with jupytext, executes it with papermill (parameters injected after the cell tagged
-``parameters``; ``SMOKE`` always set), and writes the executed copy to a git-ignored folder:
-``book/chapters/`` for full runs (the book renders those) and ``build/smoke/`` for smoke runs.
+each with jupytext, checks it has exactly one cell tagged ``parameters`` that sets ``SMOKE``,
+executes it with papermill (parameters injected right after that cell), and writes the executed
+copy to a git-ignored folder: ``book/chapters/`` for full runs (the book renders those) and
+``build/smoke/`` for smoke runs.
 
-An executed copy records a cache key (hash of the source, the parameters and the ``facecap_lib``
-sources); a later run with the same key is skipped unless ``force``. A failing notebook raises
-:class:`NotebookExecutionError` naming the notebook, the cell and its first line in the ``.py``
-source; its partial output is kept next to the others as ``NN_slug.failed.ipynb``, and any earlier
-good copy is removed so that the book never shows a stale chapter.
+Kernels run in the work folder (``$FACECAP_CACHE``, by default ``build/work/full`` or
+``build/work/smoke`` so the two modes never share artifacts) with this interpreter first on PATH.
+
+An executed copy records a cache key: a hash of the notebook source, the parameters, every file of
+``facecap_lib``, the project's dependency files, the Python version and the data root. A later
+run with the same key is skipped unless ``force``; once one notebook of a run executes, the ones
+after it execute too, since they may read what it wrote. Any failure raises
+:class:`NotebookExecutionError` naming the notebook (and, for an error in a cell, the cell and its
+line in the ``.py`` source); the partial output is kept as ``NN_slug.failed.ipynb`` and any earlier
+good copy is removed, so the book never shows a stale chapter.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +35,11 @@ from typing import Any
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.py$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 METADATA_KEY = "facecap"
+DEPENDENCY_FILES = ("pyproject.toml", "constraints.txt")
 
 
 class NotebookExecutionError(RuntimeError):
-    """A notebook failed; the message names the notebook, the cell and the error."""
+    """A notebook failed; the message names the notebook, and the cell and line where known."""
 
     def __init__(
         self, message: str, notebook: Path, cell: int | None = None, line: int | None = None
@@ -67,11 +74,16 @@ def find_repo_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def discover(notebooks_dir: str | os.PathLike) -> list[Path]:
-    """The ``NN_slug.py`` notebooks of a folder, in order."""
+    """The ``NN_slug.py`` notebooks of a folder, in order; two notebooks may not share a number."""
     folder = Path(notebooks_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"notebook folder {folder} does not exist")
-    return sorted(p for p in folder.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+    found = sorted(p for p in folder.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+    numbers = [p.name[:2] for p in found]
+    clashes = sorted({p.name for p in found if numbers.count(p.name[:2]) > 1})
+    if clashes:
+        raise ValueError(f"notebooks in {folder} share a number: {clashes}")
+    return found
 
 
 def select(notebooks: Sequence[Path], names: Iterable[str] | None) -> list[Path]:
@@ -91,29 +103,40 @@ def select(notebooks: Sequence[Path], names: Iterable[str] | None) -> list[Path]
 
 
 def to_notebook(source: Path):
-    """Read a py:percent source with jupytext and give it the python3 kernel papermill needs."""
+    """Read a py:percent source with jupytext, give it the python3 kernel papermill needs, and
+    check its parameters cell (exactly one, setting ``SMOKE``)."""
     import jupytext
 
     nb = jupytext.read(source, fmt="py:percent")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(tagged) != 1 or not re.search(r"^SMOKE\s*=", tagged[0].source, flags=re.M):
+        raise NotebookExecutionError(
+            f"notebook {source}: needs exactly one cell tagged parameters "
+            f'(`# %% tags=["parameters"]`) that sets SMOKE; found {len(tagged)} tagged cell(s)',
+            source,
+        )
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
 
 
-def _library_digest() -> str:
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _digest_files(digest, root: Path, paths: Iterable[Path]) -> None:
+    for path in sorted(paths):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
 
 
-def cache_key(source: Path, parameters: dict[str, Any]) -> str:
-    """Hash of what an executed copy depends on: the source, the parameters, the library code."""
+def cache_key(source: Path, parameters: dict[str, Any], root: Path | None = None) -> str:
+    """Hash of what an executed copy depends on (see the module docstring)."""
     digest = hashlib.sha256(Path(source).read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    digest.update(_library_digest().encode())
+    package = Path(__file__).resolve().parent
+    _digest_files(digest, package, package.rglob("*"))
+    if root is not None:
+        _digest_files(digest, root, (root / name for name in DEPENDENCY_FILES))
+    digest.update(sys.version.encode())
+    digest.update(os.environ.get("FACECAP_DATA", "").encode())
     return digest.hexdigest()
 
 
@@ -125,32 +148,40 @@ def _stored_key(output: Path) -> str | None:
         return None
 
 
-def _line_of(source: Path, cell_source: str) -> int | None:
-    """First line (1-based) of a code cell's text in the ``.py`` source, if it can be found."""
-    first = next((ln for ln in cell_source.splitlines() if ln.strip()), None)
-    if first is None:
-        return None
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.rstrip() == first.rstrip():
-            return number
-    return None
+def _cell_lines(source: Path) -> list[int]:
+    """Line (1-based) of each ``# %%`` cell marker of a py:percent source."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    return [n for n, line in enumerate(lines, start=1) if line.startswith("# %%")]
+
+
+def default_work_dir(root: Path, smoke: bool) -> Path:
+    """Where kernels run and chapters hand artifacts on, unless ``$FACECAP_CACHE`` says otherwise."""
+    return root / "build" / "work" / ("smoke" if smoke else "full")
 
 
 @contextmanager
-def _kernel_environment(root: Path):
-    """Environment of the kernel papermill starts, restored afterwards: this interpreter first on
-    PATH, the repository's work folder unless one is set, and the inline plotting backend (figures
-    are part of the executed copy, whatever MPLBACKEND the caller uses)."""
-    saved = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    os.environ.setdefault("FACECAP_CACHE", str(root / "build" / "work"))
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+def _kernel_environment(root: Path, smoke: bool) -> Iterator[Path]:
+    """Set, for the kernel papermill starts, this interpreter first on PATH and the work folder;
+    restore exactly those variables afterwards. Yields the work folder."""
+    changes = {
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        # figures belong in the executed copy, whatever backend the caller uses
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    if not os.environ.get("FACECAP_CACHE"):
+        changes["FACECAP_CACHE"] = str(default_work_dir(root, smoke))
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    work = Path(os.environ["FACECAP_CACHE"])
+    work.mkdir(parents=True, exist_ok=True)
     try:
-        yield
+        yield work
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_notebook(
@@ -161,62 +192,83 @@ def run_notebook(
     parameters: dict[str, Any] | None = None,
     force: bool = False,
     root: str | os.PathLike | None = None,
+    timeout: float | None = None,
     progress_bar: bool = False,
     log=None,
 ) -> NotebookRun:
     """Execute one notebook into ``output_dir/<stem>.ipynb``; skip it if its cache key is unchanged.
 
-    ``log`` (if given) is called with a line when execution starts; ``progress_bar`` shows
-    papermill's per-cell progress bar.
+    Args:
+        source: the ``NN_slug.py`` file.
+        output_dir: folder for the executed copy.
+        smoke: the value of ``SMOKE``.
+        parameters: further parameters to inject.
+        force: execute even if an up-to-date copy exists.
+        root: repository root (default: found from ``source``).
+        timeout: seconds one cell may run (default: no limit).
+        progress_bar: show papermill's per-cell progress bar.
+        log: called with a line when execution starts.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = Path(source).resolve()
+    root = Path(root).resolve() if root else find_repo_root(source.parent)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / f"{source.stem}.ipynb"
     failed = output_dir / f"{source.stem}.failed.ipynb"
     params = {"SMOKE": bool(smoke), **(parameters or {})}
-    key = cache_key(source, params)
+    key = cache_key(source, params, root)
     if not force and output.exists() and _stored_key(output) == key:
         return NotebookRun(source, output, 0.0, cached=True)
 
-    if log:
-        log(f"{source.stem}: running ({'smoke' if smoke else 'full'}) ...")
     nb = to_notebook(source)
     nb.metadata[METADATA_KEY] = {"cache_key": key, "source": source.name, "parameters": params}
+    markers = _cell_lines(source)
+    parameters_index = next(
+        i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])
+    )
     partial = output_dir / f".{source.stem}.running.ipynb"
     output.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
+    if log:
+        log(f"{source.stem}: running ({'smoke' if smoke else 'full'}) ...")
     start = time.perf_counter()
-    root = Path(root).resolve() if root else find_repo_root(source.parent)
     try:
-        with _kernel_environment(root):
+        with _kernel_environment(root, smoke) as work:
             papermill.execute_notebook(
                 nb,
                 str(partial),
                 parameters=params,
                 kernel_name=KERNELSPEC["name"],
-                cwd=str(source.parent),
+                cwd=str(work),
                 progress_bar=progress_bar,
                 log_output=False,
+                execution_timeout=timeout,
             )
     except PapermillExecutionError as err:
         if partial.exists():
             partial.replace(failed)
-        line = _line_of(source, err.source)
+        # the executed copy has papermill's injected cell right after the parameters cell
+        index = err.cell_index - (1 if err.cell_index > parameters_index else 0)
+        line = markers[index] if len(markers) == len(nb.cells) else None
         where = f"line {line} of " if line else ""
         raise NotebookExecutionError(
-            f"notebook {source.name} failed in cell In [{err.exec_count}] ({where}{source}): "
-            f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {failed}",
+            f"notebook {source.name} failed in cell {index + 1} of {len(nb.cells)} "
+            f"({where}{source}): {err.ename}: {err.evalue}\n"
+            f"executed copy with the traceback: {failed}",
             source,
-            err.exec_count,
+            index + 1,
             line,
         ) from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    except Exception as err:  # dead kernel, cell timeout, kernel that never starts ...
+        if partial.exists():
+            partial.replace(failed)
+        raise NotebookExecutionError(
+            f"notebook {source.name} could not be executed ({source}): {type(err).__name__}: {err}",
+            source,
+        ) from err
     partial.replace(output)
     return NotebookRun(source, output, time.perf_counter() - start, cached=False)
 
@@ -233,6 +285,7 @@ def run_notebooks(
     output_dir: str | os.PathLike | None = None,
     force: bool = False,
     root: str | os.PathLike | None = None,
+    timeout: float | None = None,
     log=print,
     progress_bar: bool = False,
 ) -> list[NotebookRun]:
@@ -244,18 +297,27 @@ def run_notebooks(
         output_dir: where executed copies go; default :func:`default_output_dir`.
         force: execute even when an up-to-date executed copy exists.
         root: repository root; default :func:`find_repo_root`.
+        timeout: seconds one cell may run (default: no limit).
         log: called with status lines per notebook (``None`` for silence).
         progress_bar: show papermill's per-cell progress bar.
 
     Raises:
-        NotebookExecutionError: at the first failing notebook, naming it and the cell.
+        NotebookExecutionError: at the first failing notebook, naming it (and the cell).
     """
     root = Path(root).resolve() if root else find_repo_root()
     out = Path(output_dir) if output_dir else default_output_dir(root, smoke)
-    runs = []
+    runs: list[NotebookRun] = []
     for source in select(discover(root / "notebooks"), names):
+        upstream_ran = any(not r.cached for r in runs)
         run = run_notebook(
-            source, out, smoke=smoke, force=force, root=root, progress_bar=progress_bar, log=log
+            source,
+            out,
+            smoke=smoke,
+            force=force or upstream_ran,
+            root=root,
+            timeout=timeout,
+            progress_bar=progress_bar,
+            log=log,
         )
         if log:
             status = "up to date, skipped" if run.cached else f"done in {run.seconds:.1f} s"

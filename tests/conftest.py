@@ -19,6 +19,20 @@ def repo() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_work_folder(tmp_path_factory):
+    """Tests never read a user's datasets or write into their work folder."""
+    saved = {name: os.environ.get(name) for name in ("FACECAP_CACHE", "FACECAP_DATA")}
+    os.environ["FACECAP_CACHE"] = str(tmp_path_factory.mktemp("work"))
+    os.environ.pop("FACECAP_DATA", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory, repo) -> Path:
     """One folder for this session's smoke-executed notebooks, shared by notebook and book tests."""

@@ -13,8 +13,8 @@ def test_lexicon_parse(capsys):
 
 
 def test_lexicon_parse_error_names_token(capsys):
-    assert main(["lexicon", "parse", "1+L12L"]) == 1
-    assert "malformed AU token 'L12L'" in capsys.readouterr().err
+    assert main(["lexicon", "parse", "1+L12X"]) == 1
+    assert "malformed AU token 'L12X'" in capsys.readouterr().err
 
 
 def test_lexicon_parse_lenient(capsys):

@@ -152,6 +152,10 @@ def test_no_au_description_is_verbatim():
         ("1 + 2", {1, 2}),
         ("15+B22+17", {15, 17, 22}),
         ("AD19", {19}),
+        ("L12L", {12}),
+        ("AU 12", {12}),
+        ("l12r", {12}),
+        ("TL22", {22}),
         ("BL18", {18}),
         ("RB18", {18}),
         ("5B", {5}),
@@ -173,8 +177,15 @@ def test_parse_au_codes(text, expected):
 @pytest.mark.parametrize(
     "text, token, reason",
     [
-        ("L12L", "L12L", "malformed"),
-        ("1+L12L", "L12L", "malformed"),
+        ("L12X", "L12X", "malformed"),
+        ("1+L12X", "L12X", "malformed"),
+        ("12.0", "12.0", "malformed"),
+        ("\uff11\uff12", "\uff11\uff12", "malformed"),  # full-width digits
+        ("UU12", "UU12", "malformed"),
+        ("LR12", "LR12", "malformed"),
+        ("AD1", "AD1", "malformed"),
+        ("AD12", "AD12", "malformed"),
+        ("1" * 40, "1" * 40, "malformed"),
         ("1++2", "", "malformed"),
         ("1+", "", "malformed"),
         ("AU", "AU", "malformed"),
@@ -186,6 +197,7 @@ def test_parse_au_codes(text, expected):
         ("1+AU3", "AU3", "unknown"),
         ("L39", "L39", "unknown"),
         ("0", "0", "unknown"),
+        ("AD32", "AD32", "unknown"),
     ],
 )
 def test_bad_codes_raise_naming_the_token(text, token, reason):
@@ -196,21 +208,22 @@ def test_bad_codes_raise_naming_the_token(text, token, reason):
 
 
 def test_lenient_parse_skips_and_counts():
-    parsed = parse_au_tokens("1+32+L12L+B22+AU3")
+    parsed = parse_au_tokens("1+32+L12X+B22+AU3")
     assert parsed.aus == {1, 22}
     assert parsed.n_skipped == 3
     assert [(s.token, s.reason) for s in parsed.skipped] == [
         ("32", "unknown"),
-        ("L12L", "malformed"),
+        ("L12X", "malformed"),
         ("AU3", "unknown"),
     ]
-    assert parse_au_codes("1+32+L12L", strict=False) == {1}
+    assert parse_au_codes("1+32+L12X", strict=False) == {1}
     assert parse_au_tokens("null").n_skipped == 0
 
 
-def test_parse_rejects_non_strings():
-    with pytest.raises(TypeError, match="must be a string"):
-        parse_au_codes(12)  # type: ignore[arg-type]
+@pytest.mark.parametrize("value", [12, None, float("nan")])
+def test_parse_rejects_non_strings(value):
+    with pytest.raises(TypeError, match="must be a string.*missing label"):
+        parse_au_codes(value)  # type: ignore[arg-type]
 
 
 def test_format_round_trips():
@@ -220,6 +233,8 @@ def test_format_round_trips():
         assert parse_au_codes(lexicon.format_au_codes(aus)) == aus
     with pytest.raises(ValueError, match="AU32"):
         lexicon.format_au_codes({32})
+    with pytest.raises(ValueError, match="integers"):
+        lexicon.format_au_codes([True])
 
 
 def test_emotion_vocabulary():

@@ -1,6 +1,7 @@
 """Every notebook runs through the runner in smoke mode (one test each), and the runner itself."""
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -88,12 +89,100 @@ def test_failure_names_notebook_cell_and_line(toy_repo):
     with pytest.raises(runner.NotebookExecutionError) as info:
         runner.run_notebooks(["02"], smoke=True, output_dir=out, root=toy_repo, log=None)
     message = str(info.value)
-    assert "02_broken.py" in message
+    assert "02_broken.py" in message and "cell 5 of 5" in message
     assert "AssertionError: this cell refuses smoke mode" in message
     source_lines = (toy_repo / "notebooks" / "02_broken.py").read_text().splitlines()
-    assert source_lines[info.value.line - 1].startswith("assert SMOKE is False")
+    assert source_lines[info.value.line - 1] == "# %%"
+    assert source_lines[info.value.line].startswith("assert SMOKE is False")
     assert f"line {info.value.line} of" in message
     assert (out / "02_broken.failed.ipynb").exists() and not (out / "02_broken.ipynb").exists()
+
+
+def test_line_is_the_failing_cell_not_an_earlier_twin(toy_repo):
+    twin = toy_repo / "notebooks" / "03_twin.py"
+    twin.write_text(
+        _notebook(
+            """
+        # %%
+        x = 1
+
+        # %%
+        x = 1
+        assert SMOKE is False
+        """
+        )
+    )
+    with pytest.raises(runner.NotebookExecutionError) as info:
+        runner.run_notebooks(
+            ["03"], smoke=True, output_dir=toy_repo / "out", root=toy_repo, log=None
+        )
+    lines = twin.read_text().splitlines()
+    assert info.value.cell == 5 and lines[info.value.line : info.value.line + 2] == [
+        "x = 1",
+        "assert SMOKE is False",
+    ]
+
+
+def test_notebook_without_parameters_cell_is_refused(toy_repo):
+    bad = toy_repo / "notebooks" / "03_no_params.py"
+    bad.write_text("# %%\nSMOKE = False\n\n# %%\nassert SMOKE is False\n")
+    with pytest.raises(
+        runner.NotebookExecutionError,
+        match="03_no_params.py: needs exactly one cell tagged parameters",
+    ):
+        runner.run_notebooks(
+            ["03"], smoke=True, output_dir=toy_repo / "out", root=toy_repo, log=None
+        )
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("import os\nos._exit(3)", "could not be executed"),
+        ("import time\ntime.sleep(60)", "could not be executed"),
+    ],
+    ids=["dead-kernel", "timeout"],
+)
+def test_kernel_death_and_timeouts_name_the_notebook(toy_repo, body, expected):
+    (toy_repo / "notebooks" / "03_dies.py").write_text(_notebook(f"\n# %%\n{body}\n"))
+    with pytest.raises(runner.NotebookExecutionError, match=f"03_dies.py {expected}"):
+        runner.run_notebooks(
+            ["03"], smoke=True, output_dir=toy_repo / "out", root=toy_repo, timeout=5, log=None
+        )
+
+
+def test_duplicate_numbers_are_refused(toy_repo):
+    (toy_repo / "notebooks" / "01_second.py").write_text(_notebook(""))
+    with pytest.raises(ValueError, match="share a number"):
+        runner.discover(toy_repo / "notebooks")
+
+
+def test_cache_key_tracks_what_chapters_depend_on(toy_repo, monkeypatch):
+    source = toy_repo / "notebooks" / "01_first.py"
+    key = runner.cache_key(source, {"SMOKE": True}, toy_repo)
+    assert runner.cache_key(source, {"SMOKE": True}, toy_repo) == key
+    assert runner.cache_key(source, {"SMOKE": False}, toy_repo) != key
+    monkeypatch.setenv("FACECAP_DATA", "/data/bp4d")
+    assert runner.cache_key(source, {"SMOKE": True}, toy_repo) != key
+    monkeypatch.delenv("FACECAP_DATA")
+    (toy_repo / "constraints.txt").write_text("torch==2.13.0\n")
+    assert runner.cache_key(source, {"SMOKE": True}, toy_repo) != key
+
+
+def test_kernels_run_in_the_work_folder(toy_repo, tmp_path, monkeypatch):
+    (toy_repo / "notebooks" / "03_cwd.py").write_text(
+        _notebook(
+            "\n# %%\nimport os\nprint('cwd=' + os.getcwd())\nprint('cache=' + os.environ['FACECAP_CACHE'])\n"
+        )
+    )
+    monkeypatch.delenv("FACECAP_CACHE")
+    run = runner.run_notebooks(
+        ["03"], smoke=True, output_dir=toy_repo / "out", root=toy_repo, log=None
+    )
+    text = run[0].output.read_text()
+    work = runner.default_work_dir(toy_repo, smoke=True)
+    assert f"cwd={work}" in text and f"cache={work}" in text
+    assert "FACECAP_CACHE" not in os.environ
 
 
 def test_failure_removes_a_stale_good_copy(toy_repo):
@@ -103,6 +192,19 @@ def test_failure_removes_a_stale_good_copy(toy_repo):
     with pytest.raises(runner.NotebookExecutionError):
         runner.run_notebooks(["02"], smoke=True, output_dir=out, root=toy_repo, log=None)
     assert not (out / "02_broken.ipynb").exists()
+
+
+def test_a_rerun_notebook_reruns_the_ones_after_it(toy_repo):
+    out = toy_repo / "out"
+    (toy_repo / "notebooks" / "02_broken.py").unlink()
+    (toy_repo / "notebooks" / "02_second.py").write_text(_notebook("\n# %%\nprint('two')\n"))
+    runner.run_notebooks(smoke=True, output_dir=out, root=toy_repo, log=None)
+    again = runner.run_notebooks(smoke=True, output_dir=out, root=toy_repo, log=None)
+    assert [r.cached for r in again] == [True, True]
+    first = toy_repo / "notebooks" / "01_first.py"
+    first.write_text(first.read_text() + "\n# %%\nprint('changed upstream')\n")
+    third = runner.run_notebooks(smoke=True, output_dir=out, root=toy_repo, log=None)
+    assert [r.cached for r in third] == [False, False]
 
 
 def test_cache_skips_unchanged_and_reruns_changed(toy_repo):

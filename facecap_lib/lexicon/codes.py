@@ -1,13 +1,15 @@
 """Reading the AU codes that datasets write: ``"AU12"``, ``"12"``, ``"L12"``, ``"17+B22+T24"``, ``"null"``.
 
-Grammar of one token (case-insensitive, surrounding whitespace ignored):
+Grammar of one token (case-insensitive, ASCII, surrounding whitespace ignored):
 
-    [AU | AD | side prefix of 1-2 letters from L R T B U] <number> [intensity letter A-E]
+    [AU | AD | region prefix] <1-3 digits> [intensity letter A-E] [side letter L | R]
 
-- Side prefixes (``L``/``R`` left/right, ``T``/``B`` top/bottom lip, ``U`` unilateral) are dropped:
-  an AU present in any region is present, as Exp-BLIP does for RAF-AU. Double prefixes (``BL18``)
-  and the action-descriptor form ``AD19`` occur in RAF-AU and are read too.
-- An intensity letter (``5B``, ``R12A``) is dropped: the result is occurrence only.
+- Region prefixes are ``L``/``R`` (left/right), ``T``/``B`` (top/bottom lip), ``U`` (unilateral)
+  and a lip-and-side pair (``BL18``, ``RB18``); they are dropped: an AU present in any region is
+  present, as Exp-BLIP does for RAF-AU. ``AD`` (action descriptor) is read only for AU19, the one
+  lexicon AU FACS writes that way (``AD19``). ``AU 12`` (a space, as in EmotioNet headers) is read.
+- An intensity letter (``5B``, ``R12A``) is dropped: the result is occurrence only. A trailing side
+  letter (``L12L``, a quirk of the RAF-AU label file) is dropped too.
 - Tokens are joined with ``+``; repeated AUs count once; ``""`` and ``"null"`` mean no AU.
 - A token whose number is not one of the 27 lexicon AUs is *unknown*; anything else that does not
   match the grammar (``L12L``, ``AU``, an empty token in ``1++2``) is *malformed*. Strict parsing
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 
 from facecap_lib.lexicon.aus import AU_BY_NUMBER, AU_NUMBERS
 
-_TOKEN = re.compile(r"^(?:AU|AD|[LRTBU]{1,2})?(\d+)([A-E])?$", re.IGNORECASE)
+_TOKEN = re.compile(
+    r"^(AU\s*|AD|[TB][LR]|[LR][TB]|[LRTBU])?(\d{1,3})([A-E])?([LR])?$", re.IGNORECASE | re.ASCII
+)
 _NO_AU = {"", "null"}
 
 
@@ -50,7 +54,11 @@ class ParsedAUCodes:
 def parse_au_tokens(text: str) -> ParsedAUCodes:
     """Parse ``text`` leniently: lexicon AUs in ``aus``, unknown and malformed tokens in ``skipped``."""
     if not isinstance(text, str):
-        raise TypeError(f"AU codes must be a string, got {type(text).__name__}: {text!r}")
+        raise TypeError(
+            f"AU codes must be a string, got {type(text).__name__}: {text!r}. A missing label "
+            "(None/NaN) is not 'no AU'; read label files with keep_default_na=False so that "
+            "'null' stays a string"
+        )
     stripped = text.strip()
     if stripped.lower() in _NO_AU:
         return ParsedAUCodes(text, frozenset())
@@ -59,12 +67,14 @@ def parse_au_tokens(text: str) -> ParsedAUCodes:
     for raw in stripped.split("+"):
         token = raw.strip()
         match = _TOKEN.match(token)
-        if match is None:
+        number = int(match.group(2)) if match else None
+        descriptor = match is not None and (match.group(1) or "").upper() == "AD"
+        if match is None or (descriptor and number in AU_BY_NUMBER and number != 19):
             skipped.append(SkippedToken(token, "malformed"))
-        elif int(match.group(1)) not in AU_BY_NUMBER:
+        elif number not in AU_BY_NUMBER:
             skipped.append(SkippedToken(token, "unknown"))
         else:
-            aus.add(int(match.group(1)))
+            aus.add(number)
     return ParsedAUCodes(text, frozenset(aus), tuple(skipped))
 
 
@@ -85,14 +95,17 @@ def parse_au_codes(text: str, *, strict: bool = True) -> frozenset[int]:
         if bad.reason == "unknown":
             detail = f"not one of the 27 lexicon AUs {list(AU_NUMBERS)}"
         else:
-            detail = "expected e.g. 'AU12', '12', 'L12', 'B22' or '5B'"
+            detail = "expected e.g. 'AU12', '12', 'L12', 'B22', '5B' or 'AD19'"
         raise ValueError(f"{bad.reason} AU token {bad.token!r} in {text!r}: {detail}")
     return parsed.aus
 
 
 def format_au_codes(aus: Iterable[int]) -> str:
     """``{12, 6}`` → ``"AU6+AU12"`` (ascending); ``"null"`` for no AU. Inverse of :func:`parse_au_codes`."""
-    numbers = sorted(set(int(n) for n in aus))
+    items = list(aus)
+    if any(isinstance(n, bool) or not float(n).is_integer() for n in items):
+        raise ValueError(f"AU numbers must be integers, got {items!r}")
+    numbers = sorted(set(int(n) for n in items))
     for n in numbers:
         if n not in AU_BY_NUMBER:
             raise ValueError(f"AU{n} is not one of the 27 lexicon AUs {list(AU_NUMBERS)}")

@@ -14,8 +14,8 @@ the image is downsampled from ``supersample`` times the size (anti-aliasing) and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -224,7 +224,7 @@ class Renderer:
         base = np.where(self._is_lip[self._drawn][:, None], np.array(identity.lips), skin)
         colours = np.clip(base * shade[:, None] * 255.0, 0, 255).astype(np.int64)
         xy = np.stack([cx + scale * p3[:, 0], cy - scale * p3[:, 1]], axis=1)
-        order = np.argsort((a[:, 2] + b[:, 2] + c[:, 2]))
+        order = np.argsort(a[:, 2] + b[:, 2] + c[:, 2])
         pts = xy[tri[order]].tolist()
         cols = colours[order].tolist()
         polygon = draw.polygon

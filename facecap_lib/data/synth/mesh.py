@@ -71,6 +71,77 @@ FACE_OVAL = (
 NOSE_TIP, NOSE_BOTTOM, RIGHT_ALA, LEFT_ALA = 1, 2, 98, 327
 CHIN, FOREHEAD, GLABELLA = 152, 10, 9
 RIGHT_CHEEK, LEFT_CHEEK = 205, 425
+LANDMARKS_68 = (
+    162,
+    234,
+    93,
+    58,
+    172,
+    136,
+    149,
+    148,
+    152,
+    377,
+    378,
+    365,
+    397,
+    288,
+    323,
+    454,
+    389,  # jaw
+    71,
+    63,
+    105,
+    66,
+    107,
+    336,
+    296,
+    334,
+    293,
+    301,  # brows
+    168,
+    197,
+    5,
+    4,
+    75,
+    97,
+    2,
+    326,
+    305,  # nose
+    33,
+    160,
+    158,
+    133,
+    153,
+    144,
+    362,
+    385,
+    387,
+    263,
+    373,
+    380,  # eyes
+    61,
+    39,
+    37,
+    0,
+    267,
+    269,
+    291,
+    405,
+    314,
+    17,
+    84,
+    181,  # outer lips
+    78,
+    82,
+    13,
+    312,
+    308,
+    317,
+    14,
+    87,  # inner lips
+)
+"""Mesh vertices closest to the 68 iBUG/dlib landmarks, in their order (AffectNet's landmarks)."""
 
 
 def _ring(upper: tuple[int, ...], lower: tuple[int, ...]) -> tuple[int, ...]:

@@ -25,6 +25,10 @@ from facecap_lib.data.synth.actions import RENDERED_AUS, WRINKLES, build_fields
 from facecap_lib.data.synth.identity import Identity
 
 OCCLUDERS = ("sunglasses", "mask", "hand")
+FACE_HEIGHT_CM = 17.7  # forehead to chin of the canonical mesh
+FACE_FRACTION = 0.6  # of the image height, at scale 1
+CENTRE_Y = 0.52  # where the pivot lands, fraction of the image height
+PIVOT = np.array([0.0, -0.6, 0.0])  # the point of the face the pose rotates about
 FACS_LETTERS = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5}
 
 
@@ -174,6 +178,24 @@ class Renderer:
             per_side[au] = (right, left)
         return v, per_side
 
+    def landmarks(
+        self,
+        aus: Mapping[int, float],
+        identity: Identity,
+        scene: Scene | None = None,
+        sides: Mapping[int, str] | None = None,
+        indices: tuple[int, ...] = M.LANDMARKS_68,
+    ) -> np.ndarray:
+        """Image coordinates ``[len(indices), 2]`` (pixels of the output image) of mesh vertices of
+        the face :meth:`render` would draw; by default the 68 points of the iBUG/dlib scheme."""
+        scene = scene or Scene()
+        verts, _ = self.deform(aus, identity, sides)
+        rot = _rotation(scene.yaw, scene.pitch, scene.roll)
+        scale = self.size * FACE_FRACTION * scene.scale / FACE_HEIGHT_CM
+        p = (verts[list(indices)] - PIVOT) @ rot.T
+        cx, cy = self.size * (0.5 + scene.shift[0]), self.size * (CENTRE_Y + scene.shift[1])
+        return np.stack([cx + scale * p[:, 0], cy - scale * p[:, 1]], axis=1)
+
     # --- drawing ----------------------------------------------------------------------------
     def render(
         self,
@@ -198,10 +220,10 @@ class Renderer:
         verts, per_side = self.deform(aus, identity, sides)
         _, eye_centres = self._identity(identity)
         rot = _rotation(scene.yaw, scene.pitch, scene.roll)
-        scale = size * 0.6 * scene.scale / 17.7
+        scale = size * FACE_FRACTION * scene.scale / FACE_HEIGHT_CM
         cx = size * (0.5 + scene.shift[0])
-        cy = size * (0.52 + scene.shift[1])
-        pivot = np.array([0.0, -0.6, 0.0])
+        cy = size * (CENTRE_Y + scene.shift[1])
+        pivot = PIVOT
 
         def project(points: np.ndarray) -> np.ndarray:
             p = (points - pivot) @ rot.T

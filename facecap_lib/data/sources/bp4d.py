@@ -1,0 +1,251 @@
+"""BP4D-Spontaneous: frame-level AU occurrence of 41 subjects × 8 tasks.
+
+Layout (as distributed)::
+
+    AUCoding/AU_OCC/<SUBJ>_<TASK>.csv     e.g. F001_T1.csv; header 0,1,...,99
+    Sequences_2D+3D/<SUBJ>/<TASK>/<frame>.jpg   (also "2D+3D" or "2D_img" in some copies)
+
+In an AU_OCC file column ``0`` is the frame number and column ``n`` the occurrence of AU n:
+1 present, 0 absent, 9 unknown (→ NaN). A re-released variant names the coded AUs in the header
+instead (fewer than 50 columns); a trailing occlusion column is ignored. Frame file names are padded
+inconsistently across copies (``643.jpg``, ``0643.jpg``); the loader matches them by number.
+Only the 12 benchmark AUs are read by default: the other columns are not coded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facecap_lib.data.problems import ProblemLog
+from facecap_lib.data.sources.common import first_per_row, image_exists, occurrence, require_dir
+from facecap_lib.data.table import face_table
+from facecap_lib.lexicon import AU_BY_NUMBER
+
+LABEL_DIR = "AUCoding/AU_OCC"
+IMAGE_DIRS = ("Sequences_2D+3D", "2D+3D", "2D_img")
+AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
+TASKS = tuple(f"T{i}" for i in range(1, 9))
+UNKNOWN = 9
+FOLDS: dict[int, tuple[str, ...]] = {
+    1: (
+        "F001",
+        "F002",
+        "F008",
+        "F009",
+        "F010",
+        "F016",
+        "F018",
+        "F023",
+        "M001",
+        "M004",
+        "M007",
+        "M008",
+        "M012",
+        "M014",
+    ),
+    2: (
+        "F003",
+        "F005",
+        "F011",
+        "F013",
+        "F020",
+        "F022",
+        "M002",
+        "M005",
+        "M010",
+        "M011",
+        "M013",
+        "M016",
+        "M017",
+        "M018",
+    ),
+    3: (
+        "F004",
+        "F006",
+        "F007",
+        "F012",
+        "F014",
+        "F015",
+        "F017",
+        "F019",
+        "F021",
+        "M003",
+        "M006",
+        "M009",
+        "M015",
+    ),
+}
+"""The 3-fold subject partition of JAA-Net / ME-GraphAU (Exp-BLIP tests on part 3)."""
+
+
+def frame_name(subject: str, frame: int) -> str:
+    """File name of a frame as the writer lays it out: 4-digit padding, 3-digit for M009-M018
+    (as in one public copy), to exercise the loader's padding tolerance."""
+    width = 3 if subject[0] == "M" and int(subject[1:]) >= 9 else 4
+    return f"{frame:0{width}d}.jpg"
+
+
+def image_path(subject: str, task: str, frame: int) -> str:
+    return f"{IMAGE_DIRS[0]}/{subject}/{task}/{frame_name(subject, frame)}"
+
+
+def _columns(header: list[str], path: Path, problems: ProblemLog) -> dict[int, str] | None:
+    """Map AU number → CSV column for both header variants."""
+    numeric = [h for h in header if h.strip().isdigit()]
+    if len(header) >= 50:
+        if header[:100] != [str(i) for i in range(100)]:
+            problems.report(
+                path, 1, "bad-header", "expected the header 0,1,...,99 of an AU_OCC file"
+            )
+            return None
+        return {n: str(n) for n in range(1, 100)}
+    if not numeric or header[0].strip().lower() not in ("0", "frame", ""):
+        problems.report(
+            path, 1, "bad-header", f"cannot read AU columns from header {header[:6]}..."
+        )
+        return None
+    return {int(h): h for h in header[1:] if h.strip().isdigit()}
+
+
+def load(
+    root: str | Path, *, aus: tuple[int, ...] = AUS, strict: bool = True, check_images: bool = True
+) -> pd.DataFrame:
+    """Read a BP4D copy into a face table (one row per coded frame).
+
+    Args:
+        root: the BP4D folder (holding ``AUCoding/`` and the frame folders).
+        aus: AUs to read (default the 12 coded ones); others stay NaN.
+        strict: raise on the first problem (default) or skip and count (see :mod:`..problems`).
+        check_images: require every labelled frame's image to exist.
+    """
+    root = Path(root)
+    labels = require_dir(root / LABEL_DIR, "BP4D AU_OCC label folder")
+    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    if check_images and images is None:
+        raise FileNotFoundError(
+            f"BP4D frame folder not found under {root}: expected one of {IMAGE_DIRS}"
+        )
+    unknown_aus = [a for a in aus if a not in AU_BY_NUMBER]
+    if unknown_aus:
+        raise ValueError(f"BP4D: AUs {unknown_aus} are not lexicon AUs")
+    problems = ProblemLog(strict)
+    parts = []
+    for path in sorted(labels.glob("*.csv")):
+        subject, _, task = path.stem.partition("_")
+        if not (len(subject) == 4 and subject[0] in "FM" and subject[1:].isdigit() and task):
+            problems.report(
+                path, None, "bad-file-name", "expected <SUBJECT>_<TASK>.csv, e.g. F001_T1.csv"
+            )
+            continue
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        header = [str(c) for c in raw.columns]
+        columns = _columns(header, path, problems)
+        if columns is None:
+            continue
+        frame_col = header[0]
+        wanted = {a: columns.get(a) for a in aus}
+        used = [frame_col] + [c for c in wanted.values() if c is not None]
+        text = raw[used]
+        values = text.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        keep = np.ones(len(text), dtype=bool)
+        for row, col in first_per_row(np.isnan(values)):
+            problems.report(
+                path, row + 2, "not-a-number", f"column {used[col]} holds {text.iat[row, col]!r}"
+            )
+            keep[row] = False
+        invalid = ~np.isin(values[:, 1:], [0, 1, UNKNOWN]) & keep[:, None]
+        for row, col in first_per_row(invalid):
+            problems.report(
+                path,
+                row + 2,
+                "bad-code",
+                f"AU{used[col + 1]} is {values[row, col + 1]:g}, expected 0, 1 or 9",
+            )
+            keep[row] = False
+        frames = values[:, 0]
+        for row in np.flatnonzero(pd.Series(frames).duplicated().to_numpy() & keep):
+            problems.report(
+                path, row + 2, "duplicate-row", f"frame {int(frames[row])} is listed twice"
+            )
+            keep[row] = False
+        by_column = dict(zip(used, values.T, strict=True))
+        part = pd.DataFrame({"frame": frames[keep].astype(int)})
+        for au, column in wanted.items():
+            if column is None:
+                part[f"AU{au}"] = np.nan
+                continue
+            part[f"AU{au}"] = occurrence(by_column[column][keep], {UNKNOWN})
+        part["label_line"] = np.flatnonzero(keep) + 2
+        part["label_file"] = str(path.relative_to(root))
+        part["subject"], part["sequence"] = subject, task
+        part["image_path"] = _resolve(
+            root,
+            images,
+            subject,
+            task,
+            part["frame"],
+            part["label_line"],
+            path,
+            problems,
+            check_images,
+        )
+        parts.append(part[part["image_path"].notna()])
+    df = face_table(pd.concat(parts, ignore_index=True) if parts else [])
+    df["dataset"] = "bp4d"
+    return problems.attach(df, f"BP4D {root}")
+
+
+def _resolve(root, images, subject, task, frames, lines, label_file, problems, check):
+    """Frame numbers → image paths, matching file names by number whatever their padding."""
+    folder = (
+        (images / subject / task) if images is not None else root / IMAGE_DIRS[0] / subject / task
+    )
+    if not check:
+        return [str(Path(folder.relative_to(root)) / frame_name(subject, int(f))) for f in frames]
+    by_number = {}
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.stem.isdigit():
+                by_number.setdefault(int(entry.stem), entry.name)
+    out = []
+    for frame, line in zip(frames, lines, strict=True):
+        name = by_number.get(int(frame))
+        if name is None:
+            image_exists(
+                root,
+                str(folder.relative_to(root) / f"{int(frame)}.jpg"),
+                problems,
+                label_file,
+                int(line),
+                True,
+            )
+            out.append(None)
+        else:
+            out.append(str(folder.relative_to(root) / name))
+    return out
+
+
+def write(root: str | Path, table: pd.DataFrame, *, aus: tuple[int, ...] = AUS) -> list[Path]:
+    """Write the AU_OCC label files of a face table (rows with subject, sequence = task, frame).
+
+    Columns of AUs outside ``aus`` and NaN labels are written as 9 (unknown). Returns the files.
+    """
+    root = Path(root)
+    folder = root / LABEL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (subject, task), group in table.sort_values("frame").groupby(
+        ["subject", "sequence"], sort=True
+    ):
+        codes = np.full((len(group), 100), UNKNOWN, dtype=np.int64)
+        codes[:, 0] = group["frame"].to_numpy(dtype=np.int64)
+        for au in aus:
+            values = group[f"AU{au}"].to_numpy(dtype=float)
+            codes[:, au] = np.where(np.isnan(values), UNKNOWN, values).astype(np.int64)
+        path = folder / f"{subject}_{task}.csv"
+        pd.DataFrame(codes, columns=[str(i) for i in range(100)]).to_csv(path, index=False)
+        written.append(path)
+    return written

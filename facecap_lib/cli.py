@@ -81,6 +81,65 @@ def _lexicon_parse(args: argparse.Namespace) -> int:
     return status
 
 
+def _data_synth(args: argparse.Namespace) -> int:
+    from facecap_lib.data.synth.corpus import CorpusConfig, synthesize
+
+    defaults = CorpusConfig.smoke() if args.smoke else CorpusConfig()
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k in CorpusConfig.__dataclass_fields__ and v is not None
+    }
+    config = CorpusConfig(**{**defaults.__dict__, **overrides})
+    root = synthesize(args.like, args.out, config, workers=args.workers)
+    print(f"{args.like}-like SynthFACS corpus written to {root}")
+    return 0
+
+
+def _data_load(args: argparse.Namespace) -> int:
+    from facecap_lib.data import sources
+    from facecap_lib.data.curate import statistics
+    from facecap_lib.data.problems import DataFormatError
+    from facecap_lib.data.table import save_face_table
+
+    try:
+        table = sources.load(args.dataset, args.root, strict=not args.lenient)
+    except (DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(statistics(table).to_string())
+    if table.attrs.get("problems"):
+        print(f"skipped (lenient): {table.attrs['problems']}")
+    if args.out:
+        print(f"face table written to {save_face_table(table, args.out)}")
+    return 0
+
+
+def _data_curate(args: argparse.Namespace) -> int:
+    from facecap_lib.data import sources
+    from facecap_lib.data.curate import curate, statistics
+    from facecap_lib.data.problems import DataFormatError
+    from facecap_lib.data.table import save_face_table
+
+    tables = []
+    try:
+        for item in args.datasets:
+            dataset, _, root = item.partition("=")
+            if not root:
+                raise ValueError(f"expected DATASET=FOLDER, got {item!r}")
+            tables.append(sources.load(dataset, root, strict=not args.lenient))
+        folds = {"bp4d": (sources.bp4d.FOLDS, [3])} if args.bp4d_folds else None
+        table = curate(
+            tables, every=args.every, test_fraction=args.test_fraction, seed=args.seed, folds=folds
+        )
+    except (DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(statistics(table).to_string())
+    print(f"curated table written to {save_face_table(table, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facecap", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +167,54 @@ def build_parser() -> argparse.ArgumentParser:
     build = book_commands.add_parser("build", help="render the executed notebooks (warnings fail)")
     build.add_argument("--book", help="book folder (default: book/ of the repository)")
     build.set_defaults(func=_book_build)
+
+    data = commands.add_parser("data", help="SynthFACS corpora, dataset loaders, curation")
+    data_commands = data.add_subparsers(dest="action", required=True)
+    synth = data_commands.add_parser(
+        "synth", help="write a SynthFACS corpus in a real dataset's format"
+    )
+    synth.add_argument(
+        "--like",
+        required=True,
+        help="bp4d, disfa, gft, rafau, emotionet, affectnet, rafdb or faceme",
+    )
+    synth.add_argument("--out", required=True, help="the corpus folder (the dataset root)")
+    synth.add_argument("--subjects", type=int, help="people in a video corpus")
+    synth.add_argument("--sequences", type=int, help="videos per person (BP4D tasks)")
+    synth.add_argument("--frames", type=int, help="frames per video")
+    synth.add_argument("--images", type=int, help="images of a still corpus")
+    synth.add_argument("--size", type=int, help="image size in pixels")
+    synth.add_argument("--seed", type=int, help="the corpus is a function of this seed")
+    synth.add_argument("--jitter", type=float, help="pose/framing/noise variation, 0-1")
+    synth.add_argument(
+        "--occluder-rate", dest="occluder_rate", type=float, help="share of occluded faces"
+    )
+    synth.add_argument("--workers", type=int, help="rendering processes (default: all cores)")
+    synth.add_argument("--smoke", action="store_true", help="start from the tiny smoke settings")
+    synth.set_defaults(func=_data_synth)
+    load = data_commands.add_parser("load", help="load a dataset folder and print its statistics")
+    load.add_argument("dataset")
+    load.add_argument("root")
+    load.add_argument(
+        "--lenient", action="store_true", help="skip and count bad rows instead of failing"
+    )
+    load.add_argument("--out", help="write the face table to this Parquet file")
+    load.set_defaults(func=_data_load)
+    cur = data_commands.add_parser(
+        "curate", help="load, split and sample datasets (the paper's protocol)"
+    )
+    cur.add_argument("datasets", nargs="+", metavar="DATASET=FOLDER")
+    cur.add_argument("--out", required=True, help="Parquet file for the curated face table")
+    cur.add_argument(
+        "--every", type=int, default=10, help="keep one video frame in this many (+ label changes)"
+    )
+    cur.add_argument("--test-fraction", dest="test_fraction", type=float, default=0.2)
+    cur.add_argument("--seed", type=int, default=0)
+    cur.add_argument(
+        "--bp4d-folds", dest="bp4d_folds", action="store_true", help="BP4D test = fold part 3"
+    )
+    cur.add_argument("--lenient", action="store_true")
+    cur.set_defaults(func=_data_curate)
 
     lexicon = commands.add_parser("lexicon", help="the AU and emotion vocabulary")
     lx_commands = lexicon.add_subparsers(dest="action", required=True)

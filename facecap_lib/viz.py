@@ -52,3 +52,123 @@ def prototype_heatmap(matrix: pd.DataFrame, title: str = "", drop_empty: bool = 
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def contact_sheet(
+    images, captions=None, columns: int = 6, title: str = "", size: float = 1.9
+) -> Figure:
+    """A grid of images (``uint8 [H, W, 3]`` arrays or paths) with a caption under each."""
+    import numpy as np
+    from PIL import Image
+
+    images = [
+        np.asarray(Image.open(i).convert("RGB")) if not hasattr(i, "shape") else i for i in images
+    ]
+    captions = list(captions) if captions is not None else [""] * len(images)
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * size, rows * (size + 0.35)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=8, y=-0.02, va="top", wrap=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def au_timeline(video: pd.DataFrame, kept_frames=(), title: str = "") -> Figure:
+    """Occurrence of each labelled AU over one video's frames (dark = present, grey = unknown),
+    with the frames kept by the sampling rule marked below."""
+    import numpy as np
+
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    video = video.sort_values("frame")
+    columns = [c for c in AU_COLUMNS if video[c].notna().any()]
+    data = video[columns].to_numpy(dtype=float).T
+    frames = video["frame"].to_numpy()
+    fig, (ax, marks) = plt.subplots(
+        2,
+        1,
+        figsize=(11, 0.28 * len(columns) + 1.4),
+        sharex=True,
+        gridspec_kw={"height_ratios": [len(columns), 1.2]},
+    )
+    shown = np.where(np.isnan(data), 0.35, data)
+    ax.imshow(
+        shown,
+        aspect="auto",
+        cmap="Greys",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        extent=(frames[0] - 0.5, frames[-1] + 0.5, len(columns) - 0.5, -0.5),
+    )
+    ax.set_yticks(range(len(columns)), columns, fontsize=8)
+    kept = np.isin(frames, list(kept_frames))
+    marks.vlines(frames[kept], 0, 1, color="#bc4c00", linewidth=0.8)
+    marks.set_yticks([])
+    marks.set_ylabel("kept", rotation=0, ha="right", va="center", fontsize=8)
+    marks.set_xlabel("frame")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def au_frequency(table: pd.DataFrame) -> Figure:
+    """Share of images with each AU present, per dataset (heat map; blank = AU not labelled)."""
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    columns = [c for c in AU_COLUMNS if table[c].notna().any()]
+    rates = table.groupby("dataset", sort=False)[columns].mean()
+    fig, ax = plt.subplots(figsize=(0.42 * len(columns) + 2, 0.45 * len(rates) + 1.4))
+    sns.heatmap(
+        rates,
+        ax=ax,
+        cmap="rocket_r",
+        vmin=0,
+        vmax=max(0.5, float(rates.max().max())),
+        annot=True,
+        fmt=".2f",
+        annot_kws={"fontsize": 6},
+        cbar_kws={"label": "share present"},
+    )
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def au_cooccurrence(table: pd.DataFrame, title: str = "") -> Figure:
+    """P(column AU present | row AU present) over images where both are labelled."""
+    import numpy as np
+
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    columns = [c for c in AU_COLUMNS if table[c].notna().any()]
+    values = table[columns].to_numpy(dtype=float)
+    present = np.nan_to_num(values) == 1
+    known = ~np.isnan(values)
+    both = present.T.astype(float) @ present.astype(float)
+    row_present = present.T.astype(float) @ known.astype(float)
+    conditional = np.divide(
+        both, row_present, out=np.full_like(both, np.nan), where=row_present > 0
+    )
+    fig, ax = plt.subplots(figsize=(0.4 * len(columns) + 2, 0.4 * len(columns) + 1))
+    sns.heatmap(
+        pd.DataFrame(conditional, index=columns, columns=columns),
+        ax=ax,
+        cmap="mako_r",
+        vmin=0,
+        vmax=1,
+        square=True,
+        cbar_kws={"label": "P(column | row)"},
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

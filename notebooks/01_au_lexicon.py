@@ -209,6 +209,6 @@ print(lexicon.NO_AU_DESCRIPTION)
 # - Dataset AU strings are parsed strictly, with a lenient mode that counts what it drops.
 #
 # ## What's next
-# The next chapter builds the data these words describe: SynthFACS, rendered faces with known AUs
-# and emotions written in the real datasets' formats, and the loaders and curation rules of the
-# paper.
+# {doc}`02_data_curation` builds the data these words describe: SynthFACS, rendered faces with
+# known AUs and emotions written in the real datasets' formats, and the loaders and curation rules
+# of the paper.

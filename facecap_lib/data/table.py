@@ -2,7 +2,8 @@
 
 Columns (in this order; extra columns, e.g. dataset-specific provenance, may follow):
 
-- ``image_path`` (str): path of the image relative to the dataset root; unique within a table.
+- ``image_path`` (str): path of the image relative to the dataset root; unique within a dataset
+  (``dataset`` + ``image_path`` identify an image across datasets, see :func:`image_ids`).
 - ``dataset`` (str): ``bp4d``, ``disfa``, ``gft``, ``rafau``, ``emotionet``, ``affectnet``,
   ``rafdb``, ``faceme`` (see :data:`DATASETS`).
 - ``subject`` (str or None): person id where the dataset has one; ``sequence`` (str or None): video
@@ -82,9 +83,11 @@ def validate_face_table(df: pd.DataFrame, name: str = "face table") -> pd.DataFr
         raise ValueError(
             f"{name}: image_path is empty in row {int(df['image_path'].isna().idxmax())}"
         )
-    dup = df["image_path"].duplicated(keep=False)
+    dup = df.duplicated(["dataset", "image_path"], keep=False)
     if dup.any():
-        raise ValueError(f"{name}: image_path repeats, e.g. {df.loc[dup, 'image_path'].iloc[0]!r}")
+        raise ValueError(
+            f"{name}: image_path repeats within a dataset, e.g. {df.loc[dup, 'image_path'].iloc[0]!r}"
+        )
     bad_dataset = ~df["dataset"].isin(DATASETS)
     if bad_dataset.any():
         raise ValueError(f"{name}: unknown dataset {df.loc[bad_dataset, 'dataset'].iloc[0]!r}")
@@ -107,11 +110,31 @@ def validate_face_table(df: pd.DataFrame, name: str = "face table") -> pd.DataFr
     return df
 
 
+def image_ids(df: pd.DataFrame) -> pd.Series:
+    """``"<dataset>/<image_path>"``: the key of an image across datasets (captions, predictions)."""
+    return df["dataset"].astype(str) + "/" + df["image_path"].astype(str)
+
+
 def au_sets(df: pd.DataFrame) -> list[frozenset[int]]:
     """The present AUs of each row (NaN counts as not present)."""
     aus = df[list(AU_COLUMNS)].to_numpy(dtype=float) == 1
     numbers = np.array(AU_NUMBERS)
     return [frozenset(numbers[row].tolist()) for row in aus]
+
+
+def label_summary(df: pd.DataFrame) -> list[str]:
+    """One short text per row: ``"AU6+AU12"``, ``"no AU"``, ``"happiness + surprise"`` or both."""
+    out = []
+    for aus, emotions, known in zip(
+        au_sets(df), df["emotions"], df[list(AU_COLUMNS)].notna().any(axis=1), strict=True
+    ):
+        parts = []
+        if known:
+            parts.append("+".join(f"AU{a}" for a in sorted(aus)) or "no AU")
+        if len(emotions):
+            parts.append(" + ".join(emotions))
+        out.append("; ".join(parts) or "unlabelled")
+    return out
 
 
 def labelled_aus(df: pd.DataFrame) -> list[int]:

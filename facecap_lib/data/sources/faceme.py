@@ -48,7 +48,7 @@ def load(
     seen = set()
     for i, (image, annotator, label) in enumerate(raw.itertuples(index=False)):
         line = i + 2
-        image, annotator, label = image.strip(), annotator.strip(), " ".join(label.lower().split())
+        image, annotator, label = image.strip(), annotator.strip(), _normalise(label)
         if not image or not annotator or not label:
             problems.report(
                 path, line, "malformed-line", "image, annotator and label must all be given"
@@ -87,6 +87,15 @@ def load(
     df = face_table(rows)
     df["dataset"] = "faceme"
     return problems.attach(df, f"FaceME {root}")
+
+
+def _normalise(label: str) -> str:
+    """Votes count per meaning: "Happy" and "happiness" are one label (the canonical emotion)."""
+    text = " ".join(label.lower().split())
+    try:
+        return canonical_emotion(text)
+    except ValueError:
+        return text
 
 
 def write(root: str | Path, votes: pd.DataFrame) -> Path:

@@ -410,7 +410,9 @@ class Renderer:
             colour = _rgb(rng.choice([[0.82, 0.9, 0.96], [0.95, 0.95, 0.95], [0.15, 0.15, 0.18]]))
             oval = verts[self._oval]
             lower = oval[self._oval_xy[:, 1] < 0.4]
-            lower = lower[np.argsort(np.arctan2(lower[:, 1] + 3.0, lower[:, 0]))]
+            lower = lower[
+                np.argsort(np.arctan2(lower[:, 1] - 2.0, lower[:, 0]))
+            ]  # left, chin, right
             top = np.array(
                 [
                     [6.8, 0.4, 3.0],

@@ -140,16 +140,18 @@ def load(
                 path, None, "bad-file-name", "expected <SUBJECT>_<TASK>.csv, e.g. F001_T1.csv"
             )
             continue
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-        header = [str(c) for c in raw.columns]
+        with path.open(encoding="utf-8") as handle:
+            header = [h.strip() for h in handle.readline().rstrip("\r\n").split(",")]
         columns = _columns(header, path, problems)
         if columns is None:
             continue
-        frame_col = header[0]
         wanted = {a: columns.get(a) for a in aus}
-        used = [frame_col] + [c for c in wanted.values() if c is not None]
-        text = raw[used]
-        values = text.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        used = [header[0]] + [c for c in wanted.values() if c is not None]
+        text = pd.read_csv(path, usecols=used, keep_default_na=False)[used]
+        if all(pd.api.types.is_numeric_dtype(text[c]) for c in used):
+            values = text.to_numpy(dtype=float)
+        else:  # a cell that is not a number: find it below
+            values = text.apply(lambda s: pd.to_numeric(s, errors="coerce")).to_numpy(dtype=float)
         keep = np.ones(len(text), dtype=bool)
         for row, col in first_per_row(np.isnan(values)):
             problems.report(
@@ -172,25 +174,19 @@ def load(
             )
             keep[row] = False
         by_column = dict(zip(used, values.T, strict=True))
-        part = pd.DataFrame({"frame": frames[keep].astype(int)})
+        lines = np.flatnonzero(keep) + 2
+        part = {"frame": frames[keep].astype(int), "label_line": lines}
         for au, column in wanted.items():
-            if column is None:
-                part[f"AU{au}"] = np.nan
-                continue
-            part[f"AU{au}"] = occurrence(by_column[column][keep], {UNKNOWN})
-        part["label_line"] = np.flatnonzero(keep) + 2
+            part[f"AU{au}"] = (
+                occurrence(by_column[column][keep], {UNKNOWN})
+                if column
+                else np.full(len(lines), np.nan)
+            )
+        part = pd.DataFrame(part)
         part["label_file"] = str(path.relative_to(root))
         part["subject"], part["sequence"] = subject, task
         part["image_path"] = _resolve(
-            root,
-            images,
-            subject,
-            task,
-            part["frame"],
-            part["label_line"],
-            path,
-            problems,
-            check_images,
+            root, images, subject, task, part["frame"], lines, path, problems, check_images
         )
         parts.append(part[part["image_path"].notna()])
     df = face_table(pd.concat(parts, ignore_index=True) if parts else [])
@@ -200,11 +196,10 @@ def load(
 
 def _resolve(root, images, subject, task, frames, lines, label_file, problems, check):
     """Frame numbers → image paths, matching file names by number whatever their padding."""
-    folder = (
-        (images / subject / task) if images is not None else root / IMAGE_DIRS[0] / subject / task
-    )
+    folder = (images if images is not None else root / IMAGE_DIRS[0]) / subject / task
+    prefix = f"{folder.relative_to(root).as_posix()}/"
     if not check:
-        return [str(Path(folder.relative_to(root)) / frame_name(subject, int(f))) for f in frames]
+        return [prefix + frame_name(subject, int(f)) for f in frames]
     by_number = {}
     if folder.is_dir():
         for entry in folder.iterdir():
@@ -214,17 +209,8 @@ def _resolve(root, images, subject, task, frames, lines, label_file, problems, c
     for frame, line in zip(frames, lines, strict=True):
         name = by_number.get(int(frame))
         if name is None:
-            image_exists(
-                root,
-                str(folder.relative_to(root) / f"{int(frame)}.jpg"),
-                problems,
-                label_file,
-                int(line),
-                True,
-            )
-            out.append(None)
-        else:
-            out.append(str(folder.relative_to(root) / name))
+            image_exists(root, f"{prefix}{int(frame)}.jpg", problems, label_file, int(line), True)
+        out.append(None if name is None else prefix + name)
     return out
 
 

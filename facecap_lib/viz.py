@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -71,9 +73,10 @@ def contact_sheet(
     )
     for ax in axes.flat:
         ax.axis("off")
+    width = max(12, int(size * 13))
     for ax, image, caption in zip(axes.flat, images, captions, strict=False):
         ax.imshow(image)
-        ax.set_title(caption, fontsize=8, y=-0.02, va="top", wrap=True)
+        ax.set_title(textwrap.fill(caption, width), fontsize=7.5, y=-0.02, va="top")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

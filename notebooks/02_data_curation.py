@@ -173,7 +173,7 @@ assert tables["affectnet"]["emotions"].map(len).eq(1).all()
 # datasets, emotions for the emotion datasets):
 
 # %%
-sample = {like: t.iloc[[0, len(t) // 2]] for like, t in tables.items()}
+sample = {like: t.iloc[[len(t) // 3, 2 * len(t) // 3]] for like, t in tables.items()}
 pictures = [roots[like] / path for like, t in sample.items() for path in t["image_path"]]
 captions = [f"{like}: {text}" for like, t in sample.items() for text in label_summary(t)]
 fig = viz.contact_sheet(pictures, captions, columns=8, size=1.5)

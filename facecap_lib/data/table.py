@@ -123,14 +123,14 @@ def au_sets(df: pd.DataFrame) -> list[frozenset[int]]:
 
 
 def label_summary(df: pd.DataFrame) -> list[str]:
-    """One short text per row: ``"AU6+AU12"``, ``"no AU"``, ``"happiness + surprise"`` or both."""
+    """One short text per row: ``"AU 6+12"``, ``"no AU"``, ``"happiness + surprise"`` or both."""
     out = []
     for aus, emotions, known in zip(
         au_sets(df), df["emotions"], df[list(AU_COLUMNS)].notna().any(axis=1), strict=True
     ):
         parts = []
         if known:
-            parts.append("+".join(f"AU{a}" for a in sorted(aus)) or "no AU")
+            parts.append("AU " + "+".join(str(a) for a in sorted(aus)) if aus else "no AU")
         if len(emotions):
             parts.append(" + ".join(emotions))
         out.append("; ".join(parts) or "unlabelled")

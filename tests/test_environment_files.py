@@ -64,3 +64,17 @@ def test_required_pins(pyproject, repo):
 
 def test_console_script(pyproject):
     assert pyproject["scripts"] == {"facecap": "facecap_lib.cli:main"}
+
+
+def test_make_test_fails_when_no_test_runs(repo):
+    import subprocess
+
+    result = subprocess.run(
+        ["make", "-s", "test", "PYTEST_ARGS=-k no_test_has_this_name -p no:cacheprovider"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "pytest collected no tests: that is a failure here" in result.stderr

@@ -18,17 +18,33 @@ from facecap_lib.data.table import (
 
 
 def rows():
-    return face_table([
-        {"image_path": "a.jpg", "dataset": "rafau", "AU6": 1.0, "AU12": 1.0, "AU1": 0.0},
-        {"image_path": "b.jpg", "dataset": "affectnet", "emotions": ["happiness", "surprise"], "split": "train"},
-        {"image_path": "c.jpg", "dataset": "bp4d", "subject": "F001", "sequence": "T1", "frame": 3, "AU1": 0.0},
-    ])
+    return face_table(
+        [
+            {"image_path": "a.jpg", "dataset": "rafau", "AU6": 1.0, "AU12": 1.0, "AU1": 0.0},
+            {
+                "image_path": "b.jpg",
+                "dataset": "affectnet",
+                "emotions": ["happiness", "surprise"],
+                "split": "train",
+            },
+            {
+                "image_path": "c.jpg",
+                "dataset": "bp4d",
+                "subject": "F001",
+                "sequence": "T1",
+                "frame": 3,
+                "AU1": 0.0,
+            },
+        ]
+    )
 
 
 def test_defaults_and_order():
     df = rows()
     assert list(df.columns[: len(FACE_COLUMNS)]) == list(FACE_COLUMNS)
-    assert np.isnan(df.loc[1, "AU12"]) and df.loc[0, "emotions"] == [] and df["frame"].dtype == "Int64"
+    assert (
+        np.isnan(df.loc[1, "AU12"]) and df.loc[0, "emotions"] == [] and df["frame"].dtype == "Int64"
+    )
     assert label_summary(df) == ["AU 6+12", "happiness + surprise", "no AU"]
     assert image_ids(df).tolist() == ["rafau/a.jpg", "affectnet/b.jpg", "bp4d/c.jpg"]
 
@@ -39,7 +55,10 @@ def test_defaults_and_order():
         (lambda d: d.assign(AU6=[2.0, np.nan, 0.0]), "AU6 must be 0, 1 or NaN"),
         (lambda d: d.assign(dataset=["rafau", "ck", "bp4d"]), "unknown dataset 'ck'"),
         (lambda d: d.assign(split=["val", None, None]), "split must be one of"),
-        (lambda d: d.assign(image_path=["a.jpg", "b.jpg", "a.jpg"], dataset=["bp4d"] * 3), "repeats within a dataset"),
+        (
+            lambda d: d.assign(image_path=["a.jpg", "b.jpg", "a.jpg"], dataset=["bp4d"] * 3),
+            "repeats within a dataset",
+        ),
         (lambda d: d.assign(emotions=[["joy"], [], []]), "non-canonical emotions"),
         (lambda d: d.drop(columns=["AU43"]), "missing columns"),
     ],
@@ -76,8 +95,26 @@ def test_default_corpus_is_built_once_and_cached(tmp_path):
 
 def test_data_cli(tmp_path, capsys):
     out = tmp_path / "gft"
-    assert main(["data", "synth", "--like", "gft", "--out", str(out), "--smoke", "--subjects", "2",
-                 "--frames", "5", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--like",
+                "gft",
+                "--out",
+                str(out),
+                "--smoke",
+                "--subjects",
+                "2",
+                "--frames",
+                "5",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert main(["data", "load", "gft", str(out), "--out", str(tmp_path / "t.parquet")]) == 0
     assert "10 AUs" in capsys.readouterr().out and (tmp_path / "t.parquet").exists()
     assert main(["data", "curate", f"gft={out}", "--out", str(tmp_path / "c.parquet")]) == 0

@@ -328,7 +328,6 @@ class Renderer:
     def _draw_mouth(self, draw, project, verts, identity) -> None:
         ring = project(verts[list(M.MOUTH_RING)])[:, :2]
         draw.polygon([tuple(p) for p in ring], fill=(70, 22, 24))
-        upper = verts[list(M.LIPS_INNER_UPPER)]
         lower = verts[list(M.LIPS_INNER_LOWER)]
         shaped, _ = self._identity(identity)
         neutral = shaped + self.fields.base
@@ -338,7 +337,6 @@ class Renderer:
         bottom = neutral[list(M.LIPS_INNER_LOWER)][2:-2] + [0.0, -0.35, -0.2]
         bottom[:, 1] += np.minimum(jaw_drop, 0.0)
         teeth_lower = np.vstack([bottom, (bottom + [0.0, 0.5, 0.0])[::-1]])
-        del upper
         draw.polygon([tuple(p) for p in project(teeth_lower)[:, :2]], fill=(214, 206, 190))
         draw.polygon([tuple(p) for p in project(teeth_upper)[:, :2]], fill=(236, 230, 214))
 

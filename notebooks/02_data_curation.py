@@ -56,7 +56,7 @@ from facecap_lib.lexicon import AU_BY_NUMBER
 # %% tags=["parameters"]
 SMOKE = False  # tiny corpora (CI); the full settings render about 12,000 faces
 SEED = 0
-REAL_DATA = {}  # e.g. {"bp4d": "/data/BP4D", "affectnet": "/data/AffectNet"}: replaces SynthFACS
+REAL_DATA = {}  # e.g. {"bp4d": "/data/BP4D", "affectnet": {"root": "/data/AffectNet", "strict": False}}
 
 # %%
 spec = default_corpus.DefaultCorpus.smoke() if SMOKE else default_corpus.DefaultCorpus.full()
@@ -233,8 +233,9 @@ fig = viz.au_cooccurrence(au_faces, title="P(column | row), AU-labelled images")
 # ## 7. Pointing the same cells at real data
 #
 # Nothing above is specific to SynthFACS except the rendering. With a licensed copy of a dataset,
-# pass its folder in `REAL_DATA` (papermill: `-p REAL_DATA '{"bp4d": "/data/BP4D"}'`), or call the
-# loader yourself; the face table, the curation and the statistics are the same:
+# pass its folder in `REAL_DATA` (papermill: `-p REAL_DATA '{"bp4d": "/data/BP4D"}'`; a dict with
+# `root` and loader options, such as `strict: False` for AffectNet's `NULL` rows, also works), or
+# call the loader yourself; the face table, the curation and the statistics are the same:
 #
 # ```python
 # from facecap_lib.data import sources

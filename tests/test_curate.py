@@ -65,9 +65,23 @@ def test_stills_are_kept():
     assert len(curate.sample_frames(face_table(rows))) == 5
 
 
-def test_sampling_speed_is_linear_enough():
-    rows = face_table(video("F001", np.random.default_rng(0).integers(0, 2, 3000).tolist()))
-    assert len(curate.sample_frames(rows)) > 300
+def test_duplicate_frames_are_refused():
+    with pytest.raises(ValueError, match="frame 2 of bp4d F001 T1 appears twice"):
+        curate.sample_frames(
+            face_table(
+                video("F001", [0, 0, 0])
+                + video("F001", [0], start=2)[:0]
+                + [
+                    {
+                        "image_path": "dup.jpg",
+                        "dataset": "bp4d",
+                        "subject": "F001",
+                        "sequence": "T1",
+                        "frame": 2,
+                    }
+                ]
+            )
+        )
 
 
 def many_subjects():

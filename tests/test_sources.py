@@ -9,7 +9,7 @@ from facecap_lib.data.problems import DataFormatError
 from facecap_lib.data.sources import affectnet, bp4d, disfa, emotionet, faceme, gft, rafau, rafdb
 from facecap_lib.data.sources.common import intensity_column
 from facecap_lib.data.table import face_table, validate_face_table
-from facecap_lib.lexicon import AU_NUMBERS
+from facecap_lib.lexicon import AU_NUMBERS, COMPOUND_BY_NAME
 
 
 def touch(root, relative):
@@ -137,6 +137,7 @@ def test_disfa_short_file_keeps_nan(tmp_path):
     short.write_text("\n".join(short.read_text().splitlines()[:-1]) + "\n")
     loaded = disfa.load(tmp_path, check_images=False)
     assert len(loaded) == 5 and np.isnan(loaded["AU26"].iloc[-1]) and loaded["AU1"].notna().all()
+    assert loaded.attrs["partial_frames"] == {"SN010": 1}  # kept with NaN, and said
 
 
 def test_rafau_quirks(tmp_path):
@@ -172,7 +173,8 @@ def test_rafau_quirks(tmp_path):
         "0010": {15, 17, 22},
         "0011": {1},
     }
-    assert loaded[[f"AU{n}" for n in AU_NUMBERS]].notna().all().all()  # RAF-AU codes every AU
+    assert loaded[[f"AU{n}" for n in rafau.AUS]].notna().all().all()  # RAF-AU codes every AU it has
+    assert loaded[["AU8", "AU11"]].isna().all().all()  # ... but never AU8 or AU11
     assert loaded.attrs["dropped_tokens"] == {"32": 1, "39": 1}
     assert loaded["raw_label"].iloc[4] == "15+17+B22+T24"
 
@@ -374,3 +376,93 @@ def test_rafdb_bad_name(tmp_path):
         match="list_patition_label.txt:1: 'train_00001.jpg' is not a RAF-DB compound",
     ):
         rafdb.load(tmp_path, check_images=False)
+
+
+# --- review round: ragged rows, blank lines, BOMs, misread strings, truth round trips -------------
+
+
+def test_ragged_row_names_its_line_and_lenient_counts_it(tmp_path):
+    lists = tmp_path / affectnet.LIST_DIR
+    lists.mkdir(parents=True)
+    marks = ";".join(["1.0"] * 136)
+    good = f"1/a.jpg,1,2,3,4,{marks},1,0.1,0.1"
+    (lists / "training.csv").write_text(
+        ",".join(affectnet.COLUMNS) + f"\n{good}\n\n1/b.jpg,1,2,3,4,{marks},1,0,0,EXTRA\n"
+    )
+    (lists / "validation.csv").write_text("")
+    with pytest.raises(DataFormatError, match="training.csv:4: wrong number of fields"):
+        affectnet.load(tmp_path, check_images=False)
+    lenient = affectnet.load(tmp_path, strict=False, check_images=False)
+    assert lenient.attrs["problems"] == {"malformed-row": 1, "empty-file": 1} and len(lenient) == 1
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "001A.csv").write_text("frame,AU1\n1,0\n\n2,x\n")
+    with pytest.raises(DataFormatError, match="001A.csv:4: column AU1 holds 'x'"):
+        gft.load(tmp_path, check_images=False)
+
+
+def test_byte_order_mark_is_tolerated(tmp_path):
+    (tmp_path / "RAFAU_label.txt").write_text("\ufeff0001.jpg 12\n", encoding="utf-8")
+    assert rafau.load(tmp_path, check_images=False)["image_path"].tolist() == [
+        "aligned/0001_aligned.jpg"
+    ]
+    labels = tmp_path / bp4d.LABEL_DIR
+    labels.mkdir(parents=True)
+    (labels / "F001_T1.csv").write_text(
+        "\ufeff" + ",".join(str(i) for i in range(100)) + "\n" + ",".join(["1"] * 100) + "\n"
+    )
+    assert len(bp4d.load(tmp_path, check_images=False)) == 1
+
+
+def test_rafau_two_label_strings_are_not_glued(tmp_path):
+    (tmp_path / "RAFAU_label.txt").write_text("0001.jpg 1+2 4\n0002.jpg 1 + 2\n")
+    with pytest.raises(DataFormatError, match="RAFAU_label.txt:1: .*more than one AU string"):
+        rafau.load(tmp_path, check_images=False)
+    lenient = rafau.load(tmp_path, strict=False, check_images=False)
+    assert len(lenient) == 1 and lenient.loc[0, "AU2"] == 1.0  # "1 + 2" is one string
+
+
+def test_disfa_frame_zero_is_refused(tmp_path):
+    folder = tmp_path / disfa.LABEL_DIR / "SN001"
+    folder.mkdir(parents=True)
+    for au in disfa.AUS:
+        (folder / f"SN001_au{au}.txt").write_text("0,0\n1,3\n")
+    with pytest.raises(DataFormatError, match="SN001_au1.txt:1: frame 0"):
+        disfa.load(tmp_path, check_images=False)
+
+
+def test_a_duplicate_of_a_rejected_row_is_kept(tmp_path):
+    bp4d_fixture(tmp_path, [(1, "5"), (1, "0")])
+    lenient = bp4d.load(tmp_path, strict=False)
+    assert lenient.attrs["problems"] == {"bad-code": 1} and lenient["frame"].tolist() == [1]
+
+
+def test_emotionet_repeated_header(tmp_path):
+    (tmp_path / emotionet.LABEL_FILE).write_text(
+        "URL,URL orig,'AU 1','AU 1'\nhttps://x/a.jpg,o,1,0\n"
+    )
+    with pytest.raises(DataFormatError, match="'AU 1' appears twice"):
+        emotionet.load(tmp_path, check_images=False)
+
+
+@pytest.mark.parametrize("like", ["rafau", "emotionet", "affectnet", "rafdb"])
+def test_still_corpora_labels_match_what_was_rendered(like, tmp_path):
+    from facecap_lib.data.synth.actions import RENDERED_AUS
+    from facecap_lib.data.synth.corpus import TRUTH_FILE, CorpusConfig, synthesize
+
+    root = synthesize(like, tmp_path, CorpusConfig(images=30, size=32), workers=1, progress=False)
+    loaded = sources.load(like, root).set_index("image_path")
+    truth = pd.read_parquet(root / TRUTH_FILE).set_index("image_path").loc[loaded.index]
+    if like in ("rafau", "emotionet"):
+        coded = [au for au in RENDERED_AUS if loaded[f"AU{au}"].notna().any()]
+        assert len(coded) >= 10
+        for au in coded:
+            assert (loaded[f"AU{au}"] == (truth[f"I{au}"] >= 1)).all(), f"AU{au}"
+    else:
+        for emotions, portrayed in zip(loaded["emotions"], truth["emotion"], strict=True):
+            expected = (
+                [portrayed] if like == "affectnet" else list(COMPOUND_BY_NAME[portrayed].components)
+            )
+            assert emotions == expected

@@ -120,3 +120,23 @@ def test_data_cli(tmp_path, capsys):
     assert main(["data", "curate", f"gft={out}", "--out", str(tmp_path / "c.parquet")]) == 0
     assert main(["data", "load", "bp4d", str(tmp_path)]) == 1
     assert "BP4D AU_OCC label folder not found" in capsys.readouterr().err
+
+
+def test_real_data_replaces_a_synthfacs_corpus(tmp_path):
+    from facecap_lib.data.synth.corpus import CorpusConfig, synthesize
+
+    spec = default_corpus.DefaultCorpus.smoke()
+    mine = synthesize(
+        "gft", tmp_path / "my_gft", CorpusConfig(subjects=2, frames=4, size=32), progress=False
+    )
+    table = default_corpus.curated_faces(
+        spec, work=tmp_path, real={"gft": {"root": mine, "strict": False}}, progress=False
+    )
+    gft = table[table.dataset == "gft"]
+    assert (
+        set(gft["data_root"]) == {str(mine.resolve())}
+        and default_corpus.image_file(table, int(gft.index[0])).is_file()
+    )
+    assert default_corpus.curated_path(tmp_path, spec, {"gft": mine}).name.startswith(
+        "curated-real-"
+    )

@@ -42,6 +42,13 @@ def sample_frames(df: pd.DataFrame, every: int = 10) -> pd.DataFrame:
     stills = df[df["frame"].isna()]
     if videos.empty:
         return df.copy()
+    repeated = videos.duplicated(VIDEO_KEY + ["frame"], keep=False)
+    if repeated.any():
+        first = videos[repeated].iloc[0]
+        raise ValueError(
+            f"frame {first['frame']} of {first['dataset']} {first['subject']} {first['sequence']} "
+            "appears twice: the 1-in-10 positions would be wrong"
+        )
     group = videos.groupby(VIDEO_KEY, sort=False, dropna=False).ngroup().to_numpy()
     position = videos.groupby(VIDEO_KEY, sort=False, dropna=False).cumcount().to_numpy()
     labels = np.nan_to_num(videos[list(AU_COLUMNS)].to_numpy(dtype=float), nan=-1.0)

@@ -68,9 +68,25 @@ def build_corpora(
     }
 
 
-def load_all(roots: dict[str, str | Path], strict: bool = True) -> list[pd.DataFrame]:
-    """Load each corpus with its dataset's loader (the paper's compound subset for RAF-DB)."""
-    return [sources.load(like, root, strict=strict) for like, root in roots.items()]
+def load_all(roots: dict[str, str | Path | dict]) -> list[pd.DataFrame]:
+    """Load each corpus with its dataset's loader. A value is a folder, or a dict with ``root`` and
+    loader options (``{"root": "/data/AffectNet", "strict": False}``)."""
+    tables = []
+    for like, where in roots.items():
+        options = dict(where) if isinstance(where, dict) else {"root": where}
+        tables.append(sources.load(like, options.pop("root"), **options))
+    return tables
+
+
+def _real_roots(real: dict) -> dict[str, dict]:
+    out = {}
+    for like, where in (real or {}).items():
+        options = dict(where) if isinstance(where, dict) else {"root": where}
+        if "root" not in options:
+            raise ValueError(f"real data for {like}: give a folder or a dict with 'root'")
+        options["root"] = Path(options["root"]).resolve()
+        out[like] = options
+    return out
 
 
 def curated_faces(
@@ -85,7 +101,7 @@ def curated_faces(
     Each row's image is ``data_root / image_path`` (see :func:`image_file`).
     """
     spec = spec or DefaultCorpus.full()
-    real = {k: Path(v).resolve() for k, v in (real or {}).items()}
+    real = _real_roots(real)
     unknown = sorted(set(real) - set(FORMATS))
     if unknown:
         raise ValueError(f"real data for unknown datasets {unknown}; known: {list(FORMATS)}")
@@ -94,7 +110,7 @@ def curated_faces(
     if cached.exists():
         return load_face_table(cached)
     log.info("building the SynthFACS default corpus in %s", base)
-    roots = build_corpora(base, spec, progress=progress)
+    roots: dict = dict(build_corpora(base, spec, progress=progress))
     roots.update(real)
     folds = {"bp4d": (sources.bp4d.FOLDS, [3])}
     table = curate(
@@ -104,7 +120,10 @@ def curated_faces(
         seed=spec.seed,
         folds=folds,
     )
-    table["data_root"] = [str(roots[d]) for d in table["dataset"]]
+    folders = {
+        like: where["root"] if isinstance(where, dict) else where for like, where in roots.items()
+    }
+    table["data_root"] = [str(folders[d]) for d in table["dataset"]]
     return load_face_table(save_face_table(table, cached))  # the same table whether built or cached
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import image_exists, require_dir
+from facecap_lib.data.sources.common import ENCODING, image_exists, read_csv, require_dir
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import AFFECTNET_CODES, affectnet_emotion
 
@@ -59,9 +59,11 @@ def load(
         if not path.is_file():
             problems.report(path, None, "missing-file", f"AffectNet list {file_name} not found")
             continue
-        first = path.open(encoding="utf-8").readline()
-        has_header = first.split(",")[0].strip() == COLUMNS[0]
-        raw = pd.read_csv(path, header=0 if has_header else None, dtype=str, keep_default_na=False)
+        with path.open(encoding=ENCODING) as handle:
+            has_header = handle.readline().split(",")[0].strip() == COLUMNS[0]
+        raw, lines = read_csv(path, problems, header=has_header)
+        if raw is None:
+            continue
         if raw.shape[1] != len(COLUMNS):
             problems.report(
                 path,
@@ -71,9 +73,8 @@ def load(
             )
             continue
         raw.columns = COLUMNS
-        offset = 2 if has_header else 1
-        for i, record in enumerate(raw.itertuples(index=False)):
-            line = i + offset
+        for line, record in zip(lines, raw.itertuples(index=False), strict=True):
+            line = int(line)
             if any(str(v).strip().upper() == "NULL" for v in record):
                 problems.report(path, line, "null-field", "a field holds NULL")
                 continue

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import first_per_row, image_exists, occurrence, require_dir
+from facecap_lib.data.sources.common import (
+    ENCODING,
+    first_per_row,
+    image_exists,
+    occurrence,
+    read_csv,
+    require_dir,
+)
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import AU_BY_NUMBER
 
@@ -29,6 +36,7 @@ IMAGE_DIRS = ("Sequences_2D+3D", "2D+3D", "2D_img")
 AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 TASKS = tuple(f"T{i}" for i in range(1, 9))
 UNKNOWN = 9
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FOLDS: dict[int, tuple[str, ...]] = {
     1: (
         "F001",
@@ -92,22 +100,30 @@ def image_path(subject: str, task: str, frame: int) -> str:
     return f"{IMAGE_DIRS[0]}/{subject}/{task}/{frame_name(subject, frame)}"
 
 
-def _columns(header: list[str], path: Path, problems: ProblemLog) -> dict[int, str] | None:
-    """Map AU number → CSV column for both header variants."""
-    numeric = [h for h in header if h.strip().isdigit()]
-    if len(header) >= 50:
-        if header[:100] != [str(i) for i in range(100)]:
+def _columns(header: list[str], path: Path, problems: ProblemLog) -> dict[int, int] | None:
+    """Map AU number → column position, for both header variants."""
+    names = [h.strip() for h in header]
+    if len(names) >= 50:
+        if names[:100] != [str(i) for i in range(100)]:
             problems.report(
                 path, 1, "bad-header", "expected the header 0,1,...,99 of an AU_OCC file"
             )
             return None
-        return {n: str(n) for n in range(1, 100)}
-    if not numeric or header[0].strip().lower() not in ("0", "frame", ""):
-        problems.report(
-            path, 1, "bad-header", f"cannot read AU columns from header {header[:6]}..."
-        )
+        return {n: n for n in range(1, 100)}
+    if not any(n.isdigit() for n in names[1:]) or names[0].lower() not in ("0", "frame", ""):
+        problems.report(path, 1, "bad-header", f"cannot read AU columns from header {names[:6]}...")
         return None
-    return {int(h): h for h in header[1:] if h.strip().isdigit()}
+    return {int(n): i for i, n in enumerate(names) if i > 0 and n.isdigit()}
+
+
+def _frame_files(folder: Path) -> dict[int, list[str]]:
+    """Image files of a frame folder by frame number (any padding)."""
+    found: dict[int, list[str]] = {}
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.suffix.lower() in IMAGE_SUFFIXES and entry.stem.isdigit():
+                found.setdefault(int(entry.stem), []).append(entry.name)
+    return found
 
 
 def load(
@@ -140,53 +156,79 @@ def load(
                 path, None, "bad-file-name", "expected <SUBJECT>_<TASK>.csv, e.g. F001_T1.csv"
             )
             continue
-        with path.open(encoding="utf-8") as handle:
-            header = [h.strip() for h in handle.readline().rstrip("\r\n").split(",")]
+        with path.open(encoding=ENCODING) as handle:
+            header = handle.readline().rstrip("\r\n").split(",")
         columns = _columns(header, path, problems)
         if columns is None:
             continue
         wanted = {a: columns.get(a) for a in aus}
-        used = [header[0]] + [c for c in wanted.values() if c is not None]
-        text = pd.read_csv(path, usecols=used, keep_default_na=False)[used]
-        if all(pd.api.types.is_numeric_dtype(text[c]) for c in used):
+        positions = [0] + [c for c in wanted.values() if c is not None]
+        text, lines = read_csv(path, problems, usecols=positions, dtype=None)
+        if text is None:
+            continue
+        text = text[[header[p] for p in positions]]
+        if all(pd.api.types.is_numeric_dtype(text[c]) for c in text.columns):
             values = text.to_numpy(dtype=float)
-        else:  # a cell that is not a number: find it below
-            values = text.apply(lambda s: pd.to_numeric(s, errors="coerce")).to_numpy(dtype=float)
+        else:  # a cell that is not a number: found below
+            values = text.apply(lambda col: pd.to_numeric(col, errors="coerce")).to_numpy(
+                dtype=float
+            )
         keep = np.ones(len(text), dtype=bool)
         for row, col in first_per_row(np.isnan(values)):
             problems.report(
-                path, row + 2, "not-a-number", f"column {used[col]} holds {text.iat[row, col]!r}"
+                path,
+                lines[row],
+                "not-a-number",
+                f"column {header[positions[col]].strip()} holds {text.iat[row, col]!r}",
+            )
+            keep[row] = False
+        frames = values[:, 0]
+        bad_frame = keep & ((frames < 0) | (frames != np.floor(frames)))
+        for row in np.flatnonzero(bad_frame):
+            problems.report(
+                path,
+                lines[row],
+                "bad-frame",
+                f"frame number {frames[row]:g} is not a whole number >= 0",
             )
             keep[row] = False
         invalid = ~np.isin(values[:, 1:], [0, 1, UNKNOWN]) & keep[:, None]
         for row, col in first_per_row(invalid):
             problems.report(
                 path,
-                row + 2,
+                lines[row],
                 "bad-code",
-                f"AU{used[col + 1]} is {values[row, col + 1]:g}, expected 0, 1 or 9",
+                f"AU{header[positions[col + 1]].strip()} is {values[row, col + 1]:g}, expected 0, 1 or 9",
             )
             keep[row] = False
-        frames = values[:, 0]
-        for row in np.flatnonzero(pd.Series(frames).duplicated().to_numpy() & keep):
+        for row in np.flatnonzero(
+            pd.Series(np.where(keep, frames, np.nan)).duplicated().to_numpy() & keep
+        ):
             problems.report(
-                path, row + 2, "duplicate-row", f"frame {int(frames[row])} is listed twice"
+                path, lines[row], "duplicate-row", f"frame {int(frames[row])} is listed twice"
             )
             keep[row] = False
-        by_column = dict(zip(used, values.T, strict=True))
-        lines = np.flatnonzero(keep) + 2
-        part = {"frame": frames[keep].astype(int), "label_line": lines}
-        for au, column in wanted.items():
+        by_position = dict(zip(positions, values.T, strict=True))
+        part = {"frame": frames[keep].astype(int), "label_line": lines[keep]}
+        for au, position in wanted.items():
             part[f"AU{au}"] = (
-                occurrence(by_column[column][keep], {UNKNOWN})
-                if column
-                else np.full(len(lines), np.nan)
+                occurrence(by_position[position][keep], {UNKNOWN})
+                if position
+                else np.full(keep.sum(), np.nan)
             )
         part = pd.DataFrame(part)
         part["label_file"] = str(path.relative_to(root))
         part["subject"], part["sequence"] = subject, task
         part["image_path"] = _resolve(
-            root, images, subject, task, part["frame"], lines, path, problems, check_images
+            root,
+            images,
+            subject,
+            task,
+            part["frame"],
+            part["label_line"],
+            path,
+            problems,
+            check_images,
         )
         parts.append(part[part["image_path"].notna()])
     df = face_table(pd.concat(parts, ignore_index=True) if parts else [])
@@ -200,17 +242,20 @@ def _resolve(root, images, subject, task, frames, lines, label_file, problems, c
     prefix = f"{folder.relative_to(root).as_posix()}/"
     if not check:
         return [prefix + frame_name(subject, int(f)) for f in frames]
-    by_number = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.stem.isdigit():
-                by_number.setdefault(int(entry.stem), entry.name)
+    files = _frame_files(folder)
     out = []
     for frame, line in zip(frames, lines, strict=True):
-        name = by_number.get(int(frame))
-        if name is None:
+        names = files.get(int(frame), [])
+        if not names:
             image_exists(root, f"{prefix}{int(frame)}.jpg", problems, label_file, int(line), True)
-        out.append(None if name is None else prefix + name)
+        elif len(names) > 1:
+            problems.report(
+                label_file,
+                int(line),
+                "ambiguous-image",
+                f"frame {int(frame)} matches {sorted(names)} in {folder}",
+            )
+        out.append(prefix + names[0] if len(names) == 1 else None)
     return out
 
 

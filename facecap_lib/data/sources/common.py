@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
 from facecap_lib.lexicon import AU_BY_NUMBER
@@ -66,3 +68,54 @@ def first_per_row(mask: np.ndarray) -> list[tuple[int, int]]:
     """(row, first flagged column) for each row of a boolean matrix with a flag."""
     rows = np.flatnonzero(mask.any(axis=1))
     return [(int(r), int(np.argmax(mask[r]))) for r in rows]
+
+
+ENCODING = "utf-8-sig"  # tolerate a byte-order mark (spreadsheet exports)
+
+
+def data_lines(path: Path, header: bool = True) -> np.ndarray:
+    """Physical line numbers (1-based) of the data rows pandas reads: non-blank lines after the
+    header. Row ``i`` of the table came from line ``data_lines(path)[i]``."""
+    with path.open(encoding=ENCODING) as handle:
+        numbers = [n for n, line in enumerate(handle, start=1) if line.strip()]
+    return np.array(numbers[1:] if header else numbers, dtype=np.int64)
+
+
+def read_csv(path: Path, problems: ProblemLog, header: bool = True, **options):
+    """``pandas.read_csv`` that turns unreadable files and ragged rows into reported problems.
+
+    A row with the wrong number of fields is an error naming its line (strict) or is skipped and
+    counted (lenient); an empty file is reported. Returns ``(table, lines)`` where ``lines[i]`` is
+    the physical line of row ``i``, or ``(None, None)`` when nothing could be read.
+    """
+    import warnings
+
+    options = {
+        "encoding": ENCODING,
+        "keep_default_na": False,
+        "dtype": str,
+        "header": 0 if header else None,
+        **options,
+    }
+    lines = data_lines(path, header)
+    try:
+        return pd.read_csv(path, **options), lines
+    except pd.errors.EmptyDataError:
+        problems.report(path, None, "empty-file", "the file is empty")
+        return None, None
+    except pd.errors.ParserError as err:
+        if problems.strict:
+            match = re.search(r"line (\d+)", str(err))
+            line = int(match.group(1)) if match else None
+            problems.report(
+                path, line, "malformed-row", f"wrong number of fields ({str(err).strip()})"
+            )
+    with warnings.catch_warnings(record=True) as caught:  # lenient: skip and count ragged rows
+        warnings.simplefilter("always")
+        table = pd.read_csv(path, on_bad_lines="warn", **options)
+    skipped = set()
+    for warning in caught:
+        for match in re.finditer(r"Skipping line (\d+): (.*)", str(warning.message)):
+            skipped.add(int(match.group(1)))
+            problems.report(path, int(match.group(1)), "malformed-row", match.group(2))
+    return table, lines[~np.isin(lines, list(skipped))]

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import image_exists, intensity_column, require_dir
+from facecap_lib.data.problems import ProblemLog, log
+from facecap_lib.data.sources.common import ENCODING, image_exists, intensity_column, require_dir
 from facecap_lib.data.table import face_table
 
 LABEL_DIR = "ActionUnit_Labels"
@@ -45,7 +45,7 @@ def image_path(subject: str, frame: int, frame_pattern: str = FRAME_PATTERN) -> 
 def _read_au_file(path: Path, problems: ProblemLog) -> dict[int, tuple[int, int]]:
     """frame → (intensity, line) of one ``SNxxx_au<N>.txt``."""
     out: dict[int, tuple[int, int]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding=ENCODING).splitlines(), start=1):
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split(",")]
@@ -55,6 +55,11 @@ def _read_au_file(path: Path, problems: ProblemLog) -> dict[int, tuple[int, int]
             )
             continue
         frame, level = int(fields[0]), int(fields[1])
+        if frame < 1:
+            problems.report(
+                path, number, "bad-frame", f"frame {frame}: DISFA frames are numbered from 1"
+            )
+            continue
         if level > 5:
             problems.report(path, number, "bad-code", f"intensity {level} is outside 0-5")
             continue
@@ -80,7 +85,7 @@ def load(
     root = Path(root)
     labels = require_dir(root / LABEL_DIR, "DISFA ActionUnit_Labels folder")
     problems = ProblemLog(strict)
-    parts = []
+    parts, partial_frames = [], {}
     for folder in sorted(p for p in labels.iterdir() if p.is_dir()):
         subject = folder.name
         levels: dict[int, dict[int, tuple[int, int]]] = {}
@@ -95,6 +100,12 @@ def load(
         if not levels:
             continue
         frames = sorted(set().union(*(set(v) for v in levels.values())))
+        partial = sum(1 for f in frames if any(f not in v for v in levels.values()))
+        if partial:  # kept, with NaN for the AUs whose file lacks the frame (not silently)
+            partial_frames[subject] = partial
+            log.warning(
+                "DISFA %s: %d frames are missing from some AU files (NaN there)", subject, partial
+            )
         part = pd.DataFrame({"frame": frames})
         for au in aus:
             got = levels.get(au, {})
@@ -118,6 +129,7 @@ def load(
         parts.append(part)
     df = face_table(pd.concat(parts, ignore_index=True) if parts else [])
     df["dataset"] = "disfa"
+    df.attrs["partial_frames"] = partial_frames
     return problems.attach(df, f"DISFA {root}")
 
 

@@ -13,6 +13,7 @@ Headers of AUs outside the lexicon are ignored. There is no official split.
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -20,9 +21,15 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import first_per_row, image_exists, occurrence, require_file
+from facecap_lib.data.sources.common import (
+    ENCODING,
+    first_per_row,
+    image_exists,
+    occurrence,
+    read_csv,
+    require_file,
+)
 from facecap_lib.data.table import face_table
-from facecap_lib.lexicon import AU_BY_NUMBER
 
 LABEL_FILE = "EmotioNet_FACS_aws_2020_24600.csv"
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26, 43)
@@ -41,23 +48,37 @@ def image_name(url: str) -> str:
 def load(
     root: str | Path,
     *,
+    aus: tuple[int, ...] = AUS,
     strict: bool = True,
     check_images: bool = True,
     label_file: str = LABEL_FILE,
 ) -> pd.DataFrame:
-    """Read the EmotioNet manual-annotation CSV and the downloaded images into a face table."""
+    """Read the EmotioNet manual-annotation CSV and the downloaded images into a face table.
+
+    Only ``aus`` (default: the 11 challenge AUs and AU43) are read: the file has columns for
+    AU 1-60, but the others are not reliably coded; they stay NaN.
+    """
     root = Path(root)
     path = require_file(root / label_file, "EmotioNet annotation CSV")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    header = [_clean(h) for h in raw.columns]
     problems = ProblemLog(strict)
+    empty = face_table([]).assign(dataset="emotionet")
+    raw, lines = read_csv(path, problems)
+    if raw is None:
+        return problems.attach(empty, f"EmotioNet {root}")
+    with path.open(encoding=ENCODING, newline="") as handle:
+        header = [_clean(h) for h in next(csv.reader(handle))]  # as written: pandas renames repeats
     if not header or header[0].upper() != "URL":
         problems.report(path, 1, "bad-header", f"first column must be URL, got {header[:3]}")
-        return problems.attach(face_table([]).assign(dataset="emotionet"), f"EmotioNet {root}")
-    au_columns = {}
+        return problems.attach(empty, f"EmotioNet {root}")
+    au_columns: dict[int, int] = {}
     for position, name in enumerate(header):
         match = re.fullmatch(r"AU\s*(\d+)", name, flags=re.IGNORECASE)
-        if match and int(match.group(1)) in AU_BY_NUMBER:
+        if match and int(match.group(1)) in aus:
+            if int(match.group(1)) in au_columns:
+                problems.report(
+                    path, 1, "bad-header", f"column 'AU {match.group(1)}' appears twice"
+                )
+                return problems.attach(empty, f"EmotioNet {root}")
             au_columns[int(match.group(1))] = position
     values = (
         raw.iloc[:, list(au_columns.values())]
@@ -69,7 +90,7 @@ def load(
     for row, col in first_per_row(np.isnan(values)):
         problems.report(
             path,
-            row + 2,
+            lines[row],
             "not-a-number",
             f"'AU {names[col]}' holds {raw.iat[row, list(au_columns.values())[col]]!r}",
         )
@@ -77,21 +98,24 @@ def load(
     for row, col in first_per_row(~np.isin(values, [0, 1, UNKNOWN]) & keep[:, None]):
         problems.report(
             path,
-            row + 2,
+            lines[row],
             "bad-code",
             f"'AU {names[col]}' is {values[row, col]:g}, expected 0, 1 or 999",
         )
         keep[row] = False
     rows, seen = [], set()
     for row in np.flatnonzero(keep):
+        if not image_name(raw.iat[row, 0]):
+            problems.report(path, lines[row], "malformed-row", "the URL is empty")
+            continue
         relative = f"images/{image_name(raw.iat[row, 0])}"
         if relative in seen:
-            problems.report(path, row + 2, "duplicate-row", f"{relative} is listed twice")
+            problems.report(path, lines[row], "duplicate-row", f"{relative} is listed twice")
             continue
         seen.add(relative)
-        if not image_exists(root, relative, problems, path, row + 2, check_images):
+        if not image_exists(root, relative, problems, path, lines[row], check_images):
             continue
-        record = {"image_path": relative, "label_file": label_file, "label_line": row + 2}
+        record = {"image_path": relative, "label_file": label_file, "label_line": int(lines[row])}
         record.update(
             {
                 f"AU{au}": occurrence(values[row, i : i + 1], {UNKNOWN})[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import image_exists, require_file
+from facecap_lib.data.sources.common import image_exists, read_csv, require_file
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import canonical_emotion
 
@@ -36,8 +36,10 @@ def load(
     """Read the FaceME layout above into a face table (``split`` = train)."""
     root = Path(root)
     path = require_file(root / LABEL_FILE, "FaceME labels.csv")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     problems = ProblemLog(strict)
+    raw, lines = read_csv(path, problems)
+    if raw is None:
+        return problems.attach(face_table([]).assign(dataset="faceme"), f"FaceME {root}")
     if [c.strip() for c in raw.columns] != HEADER:
         problems.report(
             path, 1, "bad-header", f"expected header {','.join(HEADER)}, got {list(raw.columns)}"
@@ -46,8 +48,8 @@ def load(
     votes: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     first_line: dict[str, int] = {}
     seen = set()
-    for i, (image, annotator, label) in enumerate(raw.itertuples(index=False)):
-        line = i + 2
+    for line, (image, annotator, label) in zip(lines, raw.itertuples(index=False), strict=True):
+        line = int(line)
         image, annotator, label = image.strip(), annotator.strip(), _normalise(label)
         if not image or not annotator or not label:
             problems.report(

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import first_per_row, image_exists, occurrence, require_dir
+from facecap_lib.data.sources.common import (
+    first_per_row,
+    image_exists,
+    occurrence,
+    read_csv,
+    require_dir,
+)
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import AU_BY_NUMBER
 
@@ -47,8 +53,10 @@ def load(root: str | Path, *, strict: bool = True, check_images: bool = True) ->
                 "expected labels/<3-digit group><letter>.csv, e.g. 001A.csv",
             )
             continue
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-        header = list(raw.columns)
+        raw, lines = read_csv(path, problems)
+        if raw is None:
+            continue
+        header = [h.strip() for h in raw.columns]
         aus = [
             int(h[2:])
             for h in header[1:]
@@ -66,26 +74,40 @@ def load(root: str | Path, *, strict: bool = True, check_images: bool = True) ->
         keep = np.ones(len(raw), dtype=bool)
         for row, col in first_per_row(np.isnan(values)):
             problems.report(
-                path, row + 2, "not-a-number", f"column {header[col]} holds {raw.iat[row, col]!r}"
+                path,
+                lines[row],
+                "not-a-number",
+                f"column {header[col]} holds {raw.iat[row, col]!r}",
             )
             keep[row] = False
         for row, col in first_per_row(~np.isin(values[:, 1:], [0, 1, UNKNOWN]) & keep[:, None]):
             problems.report(
                 path,
-                row + 2,
+                lines[row],
                 "bad-code",
                 f"{header[col + 1]} is {values[row, col + 1]:g}, expected 0, 1 or 9",
             )
             keep[row] = False
-        for row in np.flatnonzero(pd.Series(values[:, 0]).duplicated().to_numpy() & keep):
+        frames = values[:, 0]
+        for row in np.flatnonzero(keep & ((frames < 0) | (frames != np.floor(frames)))):
             problems.report(
-                path, row + 2, "duplicate-row", f"frame {int(values[row, 0])} is listed twice"
+                path,
+                lines[row],
+                "bad-frame",
+                f"frame number {frames[row]:g} is not a whole number >= 0",
+            )
+            keep[row] = False
+        for row in np.flatnonzero(
+            pd.Series(np.where(keep, frames, np.nan)).duplicated().to_numpy() & keep
+        ):
+            problems.report(
+                path, lines[row], "duplicate-row", f"frame {int(values[row, 0])} is listed twice"
             )
             keep[row] = False
         part = pd.DataFrame({"frame": values[keep, 0].astype(int)})
         for i, au in enumerate(aus, start=1):
             part[f"AU{au}"] = occurrence(values[keep, i], {UNKNOWN})
-        part["label_line"] = np.flatnonzero(keep) + 2
+        part["label_line"] = lines[keep]
         part["label_file"] = str(path.relative_to(root))
         part["subject"], part["sequence"] = subject, subject
         part["image_path"] = [image_path(subject, int(f)) for f in part["frame"]]

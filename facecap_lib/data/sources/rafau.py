@@ -10,12 +10,13 @@ AU strings are read by :func:`facecap_lib.lexicon.parse_au_tokens`: region prefi
 As in the paper, presence in any region is presence, and AUs outside the 27-AU lexicon (RAF-AU
 codes 32 of them) are dropped and counted in ``df.attrs["dropped_tokens"]``; a malformed token is a
 problem (the row is skipped in lenient mode). Lines are split on runs of whitespace (the file has
-trailing and double spaces). RAF-AU codes every AU it sees, so lexicon AUs not listed are absent
-(0), never NaN. The raw string is kept in ``raw_label``. There is no official split.
+trailing and double spaces). RAF-AU codes every AU it sees, so the lexicon AUs of :data:`AUS` not
+listed are absent (0); AU8 and AU11, which RAF-AU never codes, stay NaN. The raw string is kept in ``raw_label``. There is no official split.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -23,11 +24,14 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import image_exists, require_file
+from facecap_lib.data.sources.common import ENCODING, image_exists, require_file
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import AU_NUMBERS, parse_au_tokens
 
 LABEL_FILE = "RAFAU_label.txt"
+AUS: tuple[int, ...] = tuple(n for n in AU_NUMBERS if n not in (8, 11))
+"""Lexicon AUs RAF-AU codes (every one but AU8 and AU11, which never occur in its label file):
+absent when not listed. AU8 and AU11 stay NaN (not coded)."""
 
 
 def image_path(image_id: str) -> str:
@@ -41,11 +45,17 @@ def load(root: str | Path, *, strict: bool = True, check_images: bool = True) ->
     problems = ProblemLog(strict)
     dropped: Counter = Counter()
     rows, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding=ENCODING).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
-        name, label = fields[0], "".join(fields[1:])
+        name, label = fields[0], " ".join(fields[1:])
+        if re.search(r"[^+\s]\s+[^+\s]", label):  # "1+2 4": two AU strings, not one
+            problems.report(
+                path, number, "malformed-line", f"{name}: more than one AU string in {line!r}"
+            )
+            continue
+        label = label.replace(" ", "")
         if not name.lower().endswith(".jpg") or not Path(name).stem:
             problems.report(
                 path, number, "malformed-line", f"expected '<name>.jpg <AU string>', got {line!r}"
@@ -80,9 +90,11 @@ def load(root: str | Path, *, strict: bool = True, check_images: bool = True) ->
             "label_line": number,
             "raw_label": label,
         }
-        row.update({f"AU{au}": float(au in parsed.aus) for au in AU_NUMBERS})
+        row.update({f"AU{au}": float(au in parsed.aus) for au in AUS})
         rows.append(row)
     df = face_table(rows)
+    if "raw_label" not in df:
+        df["raw_label"] = pd.Series(dtype=object)
     df["dataset"] = "rafau"
     df.attrs["dropped_tokens"] = dict(dropped)
     return problems.attach(df, f"RAF-AU {root}")

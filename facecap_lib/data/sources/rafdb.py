@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
-from facecap_lib.data.sources.common import image_exists, require_file
+from facecap_lib.data.sources.common import ENCODING, image_exists, require_file
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import rafdb_basic_emotion, rafdb_compound_emotions
 
@@ -47,7 +47,7 @@ def load(
     )
     problems = ProblemLog(strict)
     rows, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding=ENCODING).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -35,7 +35,7 @@
 # | {doc}`01_au_lexicon` | Necessary | AUs, emotion names, AU codes |
 # | pandas | Necessary | the face table is a DataFrame |
 #
-# **Compute budget:** about a minute of rendering on 2 CPU cores at the full settings (12,000
+# **Compute budget:** about a minute of rendering on 2 CPU cores at the full settings (9,300
 # faces at 128 px); seconds in smoke mode. No GPU.
 
 # %%
@@ -54,7 +54,7 @@ from facecap_lib.data.table import label_summary
 from facecap_lib.lexicon import AU_BY_NUMBER
 
 # %% tags=["parameters"]
-SMOKE = False  # tiny corpora (CI); the full settings render about 12,000 faces
+SMOKE = False  # tiny corpora (CI); the full settings render about 9,300 faces
 SEED = 0
 REAL_DATA = {}  # e.g. {"bp4d": "/data/BP4D", "affectnet": {"root": "/data/AffectNet", "strict": False}}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
 from facecap_lib.data.synth.identity import Identity
 from facecap_lib.data.synth.render import Renderer, Scene

@@ -22,8 +22,9 @@ import pandas as pd
 from facecap_lib.data.problems import ProblemLog
 from facecap_lib.data.sources.common import (
     ENCODING,
-    first_per_row,
+    check_frame_codes,
     image_exists,
+    numeric,
     occurrence,
     read_csv,
     require_dir,
@@ -167,47 +168,10 @@ def load(
         if text is None:
             continue
         text = text[[header[p] for p in positions]]
-        if all(pd.api.types.is_numeric_dtype(text[c]) for c in text.columns):
-            values = text.to_numpy(dtype=float)
-        else:  # a cell that is not a number: found below
-            values = text.apply(lambda col: pd.to_numeric(col, errors="coerce")).to_numpy(
-                dtype=float
-            )
-        keep = np.ones(len(text), dtype=bool)
-        for row, col in first_per_row(np.isnan(values)):
-            problems.report(
-                path,
-                lines[row],
-                "not-a-number",
-                f"column {header[positions[col]].strip()} holds {text.iat[row, col]!r}",
-            )
-            keep[row] = False
+        values = numeric(text)
+        names = ["frame"] + [f"AU{header[p].strip()}" for p in positions[1:]]
+        keep = check_frame_codes(path, names, text, values, lines, problems, (0, 1, UNKNOWN))
         frames = values[:, 0]
-        bad_frame = keep & ((frames < 0) | (frames != np.floor(frames)))
-        for row in np.flatnonzero(bad_frame):
-            problems.report(
-                path,
-                lines[row],
-                "bad-frame",
-                f"frame number {frames[row]:g} is not a whole number >= 0",
-            )
-            keep[row] = False
-        invalid = ~np.isin(values[:, 1:], [0, 1, UNKNOWN]) & keep[:, None]
-        for row, col in first_per_row(invalid):
-            problems.report(
-                path,
-                lines[row],
-                "bad-code",
-                f"AU{header[positions[col + 1]].strip()} is {values[row, col + 1]:g}, expected 0, 1 or 9",
-            )
-            keep[row] = False
-        for row in np.flatnonzero(
-            pd.Series(np.where(keep, frames, np.nan)).duplicated().to_numpy() & keep
-        ):
-            problems.report(
-                path, lines[row], "duplicate-row", f"frame {int(frames[row])} is listed twice"
-            )
-            keep[row] = False
         by_position = dict(zip(positions, values.T, strict=True))
         part = {"frame": frames[keep].astype(int), "label_line": lines[keep]}
         for au, position in wanted.items():

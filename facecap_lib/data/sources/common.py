@@ -119,3 +119,56 @@ def read_csv(path: Path, problems: ProblemLog, header: bool = True, **options):
             skipped.add(int(match.group(1)))
             problems.report(path, int(match.group(1)), "malformed-row", match.group(2))
     return table, lines[~np.isin(lines, list(skipped))]
+
+
+def numeric(text: pd.DataFrame) -> np.ndarray:
+    """A table of number strings (or numbers) as floats; cells that are not numbers become NaN."""
+    if all(pd.api.types.is_numeric_dtype(text[c]) for c in text.columns):
+        return text.to_numpy(dtype=float)
+    return text.apply(lambda col: pd.to_numeric(col, errors="coerce")).to_numpy(dtype=float)
+
+
+def check_frame_codes(
+    path: Path,
+    names: list[str],
+    text: pd.DataFrame,
+    values: np.ndarray,
+    lines: np.ndarray,
+    problems: ProblemLog,
+    codes: tuple[int, ...],
+) -> np.ndarray:
+    """Check a per-frame label table (column 0 the frame number, then one code column per AU,
+    display ``names``): every cell a number, frames whole numbers >= 0 and unique, codes among
+    ``codes``. Reports each problem with its line; returns the mask of rows to keep."""
+    keep = np.ones(len(values), dtype=bool)
+    for row, col in first_per_row(np.isnan(values)):
+        problems.report(
+            path, lines[row], "not-a-number", f"column {names[col]} holds {text.iat[row, col]!r}"
+        )
+        keep[row] = False
+    frames = values[:, 0]
+    for row in np.flatnonzero(keep & ((frames < 0) | (frames != np.floor(frames)))):
+        problems.report(
+            path,
+            lines[row],
+            "bad-frame",
+            f"frame number {frames[row]:g} is not a whole number >= 0",
+        )
+        keep[row] = False
+    expected = ", ".join(str(c) for c in codes)
+    for row, col in first_per_row(~np.isin(values[:, 1:], codes) & keep[:, None]):
+        problems.report(
+            path,
+            lines[row],
+            "bad-code",
+            f"{names[col + 1]} is {values[row, col + 1]:g}, expected {expected}",
+        )
+        keep[row] = False
+    for row in np.flatnonzero(
+        pd.Series(np.where(keep, frames, np.nan)).duplicated().to_numpy() & keep
+    ):
+        problems.report(
+            path, lines[row], "duplicate-row", f"frame {int(frames[row])} is listed twice"
+        )
+        keep[row] = False
+    return keep

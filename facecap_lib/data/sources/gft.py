@@ -19,8 +19,9 @@ import pandas as pd
 
 from facecap_lib.data.problems import ProblemLog
 from facecap_lib.data.sources.common import (
-    first_per_row,
+    check_frame_codes,
     image_exists,
+    numeric,
     occurrence,
     read_csv,
     require_dir,
@@ -70,40 +71,8 @@ def load(root: str | Path, *, strict: bool = True, check_images: bool = True) ->
                 f"expected 'frame' then lexicon AU columns (AU1, ...), got {header}",
             )
             continue
-        values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-        keep = np.ones(len(raw), dtype=bool)
-        for row, col in first_per_row(np.isnan(values)):
-            problems.report(
-                path,
-                lines[row],
-                "not-a-number",
-                f"column {header[col]} holds {raw.iat[row, col]!r}",
-            )
-            keep[row] = False
-        for row, col in first_per_row(~np.isin(values[:, 1:], [0, 1, UNKNOWN]) & keep[:, None]):
-            problems.report(
-                path,
-                lines[row],
-                "bad-code",
-                f"{header[col + 1]} is {values[row, col + 1]:g}, expected 0, 1 or 9",
-            )
-            keep[row] = False
-        frames = values[:, 0]
-        for row in np.flatnonzero(keep & ((frames < 0) | (frames != np.floor(frames)))):
-            problems.report(
-                path,
-                lines[row],
-                "bad-frame",
-                f"frame number {frames[row]:g} is not a whole number >= 0",
-            )
-            keep[row] = False
-        for row in np.flatnonzero(
-            pd.Series(np.where(keep, frames, np.nan)).duplicated().to_numpy() & keep
-        ):
-            problems.report(
-                path, lines[row], "duplicate-row", f"frame {int(values[row, 0])} is listed twice"
-            )
-            keep[row] = False
+        values = numeric(raw)
+        keep = check_frame_codes(path, header, raw, values, lines, problems, (0, 1, UNKNOWN))
         part = pd.DataFrame({"frame": values[keep, 0].astype(int)})
         for i, au in enumerate(aus, start=1):
             part[f"AU{au}"] = occurrence(values[keep, i], {UNKNOWN})

@@ -5,7 +5,7 @@ Layout::
     <subset>/EmoLabel/list_patition_label.txt    "<name> <code>" per line ("patition", sic)
     <subset>/Image/aligned/<stem>_aligned.jpg
 
-Names are ``train_XXXXX`` / ``test_XXXX`` in the basic subset and ``train_XXXX`` / ``test_XXXX`` in
+Names are ``train_NNNNN`` / ``test_NNNN`` (digits) in the basic subset and ``train_NNNN`` / ``test_NNNN`` in
 the compound subset; the prefix is the official split. Basic codes 1-7 (surprise, fear, disgust,
 happiness, sadness, anger, neutral); compound codes 1-11 become their two basic emotions
 (1 happily surprised → happiness + surprise). Exp-BLIP uses the compound subset.

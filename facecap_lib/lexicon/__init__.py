@@ -9,6 +9,7 @@ from facecap_lib.lexicon.aus import (
     AU_COLUMNS,
     AU_NUMBERS,
     AUS,
+    FACE_WORDS,
     NO_AU_DESCRIPTION,
     REGIONS,
     ActionUnit,
@@ -32,6 +33,7 @@ from facecap_lib.lexicon.emotions import (
     COMPOUND_EMOTIONS,
     EMOTION_BY_NAME,
     EMOTION_NAMES,
+    EMOTION_WORDS,
     EMOTIONS,
     RAFDB_BASIC_CODES,
     RAFDB_COMPOUND_CODES,
@@ -42,6 +44,7 @@ from facecap_lib.lexicon.emotions import (
     rafdb_basic_emotion,
     rafdb_compound_emotions,
 )
+from facecap_lib.lexicon.phrases import AU_APPEARANCE
 from facecap_lib.lexicon.prototypes import (
     BASIC_PROTOTYPES,
     COMPOUND_PROTOTYPES,
@@ -55,6 +58,7 @@ __all__ = [
     "AFFECTNET_CODES",
     "AFFECTNET_NON_EMOTIONS",
     "AUS",
+    "AU_APPEARANCE",
     "AU_BY_NUMBER",
     "AU_COLUMNS",
     "AU_NUMBERS",
@@ -65,7 +69,9 @@ __all__ = [
     "COMPOUND_PROTOTYPES",
     "EMOTIONS",
     "EMOTION_BY_NAME",
+    "FACE_WORDS",
     "EMOTION_NAMES",
+    "EMOTION_WORDS",
     "NO_AU_DESCRIPTION",
     "PROTOTYPE_SOURCES",
     "RAFDB_BASIC_CODES",

@@ -115,3 +115,10 @@ NO_AU_DESCRIPTION = (
     "The eyebrows may be in a natural position, not raised or furrowed."
 )
 """The paper's fixed description of a face with no AU (supplementary §1.2), verbatim."""
+
+FACE_WORDS: tuple[str, ...] = (
+    "face", "facial", "forehead", "brow", "brows", "eyebrow", "eyebrows", "eye", "eyes", "eyelid",
+    "eyelids", "lid", "lids", "cheek", "cheeks", "nose", "nostril", "nostrils", "lip", "lips",
+    "mouth", "jaw", "chin", "teeth", "tongue", "dimple", "dimples", "wrinkle", "wrinkles", "neck",
+)
+"""Words for parts of the face: a caption about a face uses at least one."""

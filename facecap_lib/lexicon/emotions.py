@@ -59,6 +59,20 @@ _ALIASES: dict[str, str] = {
 }
 
 
+EMOTION_WORDS: dict[str, tuple[str, ...]] = {
+    "neutral": ("neutral", "neutrality", "calm", "expressionless"),
+    "happiness": ("happiness", "happy", "happily", "joy", "joyful", "glad", "pleased", "amused", "amusement"),
+    "sadness": ("sadness", "sad", "sadly", "unhappy", "unhappiness", "sorrow", "sorrowful", "grief"),
+    "surprise": ("surprise", "surprised", "surprisedly", "astonished", "astonishment", "amazed", "amazement"),
+    "fear": ("fear", "fearful", "fearfully", "afraid", "scared", "frightened", "terrified", "anxious", "anxiety"),
+    "disgust": ("disgust", "disgusted", "disgustedly", "revulsion", "repulsed"),
+    "anger": ("anger", "angry", "angrily", "furious", "fury", "rage", "irritated", "annoyed"),
+    "contempt": ("contempt", "contemptuous", "contemptuously", "scorn", "disdain"),
+}
+"""Words that name or describe each emotion (noun, adjective, adverb, close synonyms), used to
+check that an AU caption names no emotion and that a fused caption names every emotion."""
+
+
 def canonical_emotion(label: str) -> str:
     """The canonical name of a dataset's emotion word: ``"Happy"`` → ``"happiness"``.
 

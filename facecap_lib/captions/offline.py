@@ -33,7 +33,6 @@ from facecap_lib.lexicon import (
 GENERATOR = "offline"
 
 
-
 AU_FRAMES = (
     "The face shows {0}.",
     "There are {0}.",
@@ -106,14 +105,20 @@ def fuse(aus: Iterable[int], emotions: Iterable[str], key: object = "") -> str:
             listed = join_phrases([phrases[n] for n in support])
             frame, verbs = LINK_FRAMES[int(rng.integers(len(LINK_FRAMES)))]
             verb = verbs[1] if len(support) == 1 else verbs[0]
-            sentences.append(_capitalise(frame.format(aus=listed, verb=verb, emotion=word, adjective=adjective)))
+            sentences.append(
+                _capitalise(frame.format(aus=listed, verb=verb, emotion=word, adjective=adjective))
+            )
         else:
             sentences.append(str(rng.choice(UNLINKED_FRAMES)).format(emotion=word))
     rest = [n for n in numbers if n not in used]
     if rest:
-        sentences.insert(0, str(rng.choice(AU_FRAMES)).format(join_phrases([phrases[n] for n in rest])))
+        sentences.insert(
+            0, str(rng.choice(AU_FRAMES)).format(join_phrases([phrases[n] for n in rest]))
+        )
     elif not numbers:
-        sentences.insert(0, "The facial features are relaxed, with no marked action of the brows, eyes or mouth.")
+        sentences.insert(
+            0, "The facial features are relaxed, with no marked action of the brows, eyes or mouth."
+        )
     return " ".join(sentences)
 
 

@@ -35,7 +35,9 @@ PROMPT_VERSION = "exp-blip-v1"  # part of every cache key: change it when a prom
 def au_list() -> str:
     """The 27 AUs with their FACS names, one per line."""
     lines = [f"{a.code}: {a.noun}" for a in AUS]
-    return "The Facial Action Coding System (FACS) defines these 27 Action Units:\n" + "\n".join(lines)
+    return "The Facial Action Coding System (FACS) defines these 27 Action Units:\n" + "\n".join(
+        lines
+    )
 
 
 def au_question(aus: Iterable[int]) -> str:
@@ -53,12 +55,14 @@ def au_prompt(aus: Iterable[int]) -> str | None:
     numbers = sorted(set(int(n) for n in aus))
     if not numbers:
         return None
-    return "\n\n".join([
-        au_list(),
-        ROLE,
-        f"Question: {au_question(EXAMPLE_AUS)}\nAnswer: {EXAMPLE_ANSWER}",
-        f"Question: {au_question(numbers)}\nAnswer:",
-    ])
+    return "\n\n".join(
+        [
+            au_list(),
+            ROLE,
+            f"Question: {au_question(EXAMPLE_AUS)}\nAnswer: {EXAMPLE_ANSWER}",
+            f"Question: {au_question(numbers)}\nAnswer:",
+        ]
+    )
 
 
 def fusion_prompt(au_caption: str, emotion_caption: str) -> str:

@@ -7,17 +7,33 @@ read them back. No phrase names an emotion.
 from __future__ import annotations
 
 AU_APPEARANCE: dict[int, tuple[str, ...]] = {
-    1: ("the inner corners of the eyebrows raised", "raised inner eyebrows", "inner brows lifted upward"),
+    1: (
+        "the inner corners of the eyebrows raised",
+        "raised inner eyebrows",
+        "inner brows lifted upward",
+    ),
     2: ("the outer eyebrows raised", "lifted outer brows", "outer brow corners pulled up"),
-    4: ("the eyebrows lowered and drawn together", "a furrowed brow", "lowered brows with creases between them"),
+    4: (
+        "the eyebrows lowered and drawn together",
+        "a furrowed brow",
+        "lowered brows with creases between them",
+    ),
     5: ("the upper eyelids raised", "widened eyes", "eyes opened wide"),
     6: ("raised cheeks", "cheeks lifted with wrinkles at the eye corners", "cheeks pushed upward"),
     7: ("tightened eyelids", "narrowed eyes", "tensed lower eyelids"),
     8: ("lips drawn toward each other", "lips pushed together", "lips moved toward each other"),
     9: ("a wrinkled nose", "wrinkles across the bridge of the nose", "the nose wrinkled upward"),
     10: ("a raised upper lip", "the upper lip pulled up", "the upper lip lifted toward the nose"),
-    11: ("deepened nasolabial folds", "deeper lines from the nose to the mouth", "pronounced nasolabial furrows"),
-    12: ("the lip corners pulled up", "the corners of the mouth drawn upward", "upturned mouth corners"),
+    11: (
+        "deepened nasolabial folds",
+        "deeper lines from the nose to the mouth",
+        "pronounced nasolabial furrows",
+    ),
+    12: (
+        "the lip corners pulled up",
+        "the corners of the mouth drawn upward",
+        "upturned mouth corners",
+    ),
     14: ("dimpled lip corners", "tightened mouth corners", "dimples beside the mouth"),
     15: ("the lip corners pulled down", "downturned mouth corners", "depressed lip corners"),
     16: ("the lower lip pulled down", "a lowered lower lip", "the lower lip drawn downward"),

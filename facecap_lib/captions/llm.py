@@ -1,0 +1,432 @@
+"""LLM calls for caption synthesis, through any OpenAI-compatible endpoint.
+
+:class:`LLMClient` sends chat-completion requests to OpenAI or to any server that speaks the same
+protocol (vLLM, Ollama, llama.cpp server), given a base URL, a model and a key (arguments, or the
+environment: ``FACECAP_LLM_MODEL``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``). It
+
+- runs requests concurrently (bounded by ``concurrency``) and retries 429, 5xx, timeouts, broken
+  connections and unreadable answers with exponential backoff, honouring ``Retry-After``;
+- keeps every answer in a SQLite cache (write-ahead log, one transaction per answer) keyed by the
+  request's content only (model, messages, sampling settings, prompt version; not the endpoint or
+  the key), so re-runs and resumed jobs never pay twice: ``kill -9`` loses at most the calls in
+  flight;
+- counts tokens and cost with a price table you can override, estimates a job's cost before it
+  starts (:meth:`LLMClient.estimate`), and stops cleanly at a hard budget of calls or dollars;
+- checks each answer (e.g. :func:`~facecap_lib.captions.validate.check_au_caption`) and asks again,
+  a bounded number of times, when it breaks the rules; what still fails is flagged, not hidden.
+
+The API key is held by the HTTP client only: it is not part of any repr, log line, cache row or
+error message this module writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from facecap_lib.captions.prompts import PROMPT_VERSION
+
+log = logging.getLogger("facecap.llm")
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+
+PRICES: dict[str, Price] = {
+    # list prices per 1M tokens as published by OpenAI (check before relying on them; override freely)
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4o": Price(2.50, 10.00),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+}
+FREE = Price(0.0, 0.0)  # a self-hosted model
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Where and how to call. ``api_key`` never appears in ``repr``."""
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int = 16
+    max_retries: int = 6  # per call, for 429 / 5xx / timeouts / unreadable answers
+    timeout: float = 60.0  # seconds per HTTP request
+    temperature: float = 0.7
+    max_tokens: int = 300
+    max_calls: int | None = None  # hard budget: HTTP calls of this job
+    max_cost: float | None = None  # hard budget: US dollars of this job
+    validation_retries: int = 2  # new attempts when an answer breaks the rules
+    prices: dict[str, Price] = field(default_factory=lambda: dict(PRICES))
+
+    @classmethod
+    def from_env(cls, **overrides) -> EndpointConfig | None:
+        """The endpoint the environment configures, or ``None`` when none is (use the offline
+        describer then). A model is required: ``FACECAP_LLM_MODEL``."""
+        model = overrides.pop("model", None) or os.environ.get("FACECAP_LLM_MODEL")
+        if not model:
+            return None
+        return cls(
+            model=model,
+            base_url=overrides.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL"),
+            api_key=overrides.pop("api_key", None) or os.environ.get("OPENAI_API_KEY"),
+            **overrides,
+        )
+
+    def price(self) -> Price:
+        if self.model in self.prices:
+            return self.prices[self.model]
+        return FREE if self.base_url and "openai.com" not in self.base_url else Price(0.5, 1.5)
+
+    def describe(self) -> str:
+        """Where calls go, without the key."""
+        return f"{self.model} at {self.base_url or 'https://api.openai.com/v1'}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat completion to make; ``tag`` is the caller's (e.g. an image id), not part of the key."""
+
+    messages: tuple[tuple[str, str], ...]
+    tag: str = ""
+
+    @classmethod
+    def user(cls, prompt: str, tag: str = "") -> Request:
+        return cls((("user", prompt),), tag)
+
+    def payload(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass
+class Result:
+    """The answer to a :class:`Request` (``text`` is ``None`` when it could not be had)."""
+
+    request: Request
+    text: str | None
+    cached: bool
+    attempts: int = 0  # answers asked for (1 + validation retries)
+    problems: list[str] = field(default_factory=list)  # rule checks the final answer still fails
+    error: str | None = None  # why there is no answer (budget, non-retryable error ...)
+    cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calls: int  # requests not in the cache
+    cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.calls} calls to make ({self.cached} cached), about {self.prompt_tokens:,} prompt + "
+            f"{self.completion_tokens:,} completion tokens, about ${self.cost:,.2f}"
+        )
+
+
+def approx_tokens(text: str) -> int:
+    """A rough token count (4 characters a token, as OpenAI's rule of thumb for English)."""
+    return max(1, len(text) // 4)
+
+
+class CallCache:
+    """Answers by request key, in SQLite (WAL; each answer committed on its own)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, request TEXT, "
+            "text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
+        )
+
+    def get(self, key: str) -> dict | None:
+        with self.lock:
+            row = self.db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost FROM answers WHERE key = ?",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return None
+        return {
+            "text": row[0],
+            "prompt_tokens": row[1],
+            "completion_tokens": row[2],
+            "cost": row[3],
+        }
+
+    def put(
+        self, key: str, model: str, request: list, text: str, usage: tuple[int, int], cost: float
+    ) -> None:
+        with self.lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, model, json.dumps(request), text, usage[0], usage[1], cost, time.time()),
+            )
+
+    def __len__(self) -> int:
+        with self.lock:
+            return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+class BudgetExhausted(RuntimeError):
+    """The job reached its budget of calls or dollars."""
+
+
+def _retry_after(error) -> float | None:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    if "retry-after-ms" in headers:
+        return float(headers["retry-after-ms"]) / 1000.0
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class LLMClient:
+    """Cached, concurrent, budgeted chat completions (see the module docstring)."""
+
+    def __init__(
+        self, config: EndpointConfig, cache: str | Path | CallCache, *, sleep=asyncio.sleep
+    ):
+        self.config = config
+        self.cache = cache if isinstance(cache, CallCache) else CallCache(cache)
+        self._sleep = sleep
+        self.calls = 0  # HTTP calls made by this client
+        self.cost = 0.0  # dollars spent by this client
+        self.tokens = [0, 0]
+
+    def __repr__(self) -> str:
+        return f"LLMClient({self.config.describe()}, cache={self.cache.path})"
+
+    # --- keys and estimates ---------------------------------------------------------------------
+    def key(self, request: Request, attempt: int = 0) -> str:
+        """Content hash of a request: model, messages, sampling settings, prompt version, attempt."""
+        content = {
+            "model": self.config.model,
+            "messages": request.payload(),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "version": PROMPT_VERSION,
+            "attempt": attempt,
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def estimate(self, requests: Sequence[Request], completion_tokens: int = 80) -> Estimate:
+        """What a job would cost before it runs (cached requests are free)."""
+        todo = [r for r in requests if self.cache.get(self.key(r)) is None]
+        prompt = sum(approx_tokens(m[1]) for r in todo for m in r.messages)
+        completion = completion_tokens * len(todo)
+        price = self.config.price()
+        cost = (prompt * price.input + completion * price.output) / 1e6
+        return Estimate(len(todo), len(requests) - len(todo), prompt, completion, cost)
+
+    # --- one call -------------------------------------------------------------------------------
+    def _client(self):
+        import openai
+
+        return openai.AsyncOpenAI(
+            api_key=self.config.api_key or "not-needed",
+            base_url=self.config.base_url,
+            max_retries=0,
+            timeout=self.config.timeout,
+        )
+
+    def _charge(self, request: Request) -> None:
+        cfg = self.config
+        if cfg.max_calls is not None and self.calls >= cfg.max_calls:
+            raise BudgetExhausted(f"budget of {cfg.max_calls} calls reached")
+        if cfg.max_cost is not None:
+            price = cfg.price()
+            next_cost = (
+                sum(approx_tokens(m[1]) for m in request.messages) * price.input
+                + cfg.max_tokens * price.output
+            ) / 1e6
+            if self.cost + next_cost > cfg.max_cost:
+                raise BudgetExhausted(
+                    f"budget of ${cfg.max_cost:.2f} reached (spent ${self.cost:.4f})"
+                )
+        self.calls += 1
+
+    async def _call(self, client, request: Request) -> tuple[str, tuple[int, int]]:
+        import openai
+
+        retryable = (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.APIResponseValidationError,
+            json.JSONDecodeError,
+        )
+        for attempt in range(self.config.max_retries + 1):
+            self._charge(request)
+            try:
+                response = await client.chat.completions.create(
+                    model=self.config.model,
+                    messages=request.payload(),
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_tokens,
+                )
+                text = response.choices[0].message.content or ""
+                usage = response.usage
+                tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+                return text, tokens
+            except openai.APIStatusError as error:
+                if not isinstance(error, retryable) and error.status_code < 500:
+                    raise RuntimeError(
+                        f"{self.config.describe()} refused the request: HTTP {error.status_code}"
+                    ) from None
+                last = f"HTTP {error.status_code}"
+                wait = _retry_after(error)
+            except retryable as error:
+                last = type(error).__name__
+                wait = None
+            except (
+                TypeError,
+                AttributeError,
+                IndexError,
+                ValueError,
+            ) as error:  # unreadable answer
+                last = f"unreadable answer ({type(error).__name__})"
+                wait = None
+            if attempt == self.config.max_retries:
+                break
+            delay = (
+                wait if wait is not None else min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            )
+            log.info("retrying after %s in %.2f s (attempt %d)", last, delay, attempt + 1)
+            await self._sleep(delay)
+        raise RuntimeError(
+            f"no answer from {self.config.describe()} after {self.config.max_retries + 1} tries ({last})"
+        )
+
+    async def _answer(self, client, request: Request, attempt: int) -> tuple[str, bool, float]:
+        key = self.key(request, attempt)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit["text"], True, 0.0
+        text, tokens = await self._call(client, request)
+        price = self.config.price()
+        cost = (tokens[0] * price.input + tokens[1] * price.output) / 1e6
+        self.cost += cost
+        self.tokens[0] += tokens[0]
+        self.tokens[1] += tokens[1]
+        self.cache.put(key, self.config.model, request.payload(), text, tokens, cost)
+        return text, False, cost
+
+    async def _complete(self, client, semaphore, request, check) -> Result:
+        async with semaphore:
+            result = Result(request, None, cached=True)
+            try:
+                for attempt in range(self.config.validation_retries + 1):
+                    text, cached, cost = await self._answer(client, request, attempt)
+                    result.text, result.attempts = text, attempt + 1
+                    result.cached &= cached
+                    result.cost += cost
+                    result.problems = check(text) if check else []
+                    if not result.problems:
+                        break
+            except (BudgetExhausted, RuntimeError) as error:
+                result.error = str(error)
+                result.cached = False
+            return result
+
+    # --- many calls -----------------------------------------------------------------------------
+    async def complete_async(
+        self,
+        requests: Sequence[Request],
+        check: Callable[[str], list[str]] | None = None,
+        progress: bool = True,
+    ) -> list[Result]:
+        """Answer every request (cache first), at most ``concurrency`` at a time, in order."""
+        client = self._client()
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+        bar = tqdm(total=len(requests), desc="LLM", unit="call", disable=not progress)
+
+        async def one(request):
+            result = await self._complete(client, semaphore, request, check)
+            bar.update(1)
+            return result
+
+        try:
+            results = await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            bar.close()
+            await client.close()
+        failed = [r for r in results if r.error]
+        if failed:
+            log.warning(
+                "%d of %d requests got no answer, e.g.: %s",
+                len(failed),
+                len(results),
+                failed[0].error,
+            )
+        return list(results)
+
+    def complete(
+        self,
+        requests: Sequence[Request],
+        check: Callable[[str], list[str]] | None = None,
+        progress: bool = True,
+    ) -> list[Result]:
+        """:meth:`complete_async` from synchronous code (also inside a running event loop, e.g. Jupyter)."""
+        return run_sync(self.complete_async(requests, check, progress))
+
+
+def run_sync(coroutine):
+    """Run a coroutine to completion, in a helper thread if this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the caller's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -104,14 +104,18 @@ class EndpointConfig:
 
 @dataclass(frozen=True)
 class Request:
-    """One chat completion to make; ``tag`` is the caller's (e.g. an image id), not part of the key."""
+    """One chat completion to make. ``tag`` is the caller's (e.g. an image id) and ``check`` this
+    request's own rule check (overrides the job's); neither is part of the cache key."""
 
     messages: tuple[tuple[str, str], ...]
     tag: str = ""
+    check: Callable[[str], list[str]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def user(cls, prompt: str, tag: str = "") -> Request:
-        return cls((("user", prompt),), tag)
+    def user(
+        cls, prompt: str, tag: str = "", check: Callable[[str], list[str]] | None = None
+    ) -> Request:
+        return cls((("user", prompt),), tag, check)
 
     def payload(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
@@ -352,6 +356,7 @@ class LLMClient:
         return text, False, cost
 
     async def _complete(self, client, semaphore, request, check) -> Result:
+        check = request.check or check
         async with semaphore:
             result = Result(request, None, cached=True)
             try:

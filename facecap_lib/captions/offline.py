@@ -35,15 +35,15 @@ GENERATOR = "offline"
 
 AU_FRAMES = (
     "The face shows {0}.",
-    "There are {0}.",
     "The face has {0}.",
     "One can see {0}.",
+    "The picture shows {0}.",
 )
-LINK_FRAMES = (  # {verb} agrees with the number of phrases: ("indicate", "indicates")
-    ("{aus} {verb} {emotion}.", ("indicate", "indicates")),
-    ("{aus} {verb} {emotion}.", ("suggest", "suggests")),
-    ("The face expresses {emotion}, as shown by {aus}.", ("", "")),
-    ("{aus} {verb} that the person feels {adjective}.", ("show", "shows")),
+LINK_FRAMES = (  # no verb agrees with the phrases, so any number of them reads well
+    "The face expresses {emotion}, as shown by {aus}.",
+    "{emotion} can be inferred from {aus}.",
+    "Given {aus}, the person appears to feel {adjective}.",
+    "{emotion} is suggested by {aus}.",
 )
 UNLINKED_FRAMES = (
     "The overall expression suggests {emotion}.",
@@ -103,10 +103,9 @@ def fuse(aus: Iterable[int], emotions: Iterable[str], key: object = "") -> str:
         if support:
             used.update(support)
             listed = join_phrases([phrases[n] for n in support])
-            frame, verbs = LINK_FRAMES[int(rng.integers(len(LINK_FRAMES)))]
-            verb = verbs[1] if len(support) == 1 else verbs[0]
+            frame = str(rng.choice(LINK_FRAMES))
             sentences.append(
-                _capitalise(frame.format(aus=listed, verb=verb, emotion=word, adjective=adjective))
+                _capitalise(frame.format(aus=listed, emotion=word, adjective=adjective))
             )
         else:
             sentences.append(str(rng.choice(UNLINKED_FRAMES)).format(emotion=word))

@@ -1,0 +1,132 @@
+"""Stage 3 training sets: Mix, Cat and Exp (paper Sec. 3.3 and 4.3).
+
+Each image of the training split has labels for one aspect only (AUs or emotions). The missing
+aspect comes from a *pseudo-captioner*: in the paper, AU-BLIP captions the emotion-labelled images
+and Emot-BLIP the AU-labelled ones. Any callable ``pseudo(faces, aspect) -> list[str]`` with a
+``name`` attribute plugs in (``aspect`` is ``"au"`` or ``"emotion"``); the training chapter plugs in
+the trained models. Until then :class:`PrototypePseudoCaptioner` stands in, from the labels and
+the lexicon's prototypes, and says so in the ``generator`` column.
+
+- **Mix**: the union: every image with the caption(s) of its own aspect.
+- **Cat**: AU caption and emotion caption concatenated (two sentences, no fusion).
+- **Exp**: AU caption and emotion caption fused by the describer (LLM or offline). As in the paper,
+  only *described* AU captions (LLM or offline, not the rule-based ones) feed Exp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from facecap_lib.captions.rules import au_caption, emotion_caption
+from facecap_lib.captions.synthesize import _rows, au_labelled, emotion_labelled
+from facecap_lib.data.table import au_sets, image_ids
+from facecap_lib.lexicon import BASIC_PROTOTYPES, COMPOUND_PROTOTYPES, NO_AU_DESCRIPTION
+
+PseudoCaptioner = Callable[[pd.DataFrame, str], list[str]]
+DESCRIBED = ("llm", "offline", "fixed")
+
+
+class PrototypePseudoCaptioner:
+    """A stand-in for AU-BLIP and Emot-BLIP built from labels and prototypes, not a model.
+
+    - aspect ``"emotion"`` (for AU-labelled images): the basic emotion whose EMFACS prototype best
+      overlaps the image's AUs (Jaccard), neutral when none overlaps;
+    - aspect ``"au"`` (for emotion-labelled images): the rule caption of the AUs the image is known
+      to show (a ``truth_aus`` column, which SynthFACS provides) or else of its emotions' prototypes.
+    """
+
+    name = "prototype"
+
+    def __call__(self, faces: pd.DataFrame, aspect: str) -> list[str]:
+        if aspect == "emotion":
+            return [emotion_caption([self.nearest_emotion(aus)]) for aus in au_sets(faces)]
+        if aspect == "au":
+            out = []
+            for i, emotions in enumerate(faces["emotions"]):
+                known = faces["truth_aus"].iloc[i] if "truth_aus" in faces else None
+                aus = (
+                    set(known)
+                    if known is not None
+                    else set().union(*(self.prototype(e) for e in emotions))
+                )
+                out.append(au_caption(aus) or NO_AU_DESCRIPTION)
+            return out
+        raise ValueError(f"aspect must be 'au' or 'emotion', got {aspect!r}")
+
+    @staticmethod
+    def prototype(emotion: str) -> set[int]:
+        for p in BASIC_PROTOTYPES + COMPOUND_PROTOTYPES:
+            if p.emotion == emotion:
+                return set(p.aus)
+        return set()
+
+    @staticmethod
+    def nearest_emotion(aus: frozenset[int]) -> str:
+        scores = [(len(aus & p.aus) / len(aus | p.aus), p.emotion) for p in BASIC_PROTOTYPES]
+        best = max(scores)
+        return best[1] if best[0] > 0 else "neutral"
+
+
+def _train(faces: pd.DataFrame) -> pd.DataFrame:
+    return faces[faces["split"] == "train"]
+
+
+def mix(captions: pd.DataFrame) -> pd.DataFrame:
+    """Mix-BLIP pairs: every training caption of an image's own aspect."""
+    pairs = captions[(captions["split"] == "train") & captions["kind"].isin(["au", "emotion"])]
+    return pairs.assign(strategy="mix").reset_index(drop=True)
+
+
+def _own_and_pseudo(faces, captions, pseudo: PseudoCaptioner, described_only: bool):
+    """(image rows, AU sentence, emotion sentence, generator note) for every training image."""
+    train = _train(faces)
+    ids = image_ids(train)
+    au_own = captions[
+        (captions["kind"] == "au") & (~captions["generator"].eq("rule") if described_only else True)
+    ]
+    au_text = au_own.drop_duplicates("image_id", keep="last").set_index("image_id")["caption"]
+    emo_text = captions[captions["kind"] == "emotion"].set_index("image_id")["caption"]
+    has_au = au_labelled(train).to_numpy()
+    has_emo = emotion_labelled(train).to_numpy()
+    au_sentences = np.array([au_text.get(i) for i in ids], dtype=object)
+    emo_sentences = np.array([emo_text.get(i) for i in ids], dtype=object)
+    need_emo = has_au & ~has_emo
+    need_au = has_emo & ~has_au
+    if need_emo.any():
+        emo_sentences[need_emo] = pseudo(train[need_emo], "emotion")
+    if need_au.any():
+        au_sentences[need_au] = pseudo(train[need_au], "au")
+    keep = np.array(
+        [a is not None and e is not None for a, e in zip(au_sentences, emo_sentences, strict=True)]
+    )
+    note = [
+        f"pseudo-{getattr(pseudo, 'name', 'model')}:{'emotion' if ne else 'au' if na else 'none'}"
+        for ne, na in zip(need_emo, need_au, strict=True)
+    ]
+    return train[keep], au_sentences[keep], emo_sentences[keep], np.array(note)[keep]
+
+
+def cat(faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner) -> pd.DataFrame:
+    """Cat-BLIP pairs: "<AU caption> <emotion caption>" for every training image."""
+    rows, au_s, emo_s, notes = _own_and_pseudo(faces, captions, pseudo, described_only=False)
+    texts = [f"{a.strip()} {e.strip()}" for a, e in zip(au_s, emo_s, strict=True)]
+    return _rows(rows, texts, "cat", "concatenation", list(notes)).assign(strategy="cat")
+
+
+def exp(
+    faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner, describer
+) -> pd.DataFrame:
+    """Exp-BLIP pairs: the describer fuses each training image's AU and emotion sentences."""
+    rows, au_s, emo_s, notes = _own_and_pseudo(faces, captions, pseudo, described_only=True)
+    written = describer.fuse(list(zip(image_ids(rows), au_s, emo_s, strict=True)))
+    return _rows(
+        rows,
+        [w.text for w in written],
+        "fused",
+        [w.generator for w in written],
+        [f"{w.source}+{n}" for w, n in zip(written, notes, strict=True)],
+        [list(w.problems) for w in written],
+    ).assign(strategy="exp")

@@ -8,7 +8,8 @@ the trained models. Until then :class:`PrototypePseudoCaptioner` stands in, from
 the lexicon's prototypes, and says so in the ``generator`` column.
 
 - **Mix**: the union: every image with the caption(s) of its own aspect.
-- **Cat**: AU caption and emotion caption concatenated (two sentences, no fusion).
+- **Cat**: AU caption and emotion caption concatenated (two sentences, no fusion), one pair per AU
+  caption of the image (rule-based and described, as the paper's Cat-BLIP outputs show both).
 - **Exp**: AU caption and emotion caption fused by the describer (LLM or offline). As in the paper,
   only *described* AU captions (LLM or offline, not the rule-based ones) feed Exp.
 """
@@ -81,39 +82,58 @@ def mix(captions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _own_and_pseudo(faces, captions, pseudo: PseudoCaptioner, described_only: bool):
-    """(image rows, AU sentence, emotion sentence, generator note) for every training image."""
+    """(image rows, AU sentence, emotion sentence, pseudo note) for every training image: one entry
+    per AU caption of the image (only described ones if ``described_only``), the missing aspect
+    from the pseudo-captioner."""
     train = _train(faces)
-    ids = image_ids(train)
-    au_own = captions[
-        (captions["kind"] == "au") & (~captions["generator"].eq("rule") if described_only else True)
-    ]
-    au_text = au_own.drop_duplicates("image_id", keep="last").set_index("image_id")["caption"]
-    emo_text = captions[captions["kind"] == "emotion"].set_index("image_id")["caption"]
+    ids = image_ids(train).to_numpy()
+    au_rows = captions[captions["kind"] == "au"]
+    if described_only:
+        au_rows = au_rows[au_rows["generator"].isin(DESCRIBED)]
+    au_text = au_rows.groupby("image_id", sort=False)["caption"].agg(list)
+    emo_text = (
+        captions[captions["kind"] == "emotion"]
+        .drop_duplicates("image_id")
+        .set_index("image_id")["caption"]
+    )
     has_au = au_labelled(train).to_numpy()
     has_emo = emotion_labelled(train).to_numpy()
-    au_sentences = np.array([au_text.get(i) for i in ids], dtype=object)
-    emo_sentences = np.array([emo_text.get(i) for i in ids], dtype=object)
-    need_emo = has_au & ~has_emo
-    need_au = has_emo & ~has_au
+    need_emo, need_au = has_au & ~has_emo, has_emo & ~has_au
+    au_lists = [au_text.get(i, []) for i in ids]
+    emo_sentences = [emo_text.get(i) for i in ids]
     if need_emo.any():
-        emo_sentences[need_emo] = pseudo(train[need_emo], "emotion")
+        for k, text in zip(
+            np.flatnonzero(need_emo), pseudo(train[need_emo], "emotion"), strict=True
+        ):
+            emo_sentences[k] = text
     if need_au.any():
-        au_sentences[need_au] = pseudo(train[need_au], "au")
-    keep = np.array(
-        [a is not None and e is not None for a, e in zip(au_sentences, emo_sentences, strict=True)]
-    )
-    note = [
-        f"pseudo-{getattr(pseudo, 'name', 'model')}:{'emotion' if ne else 'au' if na else 'none'}"
-        for ne, na in zip(need_emo, need_au, strict=True)
-    ]
-    return train[keep], au_sentences[keep], emo_sentences[keep], np.array(note)[keep]
+        for k, text in zip(np.flatnonzero(need_au), pseudo(train[need_au], "au"), strict=True):
+            au_lists[k] = [text]
+    name = getattr(pseudo, "name", "model")
+    positions, au_out, emo_out, notes = [], [], [], []
+    for k in range(len(train)):
+        if emo_sentences[k] is None:
+            continue
+        note = (
+            f"pseudo-{name}:emotion"
+            if need_emo[k]
+            else f"pseudo-{name}:au"
+            if need_au[k]
+            else "labels"
+        )
+        for text in au_lists[k]:
+            positions.append(k)
+            au_out.append(text)
+            emo_out.append(emo_sentences[k])
+            notes.append(note)
+    return train.iloc[positions], au_out, emo_out, notes
 
 
 def cat(faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner) -> pd.DataFrame:
     """Cat-BLIP pairs: "<AU caption> <emotion caption>" for every training image."""
     rows, au_s, emo_s, notes = _own_and_pseudo(faces, captions, pseudo, described_only=False)
     texts = [f"{a.strip()} {e.strip()}" for a, e in zip(au_s, emo_s, strict=True)]
-    return _rows(rows, texts, "cat", "concatenation", list(notes)).assign(strategy="cat")
+    return _rows(rows, texts, "cat", "concatenation", notes).assign(strategy="cat")
 
 
 def exp(

@@ -147,5 +147,10 @@ FACE_WORDS: tuple[str, ...] = (
     "wrinkle",
     "wrinkles",
     "neck",
+    "nasolabial",
+    "furrow",
+    "furrows",
+    "crease",
+    "creases",
 )
 """Words for parts of the face: a caption about a face uses at least one."""

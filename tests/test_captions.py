@@ -184,7 +184,7 @@ class Recorder(fusion.PrototypePseudoCaptioner):
 
 
 def test_mix_cat_exp():
-    table, describer = synthesize_captions(faces(), OfflineDescriber()), OfflineDescriber()
+    table = synthesize_captions(faces(), OfflineDescriber())
     mix = fusion.mix(table)
     assert set(mix["image_id"]) == {"rafau/a.jpg", "rafau/b.jpg", "affectnet/c.jpg"}  # train only
     pseudo = Recorder()

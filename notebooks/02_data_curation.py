@@ -262,5 +262,5 @@ assert default_corpus.curated_faces(spec, real=REAL_DATA).equals(faces_table)
 #   splits, and the statistics of its Table 1.
 #
 # ## What's next
-# The next chapter turns these labels into text: rule-based captions, prompts for a language model
-# and the fused explanatory captions Exp-BLIP learns from.
+# {doc}`03_caption_synthesis` turns these labels into text: rule-based captions, prompts for a
+# language model and the fused explanatory captions Exp-BLIP learns from.

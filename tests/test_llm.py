@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from facecap_lib.captions.llm import EndpointConfig, LLMClient, Price, Request
+from facecap_lib.captions.llm import EndpointConfig, LLMClient, Price, Request, run_sync
 from facecap_lib.captions.local_server import LocalServer
 from facecap_lib.captions.prompts import au_prompt
 from facecap_lib.captions.validate import check_au_caption
@@ -133,11 +133,11 @@ def test_configuration_from_the_environment(monkeypatch):
 
 def test_the_key_never_leaks(server, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    llm = client(server, tmp_path, concurrency=2, max_retries=1)
+    llm = client(server, tmp_path, concurrency=2, max_retries=3)
     server.inject(("429", 0), ("500",), ("401",))
     results = llm.complete(prompts(4), progress=False)
     refused = [r for r in results if r.error]
-    assert refused and "HTTP 401" in refused[0].error
+    assert len(refused) == 1 and "HTTP 401" in refused[0].error  # not retried: the key is wrong
     assert server.seen_authorization[0] == f"Bearer {SECRET}"  # it was sent ...
     texts = [caplog.text, repr(llm), repr(llm.config)] + [str(r) for r in results]
     texts += [p.read_bytes().decode("latin-1") for p in tmp_path.glob("cache.sqlite*")]
@@ -168,3 +168,27 @@ def test_kill_minus_nine_loses_at_most_the_calls_in_flight(tmp_path):
         repeated = [p for p, n in server.requests.items() if n > 1]
         assert len(repeated) <= 4  # only the calls in flight when the job died
         assert resumed.calls <= 120 - answered_before + 4
+
+
+def test_batch_api_submit_poll_collect_and_no_second_batch(server, tmp_path):
+    from facecap_lib.captions.llm import BatchJobs
+
+    sleeps = Sleeps()
+    llm = client(server, tmp_path, sleeps)
+    jobs = BatchJobs(llm, sleep=sleeps)
+    requests = prompts(12)
+    assert len(jobs.lines(requests + requests)) == 12  # one line per distinct request
+    batch_id = run_sync(jobs.submit(requests))
+    assert batch_id == "batch-1" and llm.cache.pending_batches() == {
+        batch_id: [llm.key(r) for r in requests]
+    }
+    assert jobs.lines(requests) == []  # submitted: a crash and a re-run must not pay again
+    server.batch_polls_until_done = 2  # "in progress" twice: the job waits and polls again
+    results = BatchJobs(client(server, tmp_path, sleeps), sleep=sleeps).run(
+        requests, check=check_au_caption, progress=False
+    )
+    assert all(r.text and r.cached for r in results)  # answered by the batch, from the cache
+    assert len(server.batches) == 1 and sleeps.waits  # one batch, polled until done
+    live_before = sum(server.requests.values())
+    BatchJobs(client(server, tmp_path, sleeps), sleep=sleeps).run(requests, progress=False)
+    assert len(server.batches) == 1 and sum(server.requests.values()) == live_before

@@ -76,6 +76,7 @@ class EndpointConfig:
     max_calls: int | None = None  # hard budget: HTTP calls of this job
     max_cost: float | None = None  # hard budget: US dollars of this job
     validation_retries: int = 2  # new attempts when an answer breaks the rules
+    batch_discount: float = 0.5  # Batch API price as a share of the live price
     prices: dict[str, Price] = field(default_factory=lambda: dict(PRICES))
 
     @classmethod
@@ -168,6 +169,9 @@ class CallCache:
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, request TEXT, "
             "text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
         )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, keys TEXT, status TEXT, created REAL)"
+        )
 
     def get(self, key: str) -> dict | None:
         with self.lock:
@@ -196,6 +200,25 @@ class CallCache:
     def __len__(self) -> int:
         with self.lock:
             return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def add_batch(self, batch_id: str, keys: list[str]) -> None:
+        """Remember a submitted batch before anything else happens (a crash must not resubmit it)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO batches VALUES (?, ?, 'submitted', ?)",
+                (batch_id, json.dumps(keys), time.time()),
+            )
+
+    def pending_batches(self) -> dict[str, list[str]]:
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, keys FROM batches WHERE status = 'submitted'"
+            ).fetchall()
+        return {batch_id: json.loads(keys) for batch_id, keys in rows}
+
+    def finish_batch(self, batch_id: str, status: str) -> None:
+        with self.lock:
+            self.db.execute("UPDATE batches SET status = ? WHERE id = ?", (status, batch_id))
 
     def close(self) -> None:
         with self.lock:
@@ -413,6 +436,139 @@ class LLMClient:
     ) -> list[Result]:
         """:meth:`complete_async` from synchronous code (also inside a running event loop, e.g. Jupyter)."""
         return run_sync(self.complete_async(requests, check, progress))
+
+
+class BatchJobs:
+    """The provider's Batch API for large jobs: build the JSONL, submit, poll, collect into the
+    same answer cache. Submitted batches are recorded in the cache before anything else, so a
+    crashed job resumes polling instead of paying for a second batch."""
+
+    def __init__(self, client: LLMClient, *, sleep=asyncio.sleep):
+        self.llm = client
+        self._sleep = sleep
+
+    def lines(self, requests: Sequence[Request]) -> list[dict]:
+        """Batch input lines for the requests neither answered nor already in a submitted batch."""
+        cfg = self.llm.config
+        pending = {k for keys in self.llm.cache.pending_batches().values() for k in keys}
+        out, seen = [], set()
+        for request in requests:
+            key = self.llm.key(request)
+            if key in pending or key in seen or self.llm.cache.get(key) is not None:
+                continue
+            seen.add(key)
+            out.append(
+                {
+                    "custom_id": key,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {
+                        "model": cfg.model,
+                        "messages": request.payload(),
+                        "temperature": cfg.temperature,
+                        "max_tokens": cfg.max_tokens,
+                    },
+                }
+            )
+        return out
+
+    async def submit(self, requests: Sequence[Request]) -> str | None:
+        """Upload and start a batch of what is still unanswered; ``None`` if nothing is."""
+        lines = self.lines(requests)
+        if not lines:
+            return None
+        cfg = self.llm.config
+        if cfg.max_cost is not None:
+            estimate = self.llm.estimate(
+                [r for r in requests if self.llm.key(r) in {line["custom_id"] for line in lines}]
+            )
+            if self.llm.cost + estimate.cost * cfg.batch_discount > cfg.max_cost:
+                raise BudgetExhausted(
+                    f"a batch of {len(lines)} calls (about ${estimate.cost * cfg.batch_discount:.2f}) exceeds the budget"
+                )
+        client = self.llm._client()
+        try:
+            payload = ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
+            upload = await client.files.create(file=("requests.jsonl", payload), purpose="batch")
+            batch = await client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+        finally:
+            await client.close()
+        self.llm.cache.add_batch(batch.id, [line["custom_id"] for line in lines])
+        log.info("submitted batch %s with %d requests", batch.id, len(lines))
+        return batch.id
+
+    async def collect(self, poll_interval: float = 60.0, timeout: float | None = None) -> int:
+        """Poll every submitted batch until it ends (or ``timeout``); store its answers. Returns
+        how many answers were stored."""
+        client = self.llm._client()
+        stored, start = 0, time.monotonic()
+        price = self.llm.config.price()
+        try:
+            while pending := self.llm.cache.pending_batches():
+                for batch_id, keys in pending.items():
+                    batch = await client.batches.retrieve(batch_id)
+                    if batch.status in ("failed", "expired", "cancelled"):
+                        self.llm.cache.finish_batch(batch_id, batch.status)
+                        log.warning(
+                            "batch %s %s; its requests will be made live", batch_id, batch.status
+                        )
+                    elif batch.status == "completed":
+                        content = await client.files.content(batch.output_file_id)
+                        stored += self._store(content.text, set(keys), price)
+                        self.llm.cache.finish_batch(batch_id, "collected")
+                if not self.llm.cache.pending_batches():
+                    break
+                if timeout is not None and time.monotonic() - start > timeout:
+                    break
+                await self._sleep(poll_interval)
+        finally:
+            await client.close()
+        return stored
+
+    def _store(self, text: str, keys: set[str], price: Price) -> int:
+        stored = 0
+        discount = self.llm.config.batch_discount
+        for line in filter(None, text.splitlines()):
+            item = json.loads(line)
+            key, response = item.get("custom_id"), item.get("response") or {}
+            body = response.get("body") or {}
+            if key not in keys or response.get("status_code") != 200 or not body.get("choices"):
+                continue
+            usage = body.get("usage") or {}
+            tokens = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            cost = discount * (tokens[0] * price.input + tokens[1] * price.output) / 1e6
+            self.llm.cost += cost
+            self.llm.cache.put(
+                key,
+                self.llm.config.model,
+                [],
+                body["choices"][0]["message"]["content"] or "",
+                tokens,
+                cost,
+            )
+            stored += 1
+        return stored
+
+    def run(
+        self,
+        requests: Sequence[Request],
+        check: Callable[[str], list[str]] | None = None,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        progress: bool = True,
+    ) -> list[Result]:
+        """Collect earlier batches, submit what is unanswered, wait for it, then answer from the
+        cache (asking live for anything the batch did not answer or that breaks the rules)."""
+
+        async def job():
+            await self.collect(poll_interval, timeout=0)
+            await self.submit(requests)
+            await self.collect(poll_interval, timeout)
+
+        run_sync(job())
+        return self.llm.complete(requests, check, progress)
 
 
 def run_sync(coroutine):

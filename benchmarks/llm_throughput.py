@@ -24,7 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     requests = [Request.user(f"Describe face number {i}.", str(i)) for i in range(args.n)]
     with LocalServer(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
-        config = EndpointConfig(model="local", base_url=server.base_url, api_key="k", concurrency=args.concurrency)
+        config = EndpointConfig(
+            model="local", base_url=server.base_url, api_key="k", concurrency=args.concurrency
+        )
         cache = Path(tmp) / "answers.sqlite"
         start = time.perf_counter()
         first = LLMClient(config, cache).complete(requests, progress=False)
@@ -37,7 +39,9 @@ def main() -> None:
     assert all(r.text for r in first) and all(r.cached for r in again) and second.calls == 0
     floor = args.n * args.latency / args.concurrency
     print(f"{args.n} prompts, concurrency {args.concurrency}, {args.latency * 1000:.0f} ms latency")
-    print(f"first run:  {cold:6.1f} s  ({args.n / cold:6.0f} calls/s, {calls} HTTP calls; floor {floor:.1f} s; target < 60 s)")
+    print(
+        f"first run:  {cold:6.1f} s  ({args.n / cold:6.0f} calls/s, {calls} HTTP calls; floor {floor:.1f} s; target < 60 s)"
+    )
     print(f"from cache: {warm:6.1f} s  ({second.calls} HTTP calls; target < 5 s)")
 
 

@@ -140,6 +140,36 @@ def _data_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _captions_build(args: argparse.Namespace) -> int:
+    from facecap_lib.captions import corpus
+    from facecap_lib.captions.llm import Request
+    from facecap_lib.captions.prompts import au_prompt
+    from facecap_lib.captions.synthesize import LLMDescriber, au_labelled, default_describer
+    from facecap_lib.data import default_corpus
+    from facecap_lib.data.table import au_sets
+    from facecap_lib.paths import cache_root
+
+    spec = (
+        default_corpus.DefaultCorpus.smoke() if args.smoke else default_corpus.DefaultCorpus.full()
+    )
+    faces = default_corpus.curated_faces(spec)
+    describer = default_describer(cache_root() / "llm" / "answers.sqlite")
+    print(f"describer: {type(describer).__name__} ({describer.source})")
+    if args.dry_run:
+        if not isinstance(describer, LLMDescriber):
+            print("offline describer: no calls, no cost")
+            return 0
+        prompts = [au_prompt(aus) for aus in au_sets(faces[au_labelled(faces)])]
+        estimate = describer.client.estimate([Request.user(p) for p in prompts if p])
+        print(f"AU captions: {estimate} (fusion calls follow, one per training image)")
+        return 0
+    tables = corpus.caption_corpus(faces, describer)
+    for name, table in tables.items():
+        print(f"{name}: {len(table)} rows")
+    print(f"written to {corpus.corpus_dir(faces, describer)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facecap", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cur.add_argument("--lenient", action="store_true")
     cur.set_defaults(func=_data_curate)
+
+    captions = commands.add_parser(
+        "captions", help="caption synthesis (stage 1) and Mix/Cat/Exp sets"
+    )
+    caption_commands = captions.add_subparsers(dest="action", required=True)
+    build_captions = caption_commands.add_parser(
+        "build", help="caption the default corpus (LLM if FACECAP_LLM_MODEL is set, else offline)"
+    )
+    build_captions.add_argument("--smoke", action="store_true", help="the smoke corpus")
+    build_captions.add_argument(
+        "--dry-run", dest="dry_run", action="store_true", help="print the cost estimate only"
+    )
+    build_captions.set_defaults(func=_captions_build)
 
     lexicon = commands.add_parser("lexicon", help="the AU and emotion vocabulary")
     lx_commands = lexicon.add_subparsers(dest="action", required=True)

@@ -10,7 +10,8 @@ Kernels run in the work folder (``$FACECAP_CACHE``, by default ``build/work/full
 ``build/work/smoke`` so the two modes never share artifacts) with this interpreter first on PATH.
 
 An executed copy records a cache key: a hash of the notebook source, the parameters, every file of
-``facecap_lib``, the project's dependency files, the Python version and the data root. A later
+``facecap_lib``, the project's dependency files, the Python version, the data root and the LLM
+endpoint (model and base URL, never the key). A later
 run with the same key is skipped unless ``force``; once one notebook of a run executes, the ones
 after it execute too, since they may read what it wrote. Any failure raises
 :class:`NotebookExecutionError` naming the notebook (and, for an error in a cell, the cell and its
@@ -36,6 +37,8 @@ NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.py$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 METADATA_KEY = "facecap"
 DEPENDENCY_FILES = ("pyproject.toml", "constraints.txt")
+# what else decides a chapter's output (never the API key: it changes no output and is a secret)
+OUTPUT_ENVIRONMENT = ("FACECAP_DATA", "FACECAP_LLM_MODEL", "OPENAI_BASE_URL")
 
 
 class NotebookExecutionError(RuntimeError):
@@ -136,7 +139,8 @@ def cache_key(source: Path, parameters: dict[str, Any], root: Path | None = None
     if root is not None:
         _digest_files(digest, root, (root / name for name in DEPENDENCY_FILES))
     digest.update(sys.version.encode())
-    digest.update(os.environ.get("FACECAP_DATA", "").encode())
+    for name in OUTPUT_ENVIRONMENT:
+        digest.update(f"{name}={os.environ.get(name, '')}".encode())
     return digest.hexdigest()
 
 

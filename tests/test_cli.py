@@ -37,3 +37,12 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "facecap"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "notebooks" in result.stdout
+
+
+def test_captions_build(capsys, monkeypatch):
+    monkeypatch.delenv("FACECAP_LLM_MODEL", raising=False)
+    assert main(["captions", "build", "--smoke", "--dry-run"]) == 0
+    assert "offline describer: no calls, no cost" in capsys.readouterr().out
+    assert main(["captions", "build", "--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "exp:" in out and "written to" in out

@@ -238,3 +238,27 @@ def test_default_output_folders(repo):
 def test_find_repo_root(tmp_path, repo):
     assert runner.find_repo_root(repo / "facecap_lib") == repo
     assert runner.find_repo_root(tmp_path) == repo  # falls back to the installed repository
+
+
+@pytest.mark.notebook
+def test_captions_chapter_through_an_llm_never_shows_the_key(repo, tmp_path, monkeypatch):
+    from facecap_lib.captions.local_server import LocalServer
+
+    secret = "sk-test-NOTEBOOK-SECRET-987654321"
+    with LocalServer() as server:
+        monkeypatch.setenv("FACECAP_LLM_MODEL", "local-model")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        monkeypatch.setenv("FACECAP_CACHE", str(tmp_path / "work"))
+        source = repo / "notebooks" / "03_caption_synthesis.py"
+        run = runner.run_notebook(source, tmp_path / "out", smoke=True, force=True, root=repo)
+        assert (
+            sum(server.requests.values()) > 0
+            and server.seen_authorization[-1] == f"Bearer {secret}"
+        )
+    text = run.output.read_text()
+    assert "LLMDescriber" in text and "local-model" in text
+    assert secret not in text
+    for path in (tmp_path / "work").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

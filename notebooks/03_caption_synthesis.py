@@ -41,6 +41,7 @@ import logging
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from facecap_lib import viz
 from facecap_lib.captions import corpus, offline, prompts, rules, stats
 from facecap_lib.captions.synthesize import default_describer
 from facecap_lib.captions.validate import check_au_caption
@@ -125,7 +126,7 @@ captions = tables["captions"]
 captions.groupby(["kind", "generator"]).size().rename("captions").to_frame()
 
 # %%
-captions.sample(6, random_state=SEED)[["image_id", "kind", "generator", "caption"]]
+captions.sample(6, random_state=SEED)[["dataset", "kind", "generator", "caption"]]
 
 # %%
 flagged = captions[captions["problems"].map(len) > 0]
@@ -147,14 +148,7 @@ all_captions = pd.concat([captions, tables["cat"], tables["exp"]], ignore_index=
 stats.caption_statistics(all_captions)
 
 # %%
-lengths = all_captions.assign(words=all_captions["caption"].map(lambda c: len(stats.words(c))))
-fig, ax = plt.subplots(figsize=(8, 3.2))
-for kind, part in lengths.groupby("kind"):
-    ax.hist(part["words"], bins=range(0, 80, 2), alpha=0.55, label=kind)
-ax.set_xlabel("words per caption")
-ax.set_ylabel("captions")
-ax.legend()
-fig.tight_layout()
+fig = viz.caption_lengths(all_captions)
 
 # %% [markdown]
 # ## 6. Mix, Cat and Exp side by side
@@ -169,7 +163,7 @@ fig.tight_layout()
 sample_ids = tables["exp"]["image_id"].drop_duplicates().sample(N_EXAMPLES, random_state=SEED)
 side = pd.DataFrame({name: tables[name].groupby("image_id")["caption"].first().reindex(sample_ids)
                      for name in corpus.STRATEGIES})
-side
+side.set_axis([i.split("/")[0] for i in side.index])  # dataset as the row label
 
 # %%
 exp = tables["exp"]

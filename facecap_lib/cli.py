@@ -143,10 +143,11 @@ def _data_curate(args: argparse.Namespace) -> int:
 def _captions_build(args: argparse.Namespace) -> int:
     from facecap_lib.captions import corpus
     from facecap_lib.captions.llm import Request
-    from facecap_lib.captions.prompts import au_prompt
+    from facecap_lib.captions.prompts import au_prompt, fusion_prompt
+    from facecap_lib.captions.rules import au_caption, emotion_caption
     from facecap_lib.captions.synthesize import LLMDescriber, au_labelled, default_describer
     from facecap_lib.data import default_corpus
-    from facecap_lib.data.table import au_sets
+    from facecap_lib.data.table import au_sets, image_ids
     from facecap_lib.paths import cache_root
 
     spec = (
@@ -159,9 +160,19 @@ def _captions_build(args: argparse.Namespace) -> int:
         if not isinstance(describer, LLMDescriber):
             print("offline describer: no calls, no cost")
             return 0
-        prompts = [au_prompt(aus) for aus in au_sets(faces[au_labelled(faces)])]
-        estimate = describer.client.estimate([Request.user(p) for p in prompts if p])
-        print(f"AU captions: {estimate} (fusion calls follow, one per training image)")
+        au_faces = faces[au_labelled(faces)]
+        requests = [
+            Request.user(au_prompt(aus), tag)
+            for tag, aus in zip(image_ids(au_faces), au_sets(au_faces), strict=True)
+            if aus
+        ]
+        print(f"AU captions: {describer.client.estimate(requests)}")
+        train = faces[faces["split"] == "train"]
+        typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))
+        fusions = [Request.user(typical, tag) for tag in image_ids(train)]
+        print(
+            f"fusion (one per training image, typical prompt): {describer.client.estimate(fusions, completion_tokens=90)}"
+        )
         return 0
     tables = corpus.caption_corpus(faces, describer)
     for name, table in tables.items():

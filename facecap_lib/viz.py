@@ -183,7 +183,12 @@ def caption_lengths(table: pd.DataFrame, by: str = "kind", bins=range(0, 80, 2))
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for key, part in table.groupby(by):
-        ax.hist([len(re.findall(r"[a-z']+", c.lower())) for c in part["caption"]], bins=bins, alpha=0.55, label=key)
+        ax.hist(
+            [len(re.findall(r"[a-z']+", c.lower())) for c in part["caption"]],
+            bins=bins,
+            alpha=0.55,
+            label=key,
+        )
     ax.set_xlabel("words per caption")
     ax.set_ylabel("captions")
     ax.legend()

@@ -54,7 +54,8 @@ SEED = 0
 N_EXAMPLES = 6  # images shown side by side
 
 # %%
-logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+logging.basicConfig(format="%(name)s: %(message)s")  # quiet by default (no per-request HTTP logs)
+logging.getLogger("facecap").setLevel(logging.INFO)
 spec = default_corpus.DefaultCorpus.smoke() if SMOKE else default_corpus.DefaultCorpus.full()
 faces = default_corpus.curated_faces(spec, progress=False)
 pd.set_option("display.max_colwidth", 140)

@@ -240,3 +240,37 @@ def test_every_appearance_phrase_is_about_the_face():
         for phrase in phrases:
             assert check_fused_caption(f"{phrase} suggest anger", ["anger"]) == [], (au, phrase)
             assert check_au_caption(phrase) == [], (au, phrase)
+
+
+def test_missing_answers_never_become_captions(tmp_path):
+    from facecap_lib.captions import corpus
+
+    with LocalServer() as server:
+        cfg = EndpointConfig(model="local", base_url=server.base_url, api_key="k", max_calls=0)
+        describer = LLMDescriber(LLMClient(cfg, tmp_path / "c.sqlite"), progress=False)
+        table = synthesize_captions(faces(), describer)
+        assert table.attrs["missing"] == 1 and (table["caption"] != "").all()
+        assert "llm" not in set(table["generator"])
+        with pytest.raises(
+            RuntimeError, match="3 captions got no answer"
+        ):  # 1 AU caption, 2 fusions
+            corpus.caption_corpus(faces(), describer, work=tmp_path)
+    assert not list((tmp_path / "captions").rglob("*.parquet"))
+
+
+def test_corpus_folder_follows_splits_and_labels(tmp_path):
+    from facecap_lib.captions import corpus
+
+    d = OfflineDescriber()
+    base = corpus.corpus_dir(faces(), d, work=tmp_path)
+    assert corpus.corpus_dir(faces(), d, work=tmp_path) == base
+    moved = faces().assign(split=["test", "train", "train", "test"])
+    relabelled = faces()
+    relabelled.loc[0, "AU1"] = 1.0
+    assert corpus.corpus_dir(moved, d, work=tmp_path) != base
+    assert corpus.corpus_dir(relabelled, d, work=tmp_path) != base
+
+
+def test_clean_answers_and_expression_words():
+    assert check_au_caption("Answer: The outer eyebrows are raised.") == []
+    assert check_au_caption("A broad smile with raised cheeks.") == ["names an emotion (smile)"]

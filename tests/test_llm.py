@@ -137,7 +137,7 @@ def test_the_key_never_leaks(server, tmp_path, caplog):
     server.inject(("429", 0), ("500",), ("401",))
     results = llm.complete(prompts(4), progress=False)
     refused = [r for r in results if r.error]
-    assert len(refused) == 1 and "HTTP 401" in refused[0].error  # not retried: the key is wrong
+    assert refused and all("refused the job: HTTP 401" in r.error for r in refused)
     assert server.seen_authorization[0] == f"Bearer {SECRET}"  # it was sent ...
     texts = [caplog.text, repr(llm), repr(llm.config)] + [str(r) for r in results]
     texts += [p.read_bytes().decode("latin-1") for p in tmp_path.glob("cache.sqlite*")]
@@ -178,7 +178,7 @@ def test_batch_api_submit_poll_collect_and_no_second_batch(server, tmp_path):
     jobs = BatchJobs(llm, sleep=sleeps)
     requests = prompts(12)
     assert len(jobs.lines(requests + requests)) == 12  # one line per distinct request
-    batch_id = run_sync(jobs.submit(requests))
+    [batch_id] = run_sync(jobs.submit(requests))
     assert batch_id == "batch-1" and llm.cache.pending_batches() == {
         batch_id: [llm.key(r) for r in requests]
     }
@@ -192,3 +192,62 @@ def test_batch_api_submit_poll_collect_and_no_second_batch(server, tmp_path):
     live_before = sum(server.requests.values())
     BatchJobs(client(server, tmp_path, sleeps), sleep=sleeps).run(requests, progress=False)
     assert len(server.batches) == 1 and sum(server.requests.values()) == live_before
+
+
+def test_a_refused_key_stops_the_whole_job(server, tmp_path):
+    llm = client(server, tmp_path, concurrency=2)
+    server.inject(*[("401",)] * 2)
+    results = llm.complete(prompts(30), progress=False)
+    assert all(r.error and "HTTP 401" in r.error for r in results)
+    assert llm.calls <= 2  # the calls in flight, then nothing more
+
+
+def test_cost_budget_holds_under_concurrency(server, tmp_path):
+    llm = client(
+        server, tmp_path, concurrency=16, max_cost=0.01, prices={"local": Price(10.0, 10.0)}
+    )
+    results = llm.complete(prompts(60, start=300), progress=False)
+    assert 0 < sum(r.text is not None for r in results) < 60
+    assert llm.cost <= 0.01 and llm.reserved == pytest.approx(0.0)
+
+
+def test_prices_are_never_made_up():
+    with pytest.raises(ValueError, match="no price known for model 'mystery'"):
+        EndpointConfig(model="mystery", base_url="https://api.together.xyz/v1").price()
+    assert EndpointConfig(model="mystery", base_url="http://localhost:8000/v1").price() == Price(
+        0, 0
+    )
+    cfg = EndpointConfig(model="m", base_url="https://user:pw@example.org:8443/v1?token=abc")
+    assert cfg.describe() == "m at https://example.org:8443/v1"
+
+
+def test_retry_after_as_a_date_and_capped(server, tmp_path):
+    from email.utils import formatdate
+
+    sleeps = Sleeps()
+    llm = client(server, tmp_path, sleeps, concurrency=1, max_wait=5)
+    server.inject(("429", formatdate(time.time() + 30, usegmt=True)), ("429", 86400))
+    [result] = llm.complete(prompts(1), progress=False)
+    assert result.text and sleeps.waits[0] == pytest.approx(5, abs=0.01) and sleeps.waits[1] == 5
+
+
+def test_same_prompt_for_two_images_is_two_calls(server, tmp_path):
+    from facecap_lib.captions.llm import Request
+
+    llm = client(server, tmp_path)
+    prompt = au_prompt({6, 12})
+    results = llm.complete(
+        [Request.user(prompt, "a.jpg"), Request.user(prompt, "b.jpg")], progress=False
+    )
+    assert llm.calls == 2 and results[0].text and results[1].text
+
+
+def test_a_batch_still_running_is_not_paid_again_live(server, tmp_path):
+    from facecap_lib.captions.llm import BatchJobs
+
+    sleeps = Sleeps()
+    server.batch_polls_until_done = 10**6  # never finishes
+    jobs = BatchJobs(client(server, tmp_path, sleeps), sleep=sleeps)
+    results = jobs.run(prompts(5), poll_interval=0.01, timeout=0.05, progress=False)
+    assert all(r.error and r.error.startswith("still in batch batch-1") for r in results)
+    assert sum(server.requests.values()) == 0

@@ -17,12 +17,13 @@ the lexicon's prototypes, and says so in the ``generator`` column.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from facecap_lib.captions.rules import au_caption, emotion_caption
-from facecap_lib.captions.synthesize import _rows, au_labelled, emotion_labelled
+from facecap_lib.captions.synthesize import _rows, au_labelled, emotion_labelled, written_rows
 from facecap_lib.data.table import au_sets, image_ids
 from facecap_lib.lexicon import BASIC_PROTOTYPES, COMPOUND_PROTOTYPES, NO_AU_DESCRIPTION
 
@@ -35,8 +36,9 @@ class PrototypePseudoCaptioner:
 
     - aspect ``"emotion"`` (for AU-labelled images): the basic emotion whose EMFACS prototype best
       overlaps the image's AUs (Jaccard), neutral when none overlaps;
-    - aspect ``"au"`` (for emotion-labelled images): the rule caption of the AUs the image is known
-      to show (a ``truth_aus`` column, which SynthFACS provides) or else of its emotions' prototypes.
+    - aspect ``"au"`` (for emotion-labelled images): the rule caption of its emotions' prototype AUs.
+
+    It reads no ground truth beyond the labels, so its captions are as good as prototypes are.
     """
 
     name = "prototype"
@@ -45,16 +47,10 @@ class PrototypePseudoCaptioner:
         if aspect == "emotion":
             return [emotion_caption([self.nearest_emotion(aus)]) for aus in au_sets(faces)]
         if aspect == "au":
-            out = []
-            for i, emotions in enumerate(faces["emotions"]):
-                known = faces["truth_aus"].iloc[i] if "truth_aus" in faces else None
-                aus = (
-                    set(known)
-                    if known is not None
-                    else set().union(*(self.prototype(e) for e in emotions))
-                )
-                out.append(au_caption(aus) or NO_AU_DESCRIPTION)
-            return out
+            return [
+                au_caption(set().union(*(self.prototype(e) for e in emotions))) or NO_AU_DESCRIPTION
+                for emotions in faces["emotions"]
+            ]
         raise ValueError(f"aspect must be 'au' or 'emotion', got {aspect!r}")
 
     @staticmethod
@@ -142,11 +138,7 @@ def exp(
     """Exp-BLIP pairs: the describer fuses each training image's AU and emotion sentences."""
     rows, au_s, emo_s, notes = _own_and_pseudo(faces, captions, pseudo, described_only=True)
     written = describer.fuse(list(zip(image_ids(rows), au_s, emo_s, strict=True)))
-    return _rows(
-        rows,
-        [w.text for w in written],
-        "fused",
-        [w.generator for w in written],
-        [f"{w.source}+{n}" for w, n in zip(written, notes, strict=True)],
-        [list(w.problems) for w in written],
-    ).assign(strategy="exp")
+    written = [replace(w, source=f"{w.source}+{n}") for w, n in zip(written, notes, strict=True)]
+    table = written_rows(rows, written, "fused").assign(strategy="exp")
+    table.attrs["missing"] = sum(w.missing for w in written)
+    return table

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -69,7 +70,8 @@ class EndpointConfig:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = 16
-    max_retries: int = 6  # per call, for 429 / 5xx / timeouts / unreadable answers
+    max_retries: int = 6  # per call, for 408 / 409 / 429 / 5xx / timeouts / unreadable answers
+    max_wait: float = 120.0  # longest pause between tries, whatever Retry-After asks
     timeout: float = 60.0  # seconds per HTTP request
     temperature: float = 0.7
     max_tokens: int = 300
@@ -86,6 +88,14 @@ class EndpointConfig:
         model = overrides.pop("model", None) or os.environ.get("FACECAP_LLM_MODEL")
         if not model:
             return None
+        if os.environ.get("FACECAP_LLM_PRICE") and "prices" not in overrides:
+            try:
+                given = Price(*(float(x) for x in os.environ["FACECAP_LLM_PRICE"].split(",")))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "FACECAP_LLM_PRICE must be 'input,output' in USD per 1M tokens"
+                ) from None
+            overrides["prices"] = {**PRICES, model: given}
         return cls(
             model=model,
             base_url=overrides.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL"),
@@ -94,19 +104,31 @@ class EndpointConfig:
         )
 
     def price(self) -> Price:
+        """Price of this model: the table's, free for a server on this machine, else an error
+        (a budget or an estimate in made-up dollars would be worse than none)."""
         if self.model in self.prices:
             return self.prices[self.model]
-        return FREE if self.base_url and "openai.com" not in self.base_url else Price(0.5, 1.5)
+        host = urlsplit(self.base_url or "").hostname or ""
+        if host in ("localhost", "127.0.0.1", "::1"):
+            return FREE
+        raise ValueError(
+            f"no price known for model {self.model!r} at {self.describe()}: pass "
+            f"prices={{{self.model!r}: Price(input, output)}} (USD per 1M tokens) or set FACECAP_LLM_PRICE=in,out"
+        )
 
     def describe(self) -> str:
-        """Where calls go, without the key."""
-        return f"{self.model} at {self.base_url or 'https://api.openai.com/v1'}"
+        """Where calls go, without the key, user names or query strings."""
+        url = urlsplit(self.base_url or "https://api.openai.com/v1")
+        host = url.hostname or ""
+        port = f":{url.port}" if url.port else ""
+        return f"{self.model} at {url.scheme}://{host}{port}{url.path}"
 
 
 @dataclass(frozen=True)
 class Request:
-    """One chat completion to make. ``tag`` is the caller's (e.g. an image id) and ``check`` this
-    request's own rule check (overrides the job's); neither is part of the cache key."""
+    """One chat completion to make. ``tag`` names what it is for (e.g. an image id) and is part of
+    the cache key: two images with the same AUs get two answers, as in the paper (one call per
+    image). ``check`` is this request's own rule check (overrides the job's), not part of the key."""
 
     messages: tuple[tuple[str, str], ...]
     tag: str = ""
@@ -229,6 +251,10 @@ class BudgetExhausted(RuntimeError):
     """The job reached its budget of calls or dollars."""
 
 
+class FatalEndpointError(RuntimeError):
+    """The endpoint refuses the whole job (wrong key, no access, unknown model): stop asking."""
+
+
 def _retry_after(error) -> float | None:
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None) or {}
@@ -257,17 +283,20 @@ class LLMClient:
         self._sleep = sleep
         self.calls = 0  # HTTP calls made by this client
         self.cost = 0.0  # dollars spent by this client
+        self.reserved = 0.0  # worst-case dollars of the calls in flight (budget check)
         self.tokens = [0, 0]
+        self.fatal: str | None = None  # set when the endpoint refuses the job (bad key, no model)
 
     def __repr__(self) -> str:
         return f"LLMClient({self.config.describe()}, cache={self.cache.path})"
 
     # --- keys and estimates ---------------------------------------------------------------------
     def key(self, request: Request, attempt: int = 0) -> str:
-        """Content hash of a request: model, messages, sampling settings, prompt version, attempt."""
+        """Content hash of a request: model, messages, tag, sampling settings, prompt version, attempt."""
         content = {
             "model": self.config.model,
             "messages": request.payload(),
+            "tag": request.tag,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
             "version": PROMPT_VERSION,
@@ -285,31 +314,39 @@ class LLMClient:
         return Estimate(len(todo), len(requests) - len(todo), prompt, completion, cost)
 
     # --- one call -------------------------------------------------------------------------------
-    def _client(self):
+    def _client(self, max_retries: int = 0):
         import openai
 
         return openai.AsyncOpenAI(
             api_key=self.config.api_key or "not-needed",
             base_url=self.config.base_url,
-            max_retries=0,
+            max_retries=max_retries,
             timeout=self.config.timeout,
         )
 
-    def _charge(self, request: Request) -> None:
+    def _worst_cost(self, request: Request) -> float:
+        price = self.config.price()
+        prompt = sum(approx_tokens(m[1]) for m in request.messages)
+        return (prompt * price.input + self.config.max_tokens * price.output) / 1e6
+
+    def _charge(self, request: Request) -> float:
+        """Count a call against the budgets, reserving its worst-case cost until it settles (calls
+        in flight count, so concurrency cannot overshoot). Returns the reservation."""
         cfg = self.config
+        if self.fatal:
+            raise FatalEndpointError(self.fatal)
         if cfg.max_calls is not None and self.calls >= cfg.max_calls:
             raise BudgetExhausted(f"budget of {cfg.max_calls} calls reached")
+        worst = 0.0
         if cfg.max_cost is not None:
-            price = cfg.price()
-            next_cost = (
-                sum(approx_tokens(m[1]) for m in request.messages) * price.input
-                + cfg.max_tokens * price.output
-            ) / 1e6
-            if self.cost + next_cost > cfg.max_cost:
+            worst = self._worst_cost(request)
+            if self.cost + self.reserved + worst > cfg.max_cost:
                 raise BudgetExhausted(
                     f"budget of ${cfg.max_cost:.2f} reached (spent ${self.cost:.4f})"
                 )
         self.calls += 1
+        self.reserved += worst
+        return worst
 
     async def _call(self, client, request: Request) -> tuple[str, tuple[int, int]]:
         import openai
@@ -323,7 +360,7 @@ class LLMClient:
             json.JSONDecodeError,
         )
         for attempt in range(self.config.max_retries + 1):
-            self._charge(request)
+            reserved = self._charge(request)
             try:
                 response = await client.chat.completions.create(
                     model=self.config.model,
@@ -334,15 +371,27 @@ class LLMClient:
                 text = response.choices[0].message.content or ""
                 usage = response.usage
                 tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+                self._settle(reserved, tokens)
                 return text, tokens
             except openai.APIStatusError as error:
-                if not isinstance(error, retryable) and error.status_code < 500:
+                self._settle(reserved, (0, 0))
+                if error.status_code in (401, 403, 404):  # wrong key, no access, no such model
+                    self.fatal = (
+                        f"{self.config.describe()} refused the job: HTTP {error.status_code}"
+                    )
+                    raise FatalEndpointError(self.fatal) from None
+                if (
+                    not isinstance(error, retryable)
+                    and error.status_code not in (408, 409)
+                    and error.status_code < 500
+                ):
                     raise RuntimeError(
                         f"{self.config.describe()} refused the request: HTTP {error.status_code}"
                     ) from None
                 last = f"HTTP {error.status_code}"
                 wait = _retry_after(error)
             except retryable as error:
+                self._settle(reserved, (0, 0))
                 last = type(error).__name__
                 wait = None
             except (
@@ -351,13 +400,13 @@ class LLMClient:
                 IndexError,
                 ValueError,
             ) as error:  # unreadable answer
+                self._settle(reserved, (0, 0))
                 last = f"unreadable answer ({type(error).__name__})"
                 wait = None
             if attempt == self.config.max_retries:
                 break
-            delay = (
-                wait if wait is not None else min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
-            )
+            backoff = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            delay = min(self.config.max_wait, wait if wait is not None else backoff)
             log.info("retrying after %s in %.2f s (attempt %d)", last, delay, attempt + 1)
             await self._sleep(delay)
         raise RuntimeError(
@@ -370,13 +419,23 @@ class LLMClient:
         if hit is not None:
             return hit["text"], True, 0.0
         text, tokens = await self._call(client, request)
+        cost = self._price_of(tokens)
+        try:
+            self.cache.put(key, self.config.model, request.payload(), text, tokens, cost)
+        except sqlite3.Error as error:  # the answer is paid for: keep it for this run at least
+            log.warning("could not cache an answer (%s); it will be asked again next run", error)
+        return text, False, cost
+
+    def _price_of(self, tokens: tuple[int, int]) -> float:
         price = self.config.price()
-        cost = (tokens[0] * price.input + tokens[1] * price.output) / 1e6
-        self.cost += cost
+        return (tokens[0] * price.input + tokens[1] * price.output) / 1e6
+
+    def _settle(self, reserved: float, tokens: tuple[int, int]) -> None:
+        """Replace a call's reservation by what it really cost."""
+        self.reserved -= reserved
+        self.cost += self._price_of(tokens)
         self.tokens[0] += tokens[0]
         self.tokens[1] += tokens[1]
-        self.cache.put(key, self.config.model, request.payload(), text, tokens, cost)
-        return text, False, cost
 
     async def _complete(self, client, semaphore, request, check) -> Result:
         check = request.check or check
@@ -391,7 +450,7 @@ class LLMClient:
                     result.problems = check(text) if check else []
                     if not result.problems:
                         break
-            except (BudgetExhausted, RuntimeError) as error:
+            except (BudgetExhausted, FatalEndpointError, RuntimeError) as error:
                 result.error = str(error)
                 result.cached = False
             return result
@@ -472,11 +531,18 @@ class BatchJobs:
             )
         return out
 
-    async def submit(self, requests: Sequence[Request]) -> str | None:
-        """Upload and start a batch of what is still unanswered; ``None`` if nothing is."""
+    MAX_LINES = 50_000  # the provider's limit of requests per batch
+
+    async def submit(self, requests: Sequence[Request]) -> list[str]:
+        """Upload and start batches (at most :data:`MAX_LINES` requests each) of what is still
+        unanswered; returns their ids (none if everything is answered or submitted)."""
         lines = self.lines(requests)
-        if not lines:
-            return None
+        ids = []
+        for start in range(0, len(lines), self.MAX_LINES):
+            ids.append(await self._submit_chunk(requests, lines[start : start + self.MAX_LINES]))
+        return ids
+
+    async def _submit_chunk(self, requests: Sequence[Request], lines: list[dict]) -> str:
         cfg = self.llm.config
         if cfg.max_cost is not None:
             estimate = self.llm.estimate(
@@ -486,7 +552,7 @@ class BatchJobs:
                 raise BudgetExhausted(
                     f"a batch of {len(lines)} calls (about ${estimate.cost * cfg.batch_discount:.2f}) exceeds the budget"
                 )
-        client = self.llm._client()
+        client = self.llm._client(max_retries=3)
         try:
             payload = ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
             upload = await client.files.create(file=("requests.jsonl", payload), purpose="batch")
@@ -502,7 +568,7 @@ class BatchJobs:
     async def collect(self, poll_interval: float = 60.0, timeout: float | None = None) -> int:
         """Poll every submitted batch until it ends (or ``timeout``); store its answers. Returns
         how many answers were stored."""
-        client = self.llm._client()
+        client = self.llm._client(max_retries=3)
         stored, start = 0, time.monotonic()
         price = self.llm.config.price()
         try:
@@ -568,26 +634,44 @@ class BatchJobs:
             await self.collect(poll_interval, timeout)
 
         run_sync(job())
-        return self.llm.complete(requests, check, progress)
+        waiting = {k: b for b, keys in self.llm.cache.pending_batches().items() for k in keys}
+        ready = [r for r in requests if self.llm.key(r) not in waiting]  # never pay twice
+        answered = iter(self.llm.complete(ready, check, progress))
+        return [
+            Result(r, None, cached=False, error=f"still in batch {waiting[self.llm.key(r)]}")
+            if self.llm.key(r) in waiting
+            else next(answered)
+            for r in requests
+        ]
 
 
 def run_sync(coroutine):
-    """Run a coroutine to completion, in a helper thread if this thread already runs a loop."""
+    """Run a coroutine to completion, in a helper thread if this thread already runs a loop (e.g.
+    Jupyter). An interrupt (Ctrl-C, a cancelled cell) cancels the work in the helper thread too."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(coroutine)
     box: dict = {}
 
     def target():
         try:
-            box["value"] = asyncio.run(coroutine)
+            box["value"] = loop.run_until_complete(task)
         except BaseException as error:  # re-raised in the caller's thread
             box["error"] = error
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join()
+    try:
+        thread.join()
+    except BaseException:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -29,7 +29,12 @@ from facecap_lib.captions import offline
 from facecap_lib.captions.llm import EndpointConfig, LLMClient, Request
 from facecap_lib.captions.prompts import PROMPT_VERSION, au_prompt, fusion_prompt
 from facecap_lib.captions.rules import au_caption, emotion_caption
-from facecap_lib.captions.validate import check_au_caption, check_fused_caption, named_emotions
+from facecap_lib.captions.validate import (
+    check_au_caption,
+    check_fused_caption,
+    clean_answer,
+    named_emotions,
+)
 from facecap_lib.data.table import au_sets, image_ids
 from facecap_lib.lexicon import AU_COLUMNS, NO_AU_DESCRIPTION
 
@@ -49,12 +54,14 @@ CAPTION_COLUMNS = (
 
 @dataclass(frozen=True)
 class Written:
-    """A caption a describer wrote, with the rule checks it fails."""
+    """A caption a describer wrote, with the rule checks it fails; ``missing`` when there is no
+    answer (budget, endpoint refusal): such a caption never enters a table."""
 
     text: str
     generator: str
     source: str
     problems: tuple[str, ...] = ()
+    missing: bool = False
 
 
 class OfflineDescriber:
@@ -120,8 +127,12 @@ class LLMDescriber:
 
     def _written(self, result) -> Written:
         if result.text is None:
-            return Written("", self.generator, self.source, (f"no answer: {result.error}",))
-        return Written(result.text, self.generator, self.source, tuple(result.problems))
+            return Written(
+                "", self.generator, self.source, (f"no answer: {result.error}",), missing=True
+            )
+        return Written(
+            clean_answer(result.text), self.generator, self.source, tuple(result.problems)
+        )
 
 
 def _check_fused(text: str, emotions: set[str]) -> list[str]:
@@ -167,6 +178,21 @@ def _rows(
     )
 
 
+def written_rows(faces: pd.DataFrame, written: Sequence[Written], kind: str) -> pd.DataFrame:
+    """Caption rows of what a describer wrote; missing answers are left out (and counted by the
+    caller), never turned into empty captions."""
+    keep = [not w.missing for w in written]
+    rows, kept = faces[keep], [w for w in written if not w.missing]
+    return _rows(
+        rows,
+        [w.text for w in kept],
+        kind,
+        [w.generator for w in kept],
+        [w.source for w in kept],
+        [list(w.problems) for w in kept],
+    )
+
+
 def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
     """The caption table of stage 1 (see the module docstring)."""
     au_faces = faces[au_labelled(faces)]
@@ -175,16 +201,7 @@ def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
     rule_faces = au_faces[with_au]
     parts = [_rows(rule_faces, [au_caption(s) for s in present if s], "au", "rule", "rules")]
     written = describer.describe(list(zip(image_ids(au_faces), present, strict=True)))
-    parts.append(
-        _rows(
-            au_faces,
-            [w.text for w in written],
-            "au",
-            [w.generator for w in written],
-            [w.source for w in written],
-            [list(w.problems) for w in written],
-        )
-    )
+    parts.append(written_rows(au_faces, written, "au"))
     emo_faces = faces[emotion_labelled(faces)]
     parts.append(
         _rows(
@@ -196,6 +213,7 @@ def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
         )
     )
     table = pd.concat(parts, ignore_index=True)
+    table.attrs["missing"] = sum(w.missing for w in written)
     flagged = table["problems"].map(len).gt(0).sum()
     if flagged:
         log.warning("%d captions break the paper's rules (see the problems column)", flagged)

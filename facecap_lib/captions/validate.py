@@ -27,14 +27,42 @@ def named_emotions(text: str) -> set[str]:
     return {emotion for emotion, forms in EMOTION_WORDS.items() if words & set(forms)}
 
 
+EXPRESSION_WORDS = (
+    "emotion",
+    "emotions",
+    "expression",
+    "expressions",
+    "smile",
+    "smiles",
+    "smiling",
+    "frown",
+    "frowns",
+    "frowning",
+    "grimace",
+    "grimacing",
+    "scowl",
+    "scowling",
+)
+"""Words that describe a facial *expression* rather than facial actions (the AU prompt forbids)."""
+
+
+def clean_answer(text: str) -> str:
+    """An LLM answer without a leading "Answer:" label or wrapping quotes."""
+    text = re.sub(r"^\s*answer\s*:\s*", "", text.strip(), flags=re.IGNORECASE)
+    return text.strip().strip('"').strip()
+
+
 def check_au_caption(text: str) -> list[str]:
-    """Problems of an AU caption: empty, names an emotion, or mentions AUs."""
+    """Problems of an AU caption: empty, names an emotion or an expression, or mentions AUs."""
     problems = []
-    if not text.strip():
+    text = clean_answer(text)
+    if not text:
         problems.append("empty caption")
-    named = named_emotions(text) - {"neutral"}
-    if named or "emotion" in _words(text) or "emotions" in _words(text):
-        problems.append(f"names an emotion ({', '.join(sorted(named)) or 'emotion'})")
+    named = sorted(named_emotions(text) - {"neutral"}) + sorted(
+        _words(text) & set(EXPRESSION_WORDS)
+    )
+    if named:
+        problems.append(f"names an emotion ({', '.join(named)})")
     if re.search(r"\bAUs?\b|\bAU\s?\d+|action units?", text, flags=re.IGNORECASE):
         problems.append("mentions AU")
     return problems

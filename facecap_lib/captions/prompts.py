@@ -2,8 +2,9 @@
 
 The quoted sentences are the paper's and must not change (tests pin them): the role sentence, the
 example question and answer of the one-shot AU prompt (GPT-3.5), and the zero-shot fusion prompt
-(paper Fig. 4). How the 27 AUs are listed before them is not printed in the paper; this module lists
-them one per line as ``AU1: inner brow raiser``, with the FACS noun forms of supplementary Table 1.
+(paper Fig. 4). What the paper does not print is this project's choice: the header and the list of
+the 27 AUs (one per line, ``AU1: inner brow raiser``, with the FACS noun forms of supplementary
+Table 1), and the ``Question:`` / ``Answer:`` labels around the example and the real question.
 
 A face with no AU gets no prompt: :func:`au_prompt` returns ``None`` and the caller uses the fixed
 description :data:`~facecap_lib.lexicon.NO_AU_DESCRIPTION`, as the paper does.

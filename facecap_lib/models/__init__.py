@@ -1,0 +1,1 @@
+"""BLIP-2 models: presets from CPU-tiny to the paper's shapes, tokenizers, caption encoding."""

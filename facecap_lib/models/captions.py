@@ -1,0 +1,47 @@
+"""Turning captions into the inputs BLIP-2 trains on.
+
+``input_ids`` are ``num_query_tokens`` image tokens (replaced inside the model by the Q-Former's
+query outputs), then ``</s>`` (OPT's beginning of text), the caption's tokens and ``</s>``, padded on
+the right. ``labels`` equal ``input_ids`` except -100 on the image tokens, the first ``</s>`` and
+padding, so the loss covers exactly the caption and its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from facecap_lib.models.tokenizer import IMAGE_TOKEN
+
+IGNORE = -100
+
+
+def encode_captions(
+    tokenizer, captions: Sequence[str], num_query_tokens: int, max_length: int = 96
+) -> dict[str, torch.Tensor]:
+    """``input_ids``, ``attention_mask`` and ``labels`` (``[B, Q + 1 + T]``, long) for a batch."""
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    texts = [
+        tokenizer(c.strip(), add_special_tokens=False)["input_ids"][: max_length - 2]
+        for c in captions
+    ]
+    length = num_query_tokens + 1 + max(len(t) for t in texts) + 1
+    input_ids = torch.full((len(texts), length), pad, dtype=torch.long)
+    labels = torch.full_like(input_ids, IGNORE)
+    attention = torch.zeros_like(input_ids)
+    for row, tokens in enumerate(texts):
+        sequence = [image_id] * num_query_tokens + [bos] + tokens + [eos]
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        attention[row, : len(sequence)] = 1
+        labels[row, num_query_tokens + 1 : len(sequence)] = torch.tensor(tokens + [eos])
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def prompt_ids(tokenizer, batch_size: int, num_query_tokens: int) -> dict[str, torch.Tensor]:
+    """Generation inputs: the image tokens and ``</s>``, from which the caption is generated."""
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    row = [image_id] * num_query_tokens + [tokenizer.bos_token_id]
+    ids = torch.tensor([row] * batch_size, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

@@ -1,0 +1,172 @@
+"""Model presets: the shapes of the image encoder, the Q-Former and the language model.
+
+``tiny`` trains on two CPU cores in minutes; ``small`` is a one-GPU model; ``vitb-opt2.7b``,
+``vitg-opt2.7b`` and ``vitg-opt6.7b`` are the paper's models (supplementary Tables 9-11: ViT-B/16
+pre-trained with MAE, or EVA ViT-g/14; BERT-base Q-Former with 32 queries and cross-attention in
+every other layer; OPT-2.7B or OPT-6.7B). :func:`blip2_config` turns a preset and a tokenizer into
+a transformers ``Blip2Config``; :func:`build_model` builds it with random weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import (
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2QFormerConfig,
+    Blip2VisionConfig,
+    OPTConfig,
+)
+
+
+@dataclass(frozen=True)
+class VisionShape:
+    image_size: int
+    patch_size: int
+    hidden: int
+    layers: int
+    heads: int
+    mlp: int
+
+
+@dataclass(frozen=True)
+class QFormerShape:
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    queries: int
+    cross_attention_frequency: int = 2  # BLIP-2: cross-attention in every other block
+
+
+@dataclass(frozen=True)
+class LMShape:
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    max_positions: int = 2048
+    vocab_size: int | None = None  # None: the tokenizer's (from-scratch presets)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    vision: VisionShape
+    qformer: QFormerShape
+    lm: LMShape
+    pretrained: str | None = None  # a Hugging Face id whose weights and tokenizer fit this shape
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        "tiny",
+        VisionShape(image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256),
+        QFormerShape(hidden=128, layers=2, heads=4, intermediate=256, queries=8),
+        LMShape(hidden=128, layers=2, heads=4, ffn=256, max_positions=256),
+    ),
+    "small": Preset(
+        "small",
+        VisionShape(image_size=224, patch_size=16, hidden=384, layers=12, heads=6, mlp=1536),
+        QFormerShape(hidden=384, layers=6, heads=6, intermediate=1536, queries=32),
+        LMShape(hidden=768, layers=12, heads=12, ffn=3072, max_positions=512),
+    ),
+    "vitb-opt2.7b": Preset(
+        "vitb-opt2.7b",
+        VisionShape(image_size=224, patch_size=16, hidden=768, layers=12, heads=12, mlp=3072),
+        QFormerShape(hidden=768, layers=12, heads=12, intermediate=3072, queries=32),
+        LMShape(hidden=2560, layers=32, heads=32, ffn=10240, vocab_size=50272),
+        pretrained="facebook/opt-2.7b",
+    ),
+    "vitg-opt2.7b": Preset(
+        "vitg-opt2.7b",
+        VisionShape(image_size=224, patch_size=14, hidden=1408, layers=39, heads=16, mlp=6144),
+        QFormerShape(hidden=768, layers=12, heads=12, intermediate=3072, queries=32),
+        LMShape(hidden=2560, layers=32, heads=32, ffn=10240, vocab_size=50272),
+        pretrained="Salesforce/blip2-opt-2.7b",
+    ),
+    "vitg-opt6.7b": Preset(
+        "vitg-opt6.7b",
+        VisionShape(image_size=224, patch_size=14, hidden=1408, layers=39, heads=16, mlp=6144),
+        QFormerShape(hidden=768, layers=12, heads=12, intermediate=3072, queries=32),
+        LMShape(hidden=4096, layers=32, heads=32, ffn=16384, vocab_size=50272),
+        pretrained="Salesforce/blip2-opt-6.7b",
+    ),
+}
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known: {list(PRESETS)}") from None
+
+
+def blip2_config(
+    spec: Preset,
+    *,
+    vocab_size: int,
+    image_token_id: int,
+    pad_token_id: int,
+    bos_token_id: int,
+    eos_token_id: int,
+) -> Blip2Config:
+    """A ``Blip2Config`` of this shape for a tokenizer with these special tokens."""
+    v, q, lm = spec.vision, spec.qformer, spec.lm
+    vision = Blip2VisionConfig(
+        image_size=v.image_size,
+        patch_size=v.patch_size,
+        hidden_size=v.hidden,
+        num_hidden_layers=v.layers,
+        num_attention_heads=v.heads,
+        intermediate_size=v.mlp,
+        initializer_range=0.02,  # transformers' code default is 1e-10: a from-scratch ViT would see nothing
+    )
+    qformer = Blip2QFormerConfig(
+        hidden_size=q.hidden,
+        num_hidden_layers=q.layers,
+        num_attention_heads=q.heads,
+        intermediate_size=q.intermediate,
+        cross_attention_frequency=q.cross_attention_frequency,
+        encoder_hidden_size=v.hidden,
+        vocab_size=vocab_size,
+        pad_token_id=pad_token_id,
+    )
+    text = OPTConfig(
+        vocab_size=lm.vocab_size or vocab_size,
+        hidden_size=lm.hidden,
+        num_hidden_layers=lm.layers,
+        num_attention_heads=lm.heads,
+        ffn_dim=lm.ffn,
+        word_embed_proj_dim=lm.hidden,
+        max_position_embeddings=lm.max_positions,
+        pad_token_id=pad_token_id,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+    )
+    return Blip2Config(
+        vision_config=vision.to_dict(),
+        qformer_config=qformer.to_dict(),
+        text_config=text.to_dict(),
+        num_query_tokens=q.queries,
+        image_token_index=image_token_id,
+    )
+
+
+def build_model(spec: Preset, tokenizer) -> Blip2ForConditionalGeneration:
+    """A BLIP-2 captioner of this shape with random weights, for a tokenizer of :mod:`.tokenizer`."""
+    ids = tokenizer_ids(tokenizer)
+    config = blip2_config(spec, vocab_size=len(tokenizer), **ids)
+    return Blip2ForConditionalGeneration(config)
+
+
+def tokenizer_ids(tokenizer) -> dict[str, int]:
+    from facecap_lib.models.tokenizer import IMAGE_TOKEN
+
+    return {
+        "image_token_id": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }

@@ -1,0 +1,129 @@
+"""Tiny BLIP-2 models: presets, tokenizer, caption encoding, forward, loss, generation; images."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facecap_lib.captions.rules import au_caption, emotion_caption
+from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.models.captions import IGNORE, encode_captions, prompt_ids
+from facecap_lib.models.presets import PRESETS, blip2_config, build_model, preset
+from facecap_lib.models.tokenizer import IMAGE_TOKEN, load_tokenizer, train_tokenizer
+
+CAPTIONS = [au_caption(s) for s in ({1, 2}, {6, 12}, {4, 7, 23}, {10, 25, 26})] + [
+    emotion_caption(["happiness"]),
+    emotion_caption(["anger", "surprise"]),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(CAPTIONS * 5, vocab_size=400, min_frequency=1)
+
+
+def test_tokenizer_round_trip_and_specials(tokenizer, tmp_path):
+    ids = tokenizer("It is a people who raises cheek.", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids).strip() == "It is a people who raises cheek."
+    assert (
+        tokenizer.bos_token == tokenizer.eos_token == "</s>"
+        and IMAGE_TOKEN in tokenizer.get_vocab()
+    )
+    tokenizer.save_pretrained(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again("raises cheek")["input_ids"] == tokenizer("raises cheek")["input_ids"]
+
+
+def test_caption_encoding(tokenizer):
+    batch = encode_captions(
+        tokenizer, ["The face shows happiness.", "It is a people who drops jaw."], 4
+    )
+    image = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    assert (ids[:, :4] == image).all() and (ids[:, 4] == tokenizer.bos_token_id).all()
+    assert (labels[:, :5] == IGNORE).all() and (labels[mask == 0] == IGNORE).all()
+    caption = labels[0][labels[0] != IGNORE].tolist()
+    assert caption[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(caption[:-1]).strip() == "The face shows happiness."
+
+
+def test_paper_presets_have_the_papers_shapes():
+    g = preset("vitg-opt2.7b")
+    assert (g.vision.layers, g.vision.hidden, g.vision.patch_size, g.vision.mlp) == (
+        39,
+        1408,
+        14,
+        6144,
+    )
+    assert (g.qformer.layers, g.qformer.hidden, g.qformer.queries) == (12, 768, 32)
+    assert (g.lm.hidden, g.lm.layers, g.lm.ffn) == (2560, 32, 10240)
+    assert preset("vitg-opt6.7b").lm.hidden == 4096 and preset("vitb-opt2.7b").vision.hidden == 768
+    config = blip2_config(
+        g, vocab_size=50272, image_token_id=50265, pad_token_id=1, bos_token_id=2, eos_token_id=2
+    )
+    assert config.qformer_config.encoder_hidden_size == 1408 and config.num_query_tokens == 32
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+    assert set(PRESETS) == {"tiny", "small", "vitb-opt2.7b", "vitg-opt2.7b", "vitg-opt6.7b"}
+
+
+def test_tiny_model_learns_and_generates(tokenizer):
+    torch.manual_seed(0)
+    spec = preset("tiny")
+    model = build_model(spec, tokenizer)
+    batch = encode_captions(tokenizer, CAPTIONS[:4], spec.qformer.queries)
+    size = spec.vision.image_size
+    pixels = torch.randn(
+        4, 3, size, size, generator=torch.Generator().manual_seed(1)
+    )  # 4 distinct images
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(120):
+        loss = model(pixel_values=pixels, **batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]  # it can fit four captions to four images
+    model.eval()
+    out = model.generate(
+        pixel_values=pixels,
+        **prompt_ids(tokenizer, 4, spec.qformer.queries),
+        max_new_tokens=24,
+        num_beams=1,
+        do_sample=False,
+    )
+    texts = tokenizer.batch_decode(out[:, spec.qformer.queries + 1 :], skip_special_tokens=True)
+    assert [t.strip() for t in texts] == CAPTIONS[:4]  # each image gets its own caption: it sees
+
+
+def test_vision_weights_are_initialised_to_learn(tokenizer):
+    model = build_model(preset("tiny"), tokenizer)
+    assert (
+        model.vision_model.embeddings.patch_embedding.weight.std() > 1e-3
+    )  # not transformers' 1e-10
+
+
+def test_images_load_whatever_their_format(tmp_path):
+    rgba = Image.new("RGBA", (40, 30), (255, 0, 0, 128))
+    rgba.save(tmp_path / "a.png")
+    Image.new("L", (20, 20), 128).save(tmp_path / "g.jpg")
+    rotated = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    rotated.save(tmp_path / "r.jpg", exif=exif)
+    assert load_rgb(tmp_path / "a.png").mode == "RGB" and load_rgb(tmp_path / "g.jpg").mode == "RGB"
+    assert load_rgb(tmp_path / "r.jpg").size == (20, 40)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read image .*bad.jpg"):
+        load_rgb(tmp_path / "bad.jpg")
+    batch = to_tensor([load_rgb(tmp_path / "a.png"), np.zeros((8, 8, 3), dtype=np.uint8)], 16)
+    assert batch.shape == (2, 3, 16, 16) and batch.dtype == torch.float32
+
+
+def test_augmentation_is_seeded():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    a = [np.asarray(Augment(seed=1)(image)) for _ in range(2)]
+    assert np.array_equal(a[0], a[1])
+    sizes = {Augment(seed=s)(image).size for s in range(10)}
+    assert len(sizes) > 1

@@ -1,0 +1,1 @@
+"""Training: the stage-2 captioning loop with schedules, checkpoints and exact resume."""

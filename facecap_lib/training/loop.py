@@ -1,0 +1,235 @@
+"""The stage-2 training loop: a BLIP-2 captioner learns to caption faces (paper Sec. 3.2).
+
+It reads top to bottom: schedule, forward, loss, backward, clip, step, log, save. The language
+model is frozen (BLIP-2); the Q-Former, the projection and the image encoder learn, the encoder
+with layer-wise learning-rate decay. Resuming is exact: a checkpoint holds the weights, the
+optimizer, the step, the loss history and the RNG state, and the data order is a function of the
+step, so a run killed after a checkpoint and resumed ends with the same weights as one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Blip2ForConditionalGeneration
+
+from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.models.captions import encode_captions
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.training.config import TrainConfig
+from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
+
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: an image file and its caption."""
+
+    image: str
+    caption: str
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    return torch.device(
+        "cuda"
+        if name == "auto" and torch.cuda.is_available()
+        else ("cpu" if name == "auto" else name)
+    )
+
+
+def batch_indices(n: int, step: int, micro: int, config: TrainConfig) -> np.ndarray:
+    """Which examples micro-batch ``micro`` of optimizer step ``step`` uses: a seeded permutation
+    per epoch, so the order depends only on the step (exact resume)."""
+    per_step = config.batch_size * config.grad_accumulation
+    start = step * per_step + micro * config.batch_size
+    out = []
+    for position in range(start, start + config.batch_size):
+        epoch, offset = divmod(position, n)
+        order = np.random.default_rng([config.seed, epoch]).permutation(n)
+        out.append(order[offset])
+    return np.array(out)
+
+
+def make_batch(
+    pairs: Sequence[Pair],
+    indices: np.ndarray,
+    tokenizer,
+    image_size: int,
+    queries: int,
+    config: TrainConfig,
+    step: int,
+) -> dict[str, torch.Tensor]:
+    images = []
+    for i in indices:
+        image = load_rgb(pairs[i].image)
+        if config.augment:
+            image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
+        images.append(image)
+    batch = encode_captions(
+        tokenizer, [pairs[i].caption for i in indices], queries, config.max_caption_tokens
+    )
+    batch["pixel_values"] = to_tensor(images, image_size)
+    return batch
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found else None
+
+
+def _save(
+    model,
+    tokenizer,
+    optimizer,
+    step: int,
+    history: list,
+    config: TrainConfig,
+    out_dir: Path,
+    name: str,
+) -> Path:
+    """Write a checkpoint atomically (a temporary folder renamed into place)."""
+    final = out_dir / name
+    tmp = out_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "history": history,
+            "torch_rng": torch.get_rng_state(),
+            "config": asdict(config),
+        },
+        tmp / STATE_FILE,
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+@dataclass
+class TrainResult:
+    model: Blip2ForConditionalGeneration
+    tokenizer: object
+    history: list[dict]
+    final: Path
+    resumed_from: int
+
+
+def train_captioner(
+    pairs: Sequence[Pair],
+    out_dir: str | Path,
+    config: TrainConfig = TrainConfig(),
+    *,
+    device: str = "auto",
+    tokenizer=None,
+    log: Callable[[str], None] | None = print,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or resume training) a BLIP-2 captioner on ``pairs``; checkpoints go to ``out_dir``.
+
+    Args:
+        pairs: image files with captions.
+        out_dir: run folder: ``checkpoint-<step>/`` folders and, at the end, ``final/``.
+        config: see :class:`TrainConfig`.
+        device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
+        tokenizer: for a from-scratch preset, one is trained on the captions unless given.
+        stop_after: stop after this many steps of this call, as a crash would (for tests).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device_ = resolve_device(device)
+    if (out_dir / "final" / STATE_FILE).exists():  # finished before: nothing to redo
+        final = out_dir / "final"
+        state = torch.load(final / STATE_FILE, weights_only=False)
+        model = Blip2ForConditionalGeneration.from_pretrained(final).to(device_)
+        return TrainResult(model, load_tokenizer(final), state["history"], final, state["step"])
+    torch.manual_seed(config.seed)
+    resume = latest_checkpoint(out_dir)
+    if resume is not None:
+        tokenizer = load_tokenizer(resume)
+        model = Blip2ForConditionalGeneration.from_pretrained(resume)
+    else:
+        tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
+        model = build_model(preset(config.preset), tokenizer)
+    model.to(device_)
+    if config.freeze_lm:
+        model.language_model.requires_grad_(False)
+    if config.freeze_vision:
+        model.vision_model.requires_grad_(False)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay, config.layer_decay),
+        lr=config.lr,
+        betas=config.betas,
+    )
+    step, history = 0, []
+    if resume is not None:
+        state = torch.load(resume / STATE_FILE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        if log:
+            log(f"resumed from {resume.name} (step {step})")
+    started = step
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device_.type == "cuda" and config.precision in ("auto", "bf16")
+        else nullcontext()
+    )
+    size = model.config.vision_config.image_size
+    queries = model.config.num_query_tokens
+    model.train()
+    clock = time.perf_counter()
+    while step < config.max_steps:
+        lr = cosine_with_warmup(
+            step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        total = 0.0
+        for micro in range(config.grad_accumulation):
+            indices = batch_indices(len(pairs), step, micro, config)
+            batch = {
+                k: v.to(device_)
+                for k, v in make_batch(
+                    pairs, indices, tokenizer, size, queries, config, step
+                ).items()
+            }
+            with autocast:
+                loss = model(**batch).loss / config.grad_accumulation
+            loss.backward()
+            total += loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        history.append({"step": step, "loss": total, "lr": lr})
+        if log and (step % config.log_every == 0 or step == config.max_steps):
+            rate = (step - started) / (time.perf_counter() - clock)
+            log(f"step {step}/{config.max_steps} loss {total:.4f} lr {lr:.2e} ({rate:.2f} steps/s)")
+        if step % config.save_every == 0 and step < config.max_steps:
+            _save(model, tokenizer, optimizer, step, history, config, out_dir, f"checkpoint-{step}")
+            for old in sorted(
+                out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+            )[:-2]:
+                shutil.rmtree(old)
+        if stop_after is not None and step - started >= stop_after:
+            return TrainResult(model, tokenizer, history, out_dir, started)
+    final = _save(model, tokenizer, optimizer, step, history, config, out_dir, "final")
+    (final / "history.json").write_text(json.dumps(history))
+    return TrainResult(model, tokenizer, history, final, started)

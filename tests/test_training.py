@@ -1,0 +1,96 @@
+"""The stage-2 loop: schedules, parameter groups, data order, and exact resume after a crash."""
+
+import pytest
+import torch
+
+from facecap_lib.captions.rules import au_caption
+from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.tokenizer import train_tokenizer
+from facecap_lib.training.config import TrainConfig
+from facecap_lib.training.loop import Pair, batch_indices, train_captioner
+from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
+
+AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {12, 25}, {9, 10}]
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    specs = [
+        FaceSpec({au: 4 for au in aus}, identity=i, path=f"{i}.png")
+        for i, aus in enumerate(AU_SETS)
+    ]
+    render_to_files(specs, root, size=64, workers=1, progress=False)
+    return [
+        Pair(str(root / s.path), au_caption(aus)) for s, aus in zip(specs, AU_SETS, strict=True)
+    ]
+
+
+def test_schedule():
+    lrs = [cosine_with_warmup(s, 100, 10, 1e-3, 1e-5) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-5, rel=0.05)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_layer_wise_decay_and_no_decay_groups(pairs):
+    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+    model = build_model(preset("tiny"), tokenizer)
+    model.language_model.requires_grad_(False)
+    groups = parameter_groups(model, 0.05, 0.9)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    layers = model.config.vision_config.num_hidden_layers
+    assert scale[id(named["vision_model.embeddings.patch_embedding.weight"])] == pytest.approx(
+        0.9 ** (layers + 1)
+    )
+    assert scale[id(named["vision_model.encoder.layers.0.self_attn.qkv.weight"])] == pytest.approx(
+        0.9**layers
+    )
+    assert scale[id(named["qformer.encoder.layer.0.attention.attention.query.weight"])] == 1.0
+    assert (
+        decay[id(named["query_tokens"])] == 0.0
+        and decay[id(named["language_projection.weight"])] == 0.05
+    )
+    assert not any(id(p) in scale for p in model.language_model.parameters())
+
+
+def test_data_order_depends_only_on_the_step():
+    config = TrainConfig(batch_size=4, seed=3)
+    first = [batch_indices(10, s, 0, config).tolist() for s in range(6)]
+    assert first == [batch_indices(10, s, 0, config).tolist() for s in range(6)]
+    assert sorted(sum(first[:5], [])[:10]) == list(range(10))  # an epoch sees every example once
+
+
+def test_resume_after_a_crash_is_exact(pairs, tmp_path):
+    config = TrainConfig(
+        max_steps=6, batch_size=3, warmup_steps=2, save_every=3, log_every=100, freeze_lm=False
+    )
+    straight = train_captioner(pairs, tmp_path / "straight", config, log=None)
+    crashed = train_captioner(pairs, tmp_path / "crashed", config, log=None, stop_after=3)
+    assert crashed.history[-1]["step"] == 3 and (tmp_path / "crashed" / "checkpoint-3").exists()
+    resumed = train_captioner(pairs, tmp_path / "crashed", config, log=None)
+    assert resumed.resumed_from == 3 and [h["loss"] for h in resumed.history] == [
+        h["loss"] for h in straight.history
+    ]
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    again = train_captioner(
+        pairs, tmp_path / "crashed", config, log=None
+    )  # finished: nothing redone
+    assert again.history == resumed.history
+
+
+def test_frozen_language_model_does_not_move(pairs, tmp_path):
+    config = TrainConfig(max_steps=2, batch_size=2, warmup_steps=1, save_every=100, log_every=100)
+    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+    torch.manual_seed(0)
+    before = build_model(preset("tiny"), tokenizer).language_model.state_dict()
+    result = train_captioner(pairs, tmp_path / "run", config, tokenizer=tokenizer, log=None)
+    after = result.model.language_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert (result.final / "history.json").exists() and len(result.history) == 2

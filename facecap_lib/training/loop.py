@@ -132,7 +132,7 @@ class TrainResult:
 def train_captioner(
     pairs: Sequence[Pair],
     out_dir: str | Path,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     device: str = "auto",
     tokenizer=None,
@@ -144,11 +144,12 @@ def train_captioner(
     Args:
         pairs: image files with captions.
         out_dir: run folder: ``checkpoint-<step>/`` folders and, at the end, ``final/``.
-        config: see :class:`TrainConfig`.
+        config: see :class:`TrainConfig` (default: its defaults).
         device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
         tokenizer: for a from-scratch preset, one is trained on the captions unless given.
         stop_after: stop after this many steps of this call, as a crash would (for tests).
     """
+    config = config or TrainConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device_ = resolve_device(device)

@@ -181,6 +181,42 @@ def _captions_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace) -> int:
+    import json
+
+    from facecap_lib.inference import describe
+
+    try:
+        results = describe(
+            args.photos,
+            args.checkpoint,
+            crop="none" if args.no_crop else "face",
+            beams=args.beams,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.sample,
+        )
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for r in results:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "image": r.source,
+                        "caption": r.caption,
+                        "error": r.error,
+                        "face_box": r.face_box,
+                    }
+                )
+            )
+        elif r.error:
+            print(f"{r.source}: error: {r.error}", file=sys.stderr)
+        else:
+            print(f"{r.source}: {r.caption}")
+    return 1 if any(r.error for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facecap", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", dest="dry_run", action="store_true", help="print the cost estimate only"
     )
     build_captions.set_defaults(func=_captions_build)
+
+    describe = commands.add_parser("describe", help="caption photos with a trained captioner")
+    describe.add_argument("photos", nargs="+")
+    describe.add_argument("--checkpoint", required=True, help="a trained captioner folder")
+    describe.add_argument("--beams", type=int, default=5, help="beam size (paper: 5)")
+    describe.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=60)
+    describe.add_argument("--sample", action="store_true", help="sample instead of beam search")
+    describe.add_argument(
+        "--no-crop",
+        dest="no_crop",
+        action="store_true",
+        help="use whole images (no face detection)",
+    )
+    describe.add_argument("--json", action="store_true", help="one JSON object per image")
+    describe.set_defaults(func=_describe)
 
     lexicon = commands.add_parser("lexicon", help="the AU and emotion vocabulary")
     lx_commands = lexicon.add_subparsers(dest="action", required=True)

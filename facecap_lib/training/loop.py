@@ -25,6 +25,7 @@ from transformers import Blip2ForConditionalGeneration
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
 from facecap_lib.models.captions import encode_captions
+from facecap_lib.models.device import resolve_device
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training.config import TrainConfig

@@ -1,0 +1,156 @@
+"""Describing faces with a trained captioner: ``describe(images, checkpoint)``.
+
+Images may be paths or PIL images of any size, grey, RGBA or EXIF-rotated. With ``crop="face"``
+(the default, for photos) the largest face found by OpenCV's bundled Haar cascade is cropped with a
+margin; an image where none is found gets a per-image error. ``crop="none"`` uses the whole image
+(SynthFACS renders and dataset crops are already faces). A corrupt file gets a per-image error; the
+rest of the batch is still described. Captions come from batched beam search (5 beams, the paper's
+setting) or sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from facecap_lib.data.images import load_rgb, to_tensor
+from facecap_lib.models.captions import prompt_ids
+from facecap_lib.models.device import resolve_device
+
+
+@dataclass(frozen=True)
+class Description:
+    """The caption of one input, or why there is none."""
+
+    source: str
+    caption: str | None
+    error: str | None = None
+    face_box: tuple[int, int, int, int] | None = None  # x, y, width, height in the input image
+
+
+@lru_cache(maxsize=1)
+def _cascade():
+    import cv2
+
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise RuntimeError(
+            "this OpenCV has no Haar cascades (OpenCV 5 dropped them): install opencv-python-headless<5"
+        )
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+def detect_face(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The largest frontal face (x, y, w, h), or ``None``."""
+
+    gray = np.asarray(ImageOps.grayscale(image))
+    side = min(gray.shape)
+    faces = _cascade().detectMultiScale(
+        gray, scaleFactor=1.1, minNeighbors=4, minSize=(max(24, side // 10),) * 2
+    )
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return int(x), int(y), int(w), int(h)
+
+
+def crop_face(
+    image: Image.Image, box: tuple[int, int, int, int], margin: float = 0.35
+) -> Image.Image:
+    """A square crop around ``box`` enlarged by ``margin`` on each side (clipped to the image)."""
+    x, y, w, h = box
+    cx, cy, half = x + w / 2, y + h / 2, max(w, h) * (0.5 + margin)
+    left, top = max(0, int(cx - half)), max(0, int(cy - half))
+    right, bottom = min(image.width, int(cx + half)), min(image.height, int(cy + half))
+    return image.crop((left, top, right, bottom))
+
+
+def load_captioner(checkpoint: str | Path, device: str = "auto"):
+    """Model and tokenizer saved by the trainer (``save_pretrained`` folder)."""
+    from transformers import Blip2ForConditionalGeneration
+
+    from facecap_lib.models.tokenizer import load_tokenizer
+
+    path = Path(checkpoint)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"no captioner checkpoint (config.json) in {path}")
+    model = Blip2ForConditionalGeneration.from_pretrained(path).to(resolve_device(device)).eval()
+    return model, load_tokenizer(path)
+
+
+def _prepare(item, crop: str) -> tuple[Image.Image | None, Description]:
+    source = str(item) if not isinstance(item, Image.Image) else "<image>"
+    try:
+        image = (
+            load_rgb(item)
+            if not isinstance(item, Image.Image)
+            else ImageOps.exif_transpose(item).convert("RGB")
+        )
+    except ValueError as error:
+        return None, Description(source, None, str(error))
+    if crop == "none":
+        return image, Description(source, None)
+    box = detect_face(image)
+    if box is None:
+        return None, Description(source, None, f"no face found in {source}")
+    return crop_face(image, box), Description(source, None, face_box=box)
+
+
+def describe(
+    images: Sequence[str | Path | Image.Image],
+    checkpoint=None,
+    *,
+    model=None,
+    tokenizer=None,
+    crop: str = "face",
+    beams: int = 5,
+    max_new_tokens: int = 60,
+    do_sample: bool = False,
+    top_p: float = 0.9,
+    temperature: float = 1.0,
+    batch_size: int = 16,
+    device: str = "auto",
+) -> list[Description]:
+    """Caption every image (see the module docstring); results keep the input order.
+
+    Give either ``checkpoint`` (a folder) or ``model`` and ``tokenizer``.
+    """
+    if crop not in ("face", "none"):
+        raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    if model is None:
+        model, tokenizer = load_captioner(checkpoint, device)
+    prepared = [_prepare(item, crop) for item in images]
+    ready = [i for i, (image, _) in enumerate(prepared) if image is not None]
+    captions: dict[int, str] = {}
+    size = model.config.vision_config.image_size
+    queries = model.config.num_query_tokens
+    device_ = next(model.parameters()).device
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        pixels = to_tensor([prepared[i][0] for i in chunk], size).to(
+            device_, dtype=next(model.parameters()).dtype
+        )
+        prompt = {k: v.to(device_) for k, v in prompt_ids(tokenizer, len(chunk), queries).items()}
+        with torch.no_grad():
+            out = model.generate(
+                pixel_values=pixels,
+                **prompt,
+                num_beams=1 if do_sample else beams,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                top_p=top_p,
+                temperature=temperature,
+            )
+        texts = tokenizer.batch_decode(
+            out[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        captions.update({i: t.strip() for i, t in zip(chunk, texts, strict=True)})
+    return [
+        Description(d.source, captions.get(i), d.error, d.face_box)
+        for i, (_, d) in enumerate(prepared)
+    ]

@@ -1,0 +1,89 @@
+"""describe(): batched captioning of odd images, face crops, per-image errors, the CLI."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from facecap_lib.captions.rules import au_caption
+from facecap_lib.cli import main
+from facecap_lib.data.synth.identity import Identity
+from facecap_lib.data.synth.render import Renderer
+from facecap_lib.inference import crop_face, describe, detect_face
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("captioner")
+    tokenizer = train_tokenizer(
+        [au_caption({6, 12}), au_caption({1, 2})] * 3, vocab_size=300, min_frequency=1
+    )
+    torch.manual_seed(0)
+    build_model(preset("tiny"), tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    face = Renderer(256).render({6: 3, 12: 3}, Identity.from_seed(0))
+    Image.fromarray(face).save(folder / "face.jpg")
+    Image.fromarray(face).convert("L").save(folder / "grey.png")
+    Image.fromarray(face).convert("RGBA").save(folder / "alpha.png")
+    Image.new("RGB", (300, 200), (90, 120, 200)).save(folder / "sky.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return folder
+
+
+def test_face_detection_and_crop(photos):
+    image = Image.open(photos / "face.jpg")
+    box = detect_face(image)
+    assert box is not None and box[2] > 40
+    crop = crop_face(image, box)
+    assert crop.width == crop.height or min(crop.size) < 256
+    assert detect_face(Image.open(photos / "sky.jpg")) is None
+
+
+def test_describe_keeps_going_past_bad_images(checkpoint, photos):
+    names = ["face.jpg", "broken.jpg", "sky.jpg", "grey.png", "alpha.png"]
+    results = describe(
+        [photos / n for n in names], checkpoint, beams=2, max_new_tokens=8, batch_size=2
+    )
+    assert [r.source.split("/")[-1] for r in results] == names
+    by = {r.source.split("/")[-1]: r for r in results}
+    assert by["face.jpg"].caption is not None and by["face.jpg"].face_box is not None
+    assert "cannot read image" in by["broken.jpg"].error and by["broken.jpg"].caption is None
+    assert "no face found" in by["sky.jpg"].error
+    whole = describe(
+        [photos / "sky.jpg", photos / "grey.png", Image.open(photos / "alpha.png")],
+        checkpoint,
+        crop="none",
+        beams=1,
+        max_new_tokens=4,
+    )
+    assert all(r.caption is not None and r.error is None for r in whole)
+
+
+def test_describe_cli(checkpoint, photos, capsys):
+    code = main(
+        [
+            "describe",
+            str(photos / "face.jpg"),
+            str(photos / "broken.jpg"),
+            "--checkpoint",
+            str(checkpoint),
+            "--beams",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--json",
+        ]
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and lines[0]["caption"] is not None and "cannot read" in lines[1]["error"]
+    assert main(["describe", "x.jpg", "--checkpoint", str(photos)]) == 1
+    assert "no captioner checkpoint" in capsys.readouterr().err

@@ -42,14 +42,6 @@ class Pair:
     caption: str
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    return torch.device(
-        "cuda"
-        if name == "auto" and torch.cuda.is_available()
-        else ("cpu" if name == "auto" else name)
-    )
-
-
 def batch_indices(n: int, step: int, micro: int, config: TrainConfig) -> np.ndarray:
     """Which examples micro-batch ``micro`` of optimizer step ``step`` uses: a seeded permutation
     per epoch, so the order depends only on the step (exact resume)."""

@@ -127,3 +127,24 @@ def test_augmentation_is_seeded():
     assert np.array_equal(a[0], a[1])
     sizes = {Augment(seed=s)(image).size for s in range(10)}
     assert len(sizes) > 1
+
+
+def test_language_model_pretraining_learns_the_caption_language(tokenizer):
+    from facecap_lib.captions.mentions import mentioned_aus
+    from facecap_lib.models.language import install_language_model, pretrain_language_model
+
+    spec = preset("tiny")
+    lm = pretrain_language_model(spec, tokenizer, CAPTIONS, steps=120, batch_size=16)
+    start = tokenizer("It is a people who", add_special_tokens=False)["input_ids"]
+    out = lm.generate(
+        torch.tensor([[tokenizer.bos_token_id, *start]]), max_new_tokens=16, do_sample=False
+    )
+    text = tokenizer.decode(out[0], skip_special_tokens=True).strip()
+    assert text in CAPTIONS and mentioned_aus(text)  # a caption of the corpus, AUs and all
+    captioner = build_model(spec, tokenizer)
+    install_language_model(captioner, lm)
+    assert torch.equal(captioner.language_model.lm_head.weight, lm.lm_head.weight) or torch.equal(
+        captioner.language_model.get_input_embeddings().weight, lm.get_input_embeddings().weight
+    )
+    with pytest.raises(ValueError, match="does not fit"):
+        install_language_model(build_model(preset("small"), tokenizer), lm)

@@ -26,6 +26,7 @@ from transformers import Blip2ForConditionalGeneration
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.device import resolve_device
+from facecap_lib.models.language import install_language_model
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training.config import TrainConfig
@@ -129,6 +130,7 @@ def train_captioner(
     *,
     device: str = "auto",
     tokenizer=None,
+    language_model=None,
     log: Callable[[str], None] | None = print,
     stop_after: int | None = None,
 ) -> TrainResult:
@@ -140,6 +142,8 @@ def train_captioner(
         config: see :class:`TrainConfig` (default: its defaults).
         device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
         tokenizer: for a from-scratch preset, one is trained on the captions unless given.
+        language_model: pre-trained LM weights to install in a new captioner (see
+            :func:`facecap_lib.models.language.pretrain_language_model`); ignored on resume.
         stop_after: stop after this many steps of this call, as a crash would (for tests).
     """
     config = config or TrainConfig()
@@ -159,6 +163,8 @@ def train_captioner(
     else:
         tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
         model = build_model(preset(config.preset), tokenizer)
+        if language_model is not None:
+            install_language_model(model, language_model)
     model.to(device_)
     if config.freeze_lm:
         model.language_model.requires_grad_(False)

@@ -23,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.captions.rules import au_caption, emotion_caption
-from facecap_lib.captions.synthesize import _rows, au_labelled, emotion_labelled, written_rows
+from facecap_lib.captions.synthesize import (
+    au_labelled,
+    caption_rows,
+    emotion_labelled,
+    written_rows,
+)
 from facecap_lib.data.table import au_sets, image_ids
 from facecap_lib.lexicon import BASIC_PROTOTYPES, COMPOUND_PROTOTYPES, NO_AU_DESCRIPTION
 
@@ -129,7 +134,7 @@ def cat(faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner) ->
     """Cat-BLIP pairs: "<AU caption> <emotion caption>" for every training image."""
     rows, au_s, emo_s, notes = _own_and_pseudo(faces, captions, pseudo, described_only=False)
     texts = [f"{a.strip()} {e.strip()}" for a, e in zip(au_s, emo_s, strict=True)]
-    return _rows(rows, texts, "cat", "concatenation", notes).assign(strategy="cat")
+    return caption_rows(rows, texts, "cat", "concatenation", notes).assign(strategy="cat")
 
 
 def exp(

@@ -159,7 +159,7 @@ def emotion_labelled(faces: pd.DataFrame) -> pd.Series:
     return faces["emotions"].map(len) > 0
 
 
-def _rows(
+def caption_rows(
     faces: pd.DataFrame, captions: Sequence[str], kind: str, generator, source, problems=None
 ) -> pd.DataFrame:
     n = len(faces)
@@ -183,7 +183,7 @@ def written_rows(faces: pd.DataFrame, written: Sequence[Written], kind: str) -> 
     caller), never turned into empty captions."""
     keep = [not w.missing for w in written]
     rows, kept = faces[keep], [w for w in written if not w.missing]
-    return _rows(
+    return caption_rows(
         rows,
         [w.text for w in kept],
         kind,
@@ -199,12 +199,12 @@ def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
     present = au_sets(au_faces)
     with_au = [bool(s) for s in present]
     rule_faces = au_faces[with_au]
-    parts = [_rows(rule_faces, [au_caption(s) for s in present if s], "au", "rule", "rules")]
+    parts = [caption_rows(rule_faces, [au_caption(s) for s in present if s], "au", "rule", "rules")]
     written = describer.describe(list(zip(image_ids(au_faces), present, strict=True)))
     parts.append(written_rows(au_faces, written, "au"))
     emo_faces = faces[emotion_labelled(faces)]
     parts.append(
-        _rows(
+        caption_rows(
             emo_faces,
             [emotion_caption(e) for e in emo_faces["emotions"]],
             "emotion",

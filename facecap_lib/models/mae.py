@@ -1,0 +1,171 @@
+"""MAE pre-training of the image encoder, and moving its weights into BLIP-2's vision encoder.
+
+The paper's ViT-B was pre-trained with MAE on AffectNet (200 epochs). :func:`mae_config` gives a
+``ViTMAEConfig`` of a preset's encoder shape, :func:`pretrain_mae` trains ``ViTMAEForPreTraining``
+on face images, and :func:`install_mae_encoder` copies the encoder into a BLIP-2 captioner:
+
+- ViTMAE keeps separate query/key/value projections; BLIP-2 fuses them into one ``qkv`` matrix.
+  transformers 5 gives it one fused bias (all three biases are copied); LAVIS and transformers 4
+  keep query and value biases only, and the key bias is dropped: it adds the same ``q·b_k`` to
+  every key of a query, which softmax ignores, so attention is unchanged;
+- MAE's fixed sine-cosine position embeddings become BLIP-2's learned ones (as starting values);
+- layer norms, MLPs and the final norm map one to one.
+
+:func:`mae_to_blip2_state` reports every key it cannot place, so a mismatched checkpoint fails
+loudly instead of loading half a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.models.presets import Preset
+
+LAYER_NORM_EPS = 1e-6  # BLIP-2's vision encoder; MAE is configured to match
+
+
+def mae_config(spec: Preset, mask_ratio: float = 0.75) -> ViTMAEConfig:
+    v = spec.vision
+    return ViTMAEConfig(
+        hidden_size=v.hidden,
+        num_hidden_layers=v.layers,
+        num_attention_heads=v.heads,
+        intermediate_size=v.mlp,
+        image_size=v.image_size,
+        patch_size=v.patch_size,
+        qkv_bias=True,
+        layer_norm_eps=LAYER_NORM_EPS,
+        decoder_hidden_size=max(64, v.hidden // 2),
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=max(2, v.heads // 2),
+        decoder_intermediate_size=max(128, v.mlp // 2),
+        mask_ratio=mask_ratio,
+        norm_pix_loss=True,
+    )
+
+
+def mae_to_blip2_state(mae_state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
+    """Encoder weights of a ``ViTMAEForPreTraining`` (or ``ViTMAEModel``) state dict, renamed and
+    fused for ``Blip2VisionModel``. Raises ``KeyError`` naming a missing encoder weight."""
+    prefix = "vit." if any(k.startswith("vit.") for k in mae_state) else ""
+
+    def get(name: str) -> torch.Tensor:
+        key = prefix + name
+        if key not in mae_state:
+            raise KeyError(f"MAE checkpoint has no {key!r}")
+        return mae_state[key]
+
+    out = {
+        "embeddings.class_embedding": get("embeddings.cls_token"),
+        "embeddings.patch_embedding.weight": get("embeddings.patch_embeddings.projection.weight"),
+        "embeddings.patch_embedding.bias": get("embeddings.patch_embeddings.projection.bias"),
+        "embeddings.position_embedding": get("embeddings.position_embeddings"),
+        "post_layernorm.weight": get("layernorm.weight"),
+        "post_layernorm.bias": get("layernorm.bias"),
+    }
+    for i in range(layers):
+        dst = f"encoder.layers.{i}."
+        # transformers 5 names (layers.i.attention.q_proj ...) or transformers 4 names, as older
+        # MAE checkpoints have them (encoder.layer.i.attention.attention.query ...)
+        new = any(k.startswith(f"{prefix}layers.{i}.") for k in mae_state)
+        src = f"layers.{i}." if new else f"encoder.layer.{i}."
+        names = (
+            {
+                "q": "attention.q_proj",
+                "k": "attention.k_proj",
+                "v": "attention.v_proj",
+                "o": "attention.o_proj",
+                "fc1": "mlp.fc1",
+                "fc2": "mlp.fc2",
+            }
+            if new
+            else {
+                "q": "attention.attention.query",
+                "k": "attention.attention.key",
+                "v": "attention.attention.value",
+                "o": "attention.output.dense",
+                "fc1": "intermediate.dense",
+                "fc2": "output.dense",
+            }
+        )
+        q, k, v = (get(f"{src}{names[n]}.weight") for n in ("q", "k", "v"))
+        out[dst + "self_attn.qkv.weight"] = torch.cat([q, k, v], dim=0)
+        biases = [get(f"{src}{names[n]}.bias") for n in ("q", "k", "v")]
+        out[dst + "self_attn.qkv.bias"] = torch.cat(biases)  # transformers 5: one fused bias
+        out[dst + "self_attn.q_bias"] = biases[0]  # LAVIS / transformers 4: no key bias
+        out[dst + "self_attn.v_bias"] = biases[2]
+        pairs = {
+            "self_attn.projection": names["o"],
+            "mlp.fc1": names["fc1"],
+            "mlp.fc2": names["fc2"],
+            "layer_norm1": "layernorm_before",
+            "layer_norm2": "layernorm_after",
+        }
+        for blip, mae in pairs.items():
+            out[f"{dst}{blip}.weight"] = get(f"{src}{mae}.weight")
+            out[f"{dst}{blip}.bias"] = get(f"{src}{mae}.bias")
+    return out
+
+
+def install_mae_encoder(captioner, mae: ViTMAEForPreTraining) -> None:
+    """Copy an MAE encoder into a captioner's vision encoder (shapes must match exactly)."""
+    state = mae_to_blip2_state(mae.state_dict(), captioner.config.vision_config.num_hidden_layers)
+    target = captioner.vision_model.state_dict()
+    layout = ("qkv.bias",) if any(k.endswith("qkv.bias") for k in target) else ("q_bias", "v_bias")
+    state = {
+        k: v
+        for k, v in state.items()
+        if not k.endswith(("qkv.bias", "q_bias", "v_bias")) or k.endswith(layout)
+    }
+    unknown = sorted(set(state) - set(target))
+    unfilled = sorted(set(target) - set(state))
+    wrong = [k for k in state if k in target and state[k].shape != target[k].shape]
+    if unknown or unfilled or wrong:
+        raise ValueError(
+            f"MAE encoder does not fit: unknown {unknown}, not filled {unfilled}, shapes differ {wrong}"
+        )
+    captioner.vision_model.load_state_dict(state)
+
+
+def pretrain_mae(
+    spec: Preset,
+    images: Sequence[str],
+    *,
+    steps: int = 500,
+    batch_size: int = 64,
+    lr: float = 1.5e-4,
+    seed: int = 0,
+    log=None,
+) -> ViTMAEForPreTraining:
+    """Masked-autoencoder pre-training of the preset's encoder on face images (AdamW, cosine)."""
+    torch.manual_seed(seed)
+    model = ViTMAEForPreTraining(mae_config(spec))
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    model.train()
+    for step in range(steps):
+        chosen = rng.integers(0, len(images), batch_size)
+        batch = to_tensor(
+            [
+                Augment(seed=int(seed * 1_000_003 + step * batch_size + j))(load_rgb(images[i]))
+                for j, i in enumerate(chosen)
+            ],
+            spec.vision.image_size,
+        )
+        scale = (
+            min(1.0, (step + 1) / max(1, steps // 20)) * 0.5 * (1 + np.cos(np.pi * step / steps))
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
+        loss = model(pixel_values=batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if log and (step + 1) % 50 == 0:
+            log(f"MAE step {step + 1}/{steps} loss {loss.item():.4f}")
+    return model.eval()

@@ -1,0 +1,70 @@
+"""MAE pre-training of the image encoder and the weight mapping into BLIP-2's vision encoder."""
+
+import re
+
+import pytest
+import torch
+from transformers import ViTMAEForPreTraining
+
+from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+from facecap_lib.models.mae import install_mae_encoder, mae_config, mae_to_blip2_state, pretrain_mae
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def captioner():
+    tokenizer = train_tokenizer(["the face shows anger"] * 3, vocab_size=300, min_frequency=1)
+    return build_model(preset("tiny"), tokenizer).eval()
+
+
+def test_mapped_encoder_computes_the_same_features(captioner):
+    torch.manual_seed(0)
+    mae = ViTMAEForPreTraining(mae_config(preset("tiny"), mask_ratio=0.0)).eval()
+    install_mae_encoder(captioner, mae)
+    pixels = torch.randn(2, 3, 64, 64)
+    patches = (64 // 8) ** 2
+    with torch.no_grad():
+        expected = mae.vit(
+            pixel_values=pixels, noise=torch.arange(patches).float().expand(2, patches)
+        ).last_hidden_state
+        got = captioner.vision_model(pixel_values=pixels).last_hidden_state
+    assert torch.allclose(expected, got, atol=1e-5)
+
+
+def test_transformers_4_checkpoint_names_map_the_same(captioner):
+    state = ViTMAEForPreTraining(mae_config(preset("tiny"))).state_dict()
+    old = {}
+    for key, value in state.items():
+        key = re.sub(r"vit\.layers\.(\d+)\.", r"vit.encoder.layer.\1.", key)
+        key = (
+            key.replace("attention.q_proj", "attention.attention.query")
+            .replace("attention.k_proj", "attention.attention.key")
+            .replace("attention.v_proj", "attention.attention.value")
+            .replace("attention.o_proj", "attention.output.dense")
+            .replace("mlp.fc1", "intermediate.dense")
+            .replace("mlp.fc2", "output.dense")
+        )
+        old[key] = value
+    a, b = mae_to_blip2_state(state, 3), mae_to_blip2_state(old, 3)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused(captioner):
+    state = ViTMAEForPreTraining(mae_config(preset("tiny"))).state_dict()
+    del state["vit.layers.1.mlp.fc1.weight"]
+    with pytest.raises(KeyError, match="vit.layers.1.mlp.fc1.weight"):
+        mae_to_blip2_state(state, 3)
+    small = ViTMAEForPreTraining(mae_config(preset("small")))
+    with pytest.raises(ValueError, match="does not fit"):
+        install_mae_encoder(captioner, small)
+
+
+def test_mae_pretraining_reduces_reconstruction_loss(tmp_path):
+    specs = [FaceSpec({6: i % 5}, identity=i, path=f"{i}.png") for i in range(16)]
+    render_to_files(specs, tmp_path, size=64, workers=1, progress=False)
+    images = [str(tmp_path / s.path) for s in specs]
+    log = []
+    model = pretrain_mae(preset("tiny"), images, steps=100, batch_size=8, lr=1e-3, log=log.append)
+    losses = [float(line.split("loss ")[1]) for line in log]  # every 50 steps
+    assert isinstance(model, ViTMAEForPreTraining) and len(losses) == 2 and losses[1] < losses[0]

@@ -5,7 +5,7 @@ machine-specific defaults.
   Default: ``<cache root>/data``.
 - ``FACECAP_CACHE``: the work folder where chapters write artifacts for the next ones (curated tables,
   caption tables, checkpoints, results). Default: ``~/.cache/facecap``; the notebook runner points it
-  at ``build/work`` inside the repository.
+  at ``build/work/full`` or ``build/work/smoke`` inside the repository.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ import torch
 from transformers import ViTMAEForPreTraining
 
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
-from facecap_lib.models.mae import install_mae_encoder, mae_config, mae_to_blip2_state, pretrain_mae
+from facecap_lib.models.mae import install_mae_encoder, mae_config, mae_to_blip2_state
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
+from facecap_lib.training.pretrain import pretrain_mae
 
 
 @pytest.fixture(scope="module")

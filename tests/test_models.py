@@ -131,7 +131,8 @@ def test_augmentation_is_seeded():
 
 def test_language_model_pretraining_learns_the_caption_language(tokenizer):
     from facecap_lib.captions.mentions import mentioned_aus
-    from facecap_lib.models.language import install_language_model, pretrain_language_model
+    from facecap_lib.models.language import install_language_model
+    from facecap_lib.training.pretrain import pretrain_language_model
 
     spec = preset("tiny")
     lm = pretrain_language_model(spec, tokenizer, CAPTIONS, steps=120, batch_size=16)

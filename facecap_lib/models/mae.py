@@ -1,7 +1,7 @@
 """MAE pre-training of the image encoder, and moving its weights into BLIP-2's vision encoder.
 
 The paper's ViT-B was pre-trained with MAE on AffectNet (200 epochs). :func:`mae_config` gives a
-``ViTMAEConfig`` of a preset's encoder shape, :func:`pretrain_mae` trains ``ViTMAEForPreTraining``
+``ViTMAEConfig`` of a preset's encoder shape, :func:`facecap_lib.training.pretrain.pretrain_mae` trains ``ViTMAEForPreTraining``
 on face images, and :func:`install_mae_encoder` copies the encoder into a BLIP-2 captioner:
 
 - ViTMAE keeps separate query/key/value projections; BLIP-2 fuses them into one ``qkv`` matrix.
@@ -17,13 +17,9 @@ loudly instead of loading half a model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
-from facecap_lib.data.images import Augment, load_rgb, to_tensor
 from facecap_lib.models.presets import Preset
 
 LAYER_NORM_EPS = 1e-6  # BLIP-2's vision encoder; MAE is configured to match
@@ -130,42 +126,3 @@ def install_mae_encoder(captioner, mae: ViTMAEForPreTraining) -> None:
             f"MAE encoder does not fit: unknown {unknown}, not filled {unfilled}, shapes differ {wrong}"
         )
     captioner.vision_model.load_state_dict(state)
-
-
-def pretrain_mae(
-    spec: Preset,
-    images: Sequence[str],
-    *,
-    steps: int = 500,
-    batch_size: int = 64,
-    lr: float = 1.5e-4,
-    seed: int = 0,
-    log=None,
-) -> ViTMAEForPreTraining:
-    """Masked-autoencoder pre-training of the preset's encoder on face images (AdamW, cosine)."""
-    torch.manual_seed(seed)
-    model = ViTMAEForPreTraining(mae_config(spec))
-    rng = np.random.default_rng(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    model.train()
-    for step in range(steps):
-        chosen = rng.integers(0, len(images), batch_size)
-        batch = to_tensor(
-            [
-                Augment(seed=int(seed * 1_000_003 + step * batch_size + j))(load_rgb(images[i]))
-                for j, i in enumerate(chosen)
-            ],
-            spec.vision.image_size,
-        )
-        scale = (
-            min(1.0, (step + 1) / max(1, steps // 20)) * 0.5 * (1 + np.cos(np.pi * step / steps))
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr * scale
-        loss = model(pixel_values=batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if log and (step + 1) % 50 == 0:
-            log(f"MAE step {step + 1}/{steps} loss {loss.item():.4f}")
-    return model.eval()

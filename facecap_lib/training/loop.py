@@ -143,7 +143,7 @@ def train_captioner(
         device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
         tokenizer: for a from-scratch preset, one is trained on the captions unless given.
         language_model: pre-trained LM weights to install in a new captioner (see
-            :func:`facecap_lib.models.language.pretrain_language_model`); ignored on resume.
+            :func:`facecap_lib.training.pretrain.pretrain_language_model`); ignored on resume.
         stop_after: stop after this many steps of this call, as a crash would (for tests).
     """
     config = config or TrainConfig()

@@ -78,7 +78,7 @@ def test_tiny_model_learns_and_generates(tokenizer):
     )  # 4 distinct images
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(120):
+    for _ in range(200):
         loss = model(pixel_values=pixels, **batch).loss
         optimizer.zero_grad()
         loss.backward()

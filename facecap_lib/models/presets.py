@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from transformers import (
     Blip2Config,
     Blip2ForConditionalGeneration,
@@ -38,6 +39,7 @@ class QFormerShape:
     intermediate: int
     queries: int
     cross_attention_frequency: int = 2  # BLIP-2: cross-attention in every other block
+    embed_dim: int = 256  # BLIP-2: the ITC embedding (stage 1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
         VisionShape(image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256),
-        QFormerShape(hidden=128, layers=2, heads=4, intermediate=256, queries=8),
+        QFormerShape(hidden=128, layers=2, heads=4, intermediate=256, queries=8, embed_dim=64),
         LMShape(hidden=128, layers=2, heads=4, ffn=256, max_positions=256),
     ),
     "small": Preset(
@@ -158,7 +160,19 @@ def build_model(spec: Preset, tokenizer) -> Blip2ForConditionalGeneration:
     """A BLIP-2 captioner of this shape with random weights, for a tokenizer of :mod:`.tokenizer`."""
     ids = tokenizer_ids(tokenizer)
     config = blip2_config(spec, vocab_size=len(tokenizer), **ids)
-    return Blip2ForConditionalGeneration(config)
+    return init_query_tokens(Blip2ForConditionalGeneration(config))
+
+
+def init_query_tokens(model):
+    """Give the learned queries BLIP-2's initialisation, N(0, 0.02) (LAVIS ``init_Qformer``).
+
+    transformers initialises ``query_tokens`` to zeros, which is harmless when pre-trained weights
+    are loaded over them but fatal from scratch: identical queries get identical gradients, so
+    they stay identical and the Q-Former hands the language model one query repeated, not
+    ``num_query_tokens`` different ones."""
+    with torch.no_grad():
+        model.query_tokens.normal_(0.0, model.config.qformer_config.initializer_range)
+    return model
 
 
 def tokenizer_ids(tokenizer) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """Tokenizers: a byte-level BPE trained on the caption corpus for from-scratch presets.
 
 Special tokens: ``<pad>``, ``</s>`` (beginning and end of text, as OPT uses it), ``<unk>`` and
-``<image>``, the placeholder BLIP-2 fills with query embeddings. Pretrained presets use the model's
+``<image>``, the placeholder BLIP-2 fills with query embeddings, and ``<dec>``, which starts the
+Q-Former's text generation in stage 1 (BLIP-2's ``[DEC]``). Pretrained presets use the model's
 own tokenizer instead (``AutoTokenizer.from_pretrained``), with ``<image>`` added when missing.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-PAD, EOS, UNK, IMAGE_TOKEN = "<pad>", "</s>", "<unk>", "<image>"
-SPECIAL = (PAD, EOS, UNK, IMAGE_TOKEN)
+PAD, EOS, UNK, IMAGE_TOKEN, DEC_TOKEN = "<pad>", "</s>", "<unk>", "<image>", "<dec>"
+SPECIAL = (PAD, EOS, UNK, IMAGE_TOKEN, DEC_TOKEN)
 
 
 def train_tokenizer(
@@ -38,7 +39,7 @@ def train_tokenizer(
         eos_token=EOS,
         unk_token=UNK,
         pad_token=PAD,
-        additional_special_tokens=[IMAGE_TOKEN],
+        additional_special_tokens=[IMAGE_TOKEN, DEC_TOKEN],
         padding_side="right",
     )
 

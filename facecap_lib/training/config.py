@@ -35,6 +35,13 @@ class TrainConfig:
     gradient_checkpointing: bool = False
 
     @classmethod
+    def stage1(cls, **changes) -> TrainConfig:
+        """Stage 1 (Q-Former representation learning), the authors' step-1 YAML: batch 28, peak
+        lr 1e-4, minimum 1e-5, image encoder frozen (warm-up 5000 of ~130k steps; scaled)."""
+        values = dict(batch_size=28, lr=1e-4, min_lr=1e-5, freeze_vision=True)
+        return cls(**{**values, **changes})
+
+    @classmethod
     def smoke(cls) -> TrainConfig:
         return cls(
             max_steps=8, batch_size=4, warmup_steps=2, log_every=2, eval_every=4, save_every=4

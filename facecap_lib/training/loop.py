@@ -11,12 +11,11 @@ never interrupted.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +28,15 @@ from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import install_language_model
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.training import distributed
+from facecap_lib.training.checkpoints import (
+    finished,
+    latest_checkpoint,
+    load_state,
+    save_checkpoint,
+)
 from facecap_lib.training.config import TrainConfig
 from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
-
-STATE_FILE = "trainer_state.pt"
 
 
 @dataclass(frozen=True)
@@ -78,42 +82,6 @@ def make_batch(
     return batch
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return found[-1] if found else None
-
-
-def _save(
-    model,
-    tokenizer,
-    optimizer,
-    step: int,
-    history: list,
-    config: TrainConfig,
-    out_dir: Path,
-    name: str,
-) -> Path:
-    """Write a checkpoint atomically (a temporary folder renamed into place)."""
-    final = out_dir / name
-    tmp = out_dir / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save(
-        {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "history": history,
-            "torch_rng": torch.get_rng_state(),
-            "config": asdict(config),
-        },
-        tmp / STATE_FILE,
-    )
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
-
-
 @dataclass
 class TrainResult:
     model: Blip2ForConditionalGeneration
@@ -131,6 +99,8 @@ def train_captioner(
     device: str = "auto",
     tokenizer=None,
     language_model=None,
+    initialize: Callable[[Blip2ForConditionalGeneration], None] | None = None,
+    evaluate: Callable[[Blip2ForConditionalGeneration, object, int], dict] | None = None,
     log: Callable[[str], None] | None = print,
     stop_after: int | None = None,
 ) -> TrainResult:
@@ -144,17 +114,25 @@ def train_captioner(
         tokenizer: for a from-scratch preset, one is trained on the captions unless given.
         language_model: pre-trained LM weights to install in a new captioner (see
             :func:`facecap_lib.training.pretrain.pretrain_language_model`); ignored on resume.
+        initialize: called with a new captioner to put weights in (a stage-1 Q-Former, an MAE
+            encoder, converted LAVIS weights); ignored on resume.
+        evaluate: called every ``config.eval_every`` steps with the model (in eval mode), the
+            tokenizer and the step; what it returns (held-out loss, sample captions) joins the
+            step's history entry.
         stop_after: stop after this many steps of this call, as a crash would (for tests).
+
+    Under ``torchrun`` / ``accelerate launch`` the same call trains data-parallel (see
+    :mod:`facecap_lib.training.distributed`): ``config.batch_size`` is the global batch.
     """
     config = config or TrainConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device_ = resolve_device(device)
-    if (out_dir / "final" / STATE_FILE).exists():  # finished before: nothing to redo
-        final = out_dir / "final"
-        state = torch.load(final / STATE_FILE, weights_only=False)
-        model = Blip2ForConditionalGeneration.from_pretrained(final).to(device_)
-        return TrainResult(model, load_tokenizer(final), state["history"], final, state["step"])
+    distributed.init()
+    device_ = distributed.device(resolve_device(device))
+    if done := finished(out_dir):  # finished before: nothing to redo
+        state = load_state(done)
+        model = Blip2ForConditionalGeneration.from_pretrained(done).to(device_)
+        return TrainResult(model, load_tokenizer(done), state["history"], done, state["step"])
     torch.manual_seed(config.seed)
     resume = latest_checkpoint(out_dir)
     if resume is not None:
@@ -165,6 +143,8 @@ def train_captioner(
         model = build_model(preset(config.preset), tokenizer)
         if language_model is not None:
             install_language_model(model, language_model)
+        if initialize is not None:
+            initialize(model)
     model.to(device_)
     if config.freeze_lm:
         model.language_model.requires_grad_(False)
@@ -179,12 +159,13 @@ def train_captioner(
     )
     step, history = 0, []
     if resume is not None:
-        state = torch.load(resume / STATE_FILE, weights_only=False)
+        state = load_state(resume)
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
         torch.set_rng_state(state["torch_rng"])
-        if log:
+        if log and distributed.is_main():
             log(f"resumed from {resume.name} (step {step})")
+    wrapped = distributed.wrap(model, device_)
     started = step
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -193,6 +174,16 @@ def train_captioner(
     )
     size = model.config.vision_config.image_size
     queries = model.config.num_query_tokens
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    def save(name: str) -> Path:
+        return save_checkpoint(
+            out_dir, name, write, optimizer=optimizer, step=step, history=history, config=config
+        )
+
     model.train()
     clock = time.perf_counter()
     while step < config.max_steps:
@@ -203,33 +194,41 @@ def train_captioner(
             group["lr"] = lr * group["lr_scale"]
         total = 0.0
         for micro in range(config.grad_accumulation):
-            indices = batch_indices(len(pairs), step, micro, config)
+            indices = distributed.shard(batch_indices(len(pairs), step, micro, config))
             batch = {
                 k: v.to(device_)
                 for k, v in make_batch(
                     pairs, indices, tokenizer, size, queries, config, step
                 ).items()
             }
-            with autocast:
-                loss = model(**batch).loss / config.grad_accumulation
-            loss.backward()
+            with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
+                loss = wrapped(**batch).loss / config.grad_accumulation
+                loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        history.append({"step": step, "loss": total, "lr": lr})
-        if log and (step % config.log_every == 0 or step == config.max_steps):
+        history.append({"step": step, "loss": distributed.mean(total), "lr": lr})
+        main = distributed.is_main()
+        if log and main and (step % config.log_every == 0 or step == config.max_steps):
             rate = (step - started) / (time.perf_counter() - clock)
-            log(f"step {step}/{config.max_steps} loss {total:.4f} lr {lr:.2e} ({rate:.2f} steps/s)")
-        if step % config.save_every == 0 and step < config.max_steps:
-            _save(model, tokenizer, optimizer, step, history, config, out_dir, f"checkpoint-{step}")
-            for old in sorted(
-                out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
-            )[:-2]:
-                shutil.rmtree(old)
+            log(
+                f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} lr {lr:.2e} "
+                f"({rate:.2f} steps/s)"
+            )
+        if evaluate is not None and main and step % config.eval_every == 0:
+            model.eval()
+            history[-1].update(evaluate(model, tokenizer, step))
+            model.train()
+        if main and step % config.save_every == 0 and step < config.max_steps:
+            save(f"checkpoint-{step}")
+        distributed.barrier()
         if stop_after is not None and step - started >= stop_after:
             return TrainResult(model, tokenizer, history, out_dir, started)
-    final = _save(model, tokenizer, optimizer, step, history, config, out_dir, "final")
-    (final / "history.json").write_text(json.dumps(history))
+    final = out_dir / "final"
+    if distributed.is_main():
+        final = save("final")
+        (final / "history.json").write_text(json.dumps(history))
+    distributed.barrier()
     return TrainResult(model, tokenizer, history, final, started)

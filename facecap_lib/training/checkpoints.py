@@ -1,0 +1,70 @@
+"""Checkpoints shared by the trainers: atomic folders, the newest one, the trainer state.
+
+A checkpoint is a folder ``checkpoint-<step>`` (``final`` at the end) holding the model in
+``save_pretrained`` form, its tokenizer and ``trainer_state.pt``: the step, the optimizer, the loss
+history, the RNG state and the settings. It is written to a hidden temporary folder and renamed
+into place, so a crash while saving never leaves a half-written checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+STATE_FILE = "trainer_state.pt"
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete ``checkpoint-<step>`` folder in ``out_dir``, or ``None``."""
+    found = [p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[1])) if found else None
+
+
+def finished(out_dir: Path) -> Path | None:
+    """``out_dir/final`` if a run there has finished."""
+    final = out_dir / "final"
+    return final if (final / STATE_FILE).exists() else None
+
+
+def save_checkpoint(
+    out_dir: Path,
+    name: str,
+    write_model: Callable[[Path], None],
+    *,
+    optimizer,
+    step: int,
+    history: list,
+    config,
+    keep: int = 2,
+) -> Path:
+    """Write ``out_dir/name`` atomically; ``write_model(folder)`` saves the weights and tokenizer.
+    Older ``checkpoint-*`` folders beyond the newest ``keep`` are removed."""
+    final = out_dir / name
+    tmp = out_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_model(tmp)
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "history": history,
+            "torch_rng": torch.get_rng_state(),
+            "config": asdict(config),
+        },
+        tmp / STATE_FILE,
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    checkpoints = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for old in checkpoints[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def load_state(folder: Path) -> dict:
+    """The trainer state of a checkpoint (step, optimizer, history, RNG, settings)."""
+    return torch.load(folder / STATE_FILE, weights_only=False)

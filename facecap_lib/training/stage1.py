@@ -1,0 +1,495 @@
+"""Stage 1 of BLIP-2: vision-language representation learning of the Q-Former (paper Sec. 3.1).
+
+The image encoder is frozen (its features are read, not changed); the Q-Former's queries learn to
+pull out of them what the text talks about, through three losses that share one Q-Former and
+differ only in who may attend to whom (Li et al. 2023, Fig. 2):
+
+- **ITC**, image-text contrastive: the best-matching query of each image against the text's first
+  token, over the whole batch (all ranks), symmetric, learned temperature. Captions are often
+  identical across faces (the same AUs give the same rule caption), so every pair with the same
+  text counts as a positive, as BLIP does for pairs sharing an image id. Queries and text do not
+  see each other.
+- **ITM**, image-text matching: a binary classifier over query outputs that attend to the text
+  too (bidirectional mask); negatives are *hard*: for each image a text sampled in proportion to
+  its ITC similarity, and for each text an image likewise, never one with the same caption.
+- **ITG**, image-grounded text generation: the text is generated from the queries; queries see only
+  queries, text tokens see all queries and the text before them (a causal mask), so the only
+  path from image to text goes through the queries.
+
+transformers provides the modules (``Blip2ForImageTextRetrieval``: image encoder, queries, Q-Former
+with text input, projections, ITM head) but none of the losses and no Q-Former language-model head;
+:class:`QFormerPretrainer` adds the head (BERT's, tied to the word embeddings) and the temperature.
+:func:`install_qformer` moves the trained image encoder, queries and Q-Former into a stage-2
+captioner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Blip2ForImageTextRetrieval
+
+from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.models.device import resolve_device
+from facecap_lib.models.presets import blip2_config, init_query_tokens, preset, tokenizer_ids
+from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
+from facecap_lib.training import distributed
+from facecap_lib.training.checkpoints import (
+    finished,
+    latest_checkpoint,
+    load_state,
+    save_checkpoint,
+)
+from facecap_lib.training.config import TrainConfig
+from facecap_lib.training.loop import Pair, batch_indices
+from facecap_lib.training.schedule import cosine_with_warmup
+
+HEADS_FILE = "stage1_heads.pt"
+LABEL_SMOOTHING = 0.1  # LAVIS blip2_qformer: ITC and ITG
+
+
+# ---------------------------------------------------------------- the model
+
+
+class QFormerPretrainer(nn.Module):
+    """``Blip2ForImageTextRetrieval`` plus what stage 1 needs beyond it: the ITG head and the
+    learned ITC temperature."""
+
+    def __init__(self, retrieval: Blip2ForImageTextRetrieval):
+        super().__init__()
+        self.retrieval = retrieval
+        hidden = retrieval.config.qformer_config.hidden_size
+        self.itg_transform = nn.Sequential(
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.LayerNorm(hidden, eps=retrieval.config.qformer_config.layer_norm_eps),
+        )
+        self.itg_bias = nn.Parameter(torch.zeros(retrieval.config.qformer_config.vocab_size))
+        self.temp = nn.Parameter(torch.tensor(0.07))  # BLIP-2's initial temperature
+
+    @property
+    def config(self):
+        return self.retrieval.config
+
+    def itg_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """BERT's prediction head; the decoder shares the Q-Former's word embeddings."""
+        weight = self.retrieval.embeddings.word_embeddings.weight
+        return F.linear(self.itg_transform(hidden), weight, self.itg_bias)
+
+    def forward(self, **batch) -> dict[str, torch.Tensor]:
+        """The stage-1 losses of a batch (see :func:`stage1_losses`); a ``forward`` so that DDP
+        sees the computation."""
+        return stage1_losses(self, **batch)
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("retrieval.")}
+
+    def save(self, folder: Path) -> None:
+        self.retrieval.save_pretrained(folder)
+        torch.save(self.heads_state(), folder / HEADS_FILE)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> QFormerPretrainer:
+        folder = Path(folder)
+        model = cls(Blip2ForImageTextRetrieval.from_pretrained(folder))
+        model.load_state_dict(torch.load(folder / HEADS_FILE, weights_only=True), strict=False)
+        return model
+
+
+def build_pretrainer(spec, tokenizer) -> QFormerPretrainer:
+    """A stage-1 model of a preset's shape with random weights (Q-Former with text input)."""
+    config = blip2_config(spec, vocab_size=len(tokenizer), **tokenizer_ids(tokenizer))
+    config.qformer_config.use_qformer_text_input = True
+    config.image_text_hidden_size = spec.qformer.embed_dim
+    return QFormerPretrainer(init_query_tokens(Blip2ForImageTextRetrieval(config)))
+
+
+def text_token_ids(tokenizer) -> tuple[int, int]:
+    """The Q-Former's first-token ids: ``(cls, dec)``. ITC and ITM read the text at ``cls``; ITG
+    starts generation from ``dec`` (BLIP-2's ``[DEC]``)."""
+    vocab = tokenizer.get_vocab()
+    cls_id = (
+        tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    )
+    for name in (DEC_TOKEN, "[DEC]"):
+        if name in vocab:
+            return cls_id, vocab[name]
+    raise ValueError(
+        f"the tokenizer has no {DEC_TOKEN} (or [DEC]) token for ITG: add it as a special token "
+        "and resize the Q-Former's word embeddings"
+    )
+
+
+def encode_texts(tokenizer, captions: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """``input_ids`` (``cls``, caption, ``eos``, right-padded) and ``attention_mask`` for the
+    Q-Former's text side."""
+    cls_id, _ = text_token_ids(tokenizer)
+    rows = [
+        [cls_id, *tokenizer(c.strip(), add_special_tokens=False)["input_ids"][: max_length - 2]]
+        + [tokenizer.eos_token_id]
+        for c in captions
+    ]
+    ids = torch.full((len(rows), max(map(len, rows))), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = torch.tensor(row)
+        mask[r, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# ---------------------------------------------------------------- the losses (pure)
+
+
+def itc_loss(
+    image_feats: torch.Tensor,
+    text_feats: torch.Tensor,
+    all_image_feats: torch.Tensor,
+    all_text_feats: torch.Tensor,
+    temp: torch.Tensor,
+    same: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Image-text contrastive loss, both ways (the mean of image-to-text and text-to-image).
+
+    Args:
+        image_feats: ``[B, Q, D]`` normalized query embeddings of this rank's images.
+        text_feats: ``[B, D]`` normalized first-token embeddings of this rank's texts.
+        all_image_feats, all_text_feats: the same for every rank (``[N, ...]``, N >= B; equal to
+            the local ones in one process).
+        temp: the temperature.
+        same: ``[B, N]`` bool, True where local pair b and global pair n have the same caption.
+    Returns:
+        the loss, ``sim_i2t`` (local images against all texts, ``[B, N]``; the best query) and
+        ``sim_t2i`` (local texts against all images, ``[B, N]``).
+    """
+    sim_i2t = torch.einsum("bqd,nd->bnq", image_feats, all_text_feats).amax(-1) / temp
+    sim_t2i = torch.einsum("bd,nqd->bnq", text_feats, all_image_feats).amax(-1) / temp
+    targets = same.float() / same.float().sum(1, keepdim=True)
+    loss = (
+        F.cross_entropy(sim_i2t, targets, label_smoothing=LABEL_SMOOTHING)
+        + F.cross_entropy(sim_t2i, targets, label_smoothing=LABEL_SMOOTHING)
+    ) / 2
+    return loss, sim_i2t, sim_t2i
+
+
+def hard_negatives(
+    sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, same: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample one hard negative text per image and one hard negative image per text, in
+    proportion to ``softmax`` of the ITC similarity, never a pair with the same caption.
+
+    Returns ``(images, texts_for_images, texts, images_for_texts)``: indices of the rows that have a
+    negative at all (a batch whose captions are all equal has none) and their negatives.
+    """
+    out = []
+    for sim in (sim_i2t, sim_t2i):
+        weights = torch.softmax(sim.detach().float().cpu(), dim=1).masked_fill(same.cpu(), 0.0)
+        rows = torch.nonzero(weights.sum(1) > 0).flatten()
+        picks = torch.multinomial(weights[rows], 1, generator=generator).flatten()
+        out += [rows, picks]
+    return tuple(out)
+
+
+def itm_pairs(
+    batch: int,
+    images: torch.Tensor,
+    neg_texts: torch.Tensor,
+    texts: torch.Tensor,
+    neg_images: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ITM batch: every positive pair (label 1), then each image with its hard negative text
+    and each text with its hard negative image (label 0). Returns image indices, text indices and
+    labels."""
+    everyone = torch.arange(batch, device=images.device)
+    pair_images = torch.cat([everyone, images, neg_images])
+    pair_texts = torch.cat([everyone, neg_texts, texts])
+    labels = (torch.arange(len(pair_images), device=images.device) < batch).long()
+    return pair_images, pair_texts, labels
+
+
+def itg_attention_mask(query_length: int, text_mask: torch.Tensor) -> torch.Tensor:
+    """The ``[B, 1, Q + T, Q + T]`` boolean mask of ITG (True: may attend): queries see queries;
+    text token t sees all queries and text tokens up to t that are not padding."""
+    batch, length = text_mask.shape
+    total = query_length + length
+    mask = torch.zeros(batch, total, total, dtype=torch.bool, device=text_mask.device)
+    mask[:, :query_length, :query_length] = True
+    mask[:, query_length:, :query_length] = True
+    causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=text_mask.device))
+    mask[:, query_length:, query_length:] = causal & text_mask.bool()[:, None, :]
+    return mask[:, None]
+
+
+def stage1_losses(
+    model: QFormerPretrainer,
+    pixel_values: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    caption_ids: torch.Tensor,
+    generator: torch.Generator,
+    dec_id: int,
+) -> dict[str, torch.Tensor]:
+    """``{"itc", "itm", "itg", "loss"}`` of one batch (``loss`` is their sum, as in BLIP-2).
+
+    ``input_ids`` / ``attention_mask`` come from :func:`encode_texts`; ``caption_ids`` ``[B]``
+    number the distinct captions (equal id: same text), which decides the positives of ITC and
+    excludes them as ITM negatives; ``generator`` draws the hard negatives.
+    """
+    r = model.retrieval
+    ids, mask = input_ids, attention_mask
+    batch = ids.shape[0]
+    queries = r.query_tokens.expand(batch, -1, -1)
+    q = queries.shape[1]
+
+    image_embeds = r.vision_model(pixel_values=pixel_values).last_hidden_state
+    query_out = r.qformer(query_embeds=queries, encoder_hidden_states=image_embeds)
+    image_feats = F.normalize(r.vision_projection(query_out.last_hidden_state), dim=-1)
+    text_out = r.qformer(
+        query_embeds=r.embeddings(input_ids=ids), query_length=0, attention_mask=mask
+    )
+    text_feats = F.normalize(r.text_projection(text_out.last_hidden_state[:, 0]), dim=-1)
+
+    # ITC against the texts and images of every rank
+    same = caption_ids[:, None] == distributed.gather(caption_ids)[None, :]
+    with torch.no_grad():
+        model.temp.clamp_(0.001, 0.5)
+    itc, sim_i2t, sim_t2i = itc_loss(
+        image_feats,
+        text_feats,
+        distributed.gather_with_grad(image_feats),
+        distributed.gather_with_grad(text_feats),
+        model.temp,
+        same,
+    )
+
+    # ITM on this rank's pairs, with hard negatives
+    local = slice(distributed.rank() * batch, (distributed.rank() + 1) * batch)
+    images, neg_texts, texts, neg_images = (
+        t.to(ids.device)
+        for t in hard_negatives(sim_i2t[:, local], sim_t2i[:, local], same[:, local], generator)
+    )
+    pair_images, pair_texts, labels = itm_pairs(batch, images, neg_texts, texts, neg_images)
+    itm_mask = torch.cat(
+        [torch.ones(len(pair_images), q, dtype=mask.dtype, device=ids.device), mask[pair_texts]],
+        dim=1,
+    )
+    itm_out = r.qformer(
+        query_embeds=r.embeddings(
+            input_ids=ids[pair_texts], query_embeds=r.query_tokens.expand(len(pair_images), -1, -1)
+        ),
+        query_length=q,
+        attention_mask=itm_mask,
+        encoder_hidden_states=image_embeds[pair_images],
+    )
+    itm = F.cross_entropy(r.itm_head(itm_out.last_hidden_state[:, :q]).mean(1), labels)
+
+    # ITG: the text generated from the queries alone
+    dec_ids = ids.clone()
+    dec_ids[:, 0] = dec_id
+    itg_out = r.qformer(
+        query_embeds=r.embeddings(input_ids=dec_ids, query_embeds=queries),
+        query_length=q,
+        attention_mask=itg_attention_mask(q, mask),
+        encoder_hidden_states=image_embeds,
+    )
+    logits = model.itg_logits(itg_out.last_hidden_state[:, q:-1])
+    target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    itg = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), label_smoothing=LABEL_SMOOTHING
+    )
+    return {"itc": itc, "itm": itm, "itg": itg, "loss": itc + itm + itg}
+
+
+# ---------------------------------------------------------------- moving into stage 2
+
+
+def install_qformer(captioner, pretrainer: QFormerPretrainer) -> None:
+    """Copy the image encoder, the queries and the Q-Former of a stage-1 model into a stage-2
+    captioner (``Blip2ForConditionalGeneration``) of the same shape. The Q-Former's text-only
+    parts (word embeddings, text feed-forward layers) stay behind: stage 2 has no text input."""
+    r = pretrainer.retrieval
+    captioner.vision_model.load_state_dict(r.vision_model.state_dict())
+    with torch.no_grad():
+        captioner.query_tokens.copy_(r.query_tokens)
+    missing, unexpected = captioner.qformer.load_state_dict(r.qformer.state_dict(), strict=False)
+    text_only = [k for k in unexpected if ".intermediate." not in k and ".output." not in k]
+    if missing or text_only:
+        raise ValueError(
+            f"stage-1 Q-Former does not fit the captioner: missing {missing}, unexpected {text_only}"
+        )
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+@dataclass
+class Stage1Result:
+    model: QFormerPretrainer
+    tokenizer: object
+    history: list[dict]
+    final: Path
+    resumed_from: int
+
+
+def _caption_numbers(pairs: Sequence[Pair]) -> dict[str, int]:
+    return {c: i for i, c in enumerate(sorted({p.caption for p in pairs}))}
+
+
+def train_qformer(
+    pairs: Sequence[Pair],
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    device: str = "auto",
+    tokenizer=None,
+    image_encoder: Callable[[nn.Module], None] | None = None,
+    log: Callable[[str], None] | None = print,
+    stop_after: int | None = None,
+) -> Stage1Result:
+    """Stage 1: train the queries and the Q-Former with ITC + ITM + ITG (resumable, like stage 2).
+
+    Args:
+        pairs: image files with captions.
+        out_dir: run folder (``checkpoint-<step>/``, ``final/``).
+        config: :meth:`TrainConfig.stage1` gives the paper's values; ``freeze_vision`` (True in
+            BLIP-2) keeps the image encoder fixed.
+        tokenizer: one with a ``<dec>`` token; trained on the captions unless given.
+        image_encoder: called with a new model's ``vision_model`` to put pre-trained weights in
+            (e.g. ``lambda v: install_mae_encoder(...)``); ignored on resume.
+        stop_after: stop after this many steps of this call, as a crash would (for tests).
+    """
+    config = config or TrainConfig.stage1()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    distributed.init()
+    device_ = distributed.device(resolve_device(device))
+    if done := finished(out_dir):
+        model = QFormerPretrainer.load(done).to(device_)
+        tokenizer = load_tokenizer(done)
+        state = load_state(done)
+        return Stage1Result(model, tokenizer, state["history"], done, state["step"])
+    torch.manual_seed(config.seed)
+    resume = latest_checkpoint(out_dir)
+    if resume is not None:
+        tokenizer = load_tokenizer(resume)
+        model = QFormerPretrainer.load(resume)
+    else:
+        tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
+        model = build_pretrainer(preset(config.preset), tokenizer)
+        if image_encoder is not None:
+            image_encoder(model.retrieval.vision_model)
+    _, dec_id = text_token_ids(tokenizer)
+    model.to(device_)
+    if config.freeze_vision:
+        model.retrieval.vision_model.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=config.betas,
+    )
+    step, history = 0, []
+    if resume is not None:
+        state = load_state(resume)
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        if log:
+            log(f"resumed from {resume.name} (step {step})")
+    wrapped = distributed.wrap(model, device_)
+    numbers = _caption_numbers(pairs)
+    size = model.config.vision_config.image_size
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device_.type == "cuda" and config.precision in ("auto", "bf16")
+        else nullcontext()
+    )
+    started, clock = step, time.perf_counter()
+    model.train()
+
+    def write(folder: Path) -> None:
+        model.save(folder)
+        tokenizer.save_pretrained(folder)
+
+    while step < config.max_steps:
+        lr = cosine_with_warmup(
+            step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        totals = {"itc": 0.0, "itm": 0.0, "itg": 0.0}
+        for micro in range(config.grad_accumulation):
+            indices = distributed.shard(batch_indices(len(pairs), step, micro, config))
+            images = []
+            for i in indices:
+                image = load_rgb(pairs[i].image)
+                if config.augment:
+                    image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
+                images.append(image)
+            captions = [pairs[i].caption for i in indices]
+            text = {
+                k: v.to(device_)
+                for k, v in encode_texts(tokenizer, captions, config.max_caption_tokens).items()
+            }
+            caption_ids = torch.tensor([numbers[c] for c in captions], device=device_)
+            generator = torch.Generator().manual_seed(
+                zlib.crc32(f"{config.seed}/{step}/{micro}/{distributed.rank()}".encode())
+            )
+            with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
+                losses = wrapped(
+                    pixel_values=to_tensor(images, size).to(device_),
+                    **text,
+                    caption_ids=caption_ids,
+                    generator=generator,
+                    dec_id=dec_id,
+                )
+                (losses["loss"] / config.grad_accumulation).backward()
+            for name in totals:
+                totals[name] += losses[name].item() / config.grad_accumulation
+        torch.nn.utils.clip_grad_norm_(trained, config.clip_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        totals = {k: distributed.mean(v) for k, v in totals.items()}
+        history.append({"step": step, "loss": sum(totals.values()), **totals, "lr": lr})
+        if (
+            log
+            and distributed.is_main()
+            and (step % config.log_every == 0 or step == config.max_steps)
+        ):
+            rate = (step - started) / (time.perf_counter() - clock)
+            parts = " ".join(f"{k} {v:.3f}" for k, v in totals.items())
+            log(f"stage 1 step {step}/{config.max_steps} {parts} lr {lr:.2e} ({rate:.2f} steps/s)")
+        if step % config.save_every == 0 and step < config.max_steps and distributed.is_main():
+            save_checkpoint(
+                out_dir,
+                f"checkpoint-{step}",
+                write,
+                optimizer=optimizer,
+                step=step,
+                history=history,
+                config=config,
+            )
+        distributed.barrier()
+        if stop_after is not None and step - started >= stop_after:
+            return Stage1Result(model, tokenizer, history, out_dir, started)
+    final = out_dir / "final"
+    if distributed.is_main():
+        final = save_checkpoint(
+            out_dir, "final", write, optimizer=optimizer, step=step, history=history, config=config
+        )
+        (final / "history.json").write_text(json.dumps(history))
+    distributed.barrier()
+    return Stage1Result(model, tokenizer, history, final, started)

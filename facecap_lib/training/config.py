@@ -10,7 +10,9 @@ class TrainConfig:
     """Stage-2 (caption generation) training. Paper values: supplementary Table 12 and the authors'
     step-2 YAML, for fine-tuning pretrained weights; from-scratch presets need a larger rate."""
 
-    preset: str = "tiny"
+    preset: str = "tiny"  # the shape of a from-scratch model (ignored with ``init``)
+    init: str | None = None  # a Hugging Face id or folder of a Blip2 captioner to start from
+    lavis_checkpoint: str | None = None  # the authors' LAVIS .pth, loaded over the start weights
     max_steps: int = (
         2000  # optimizer steps (the paper trains 20 epochs; steps make runs comparable)
     )

@@ -26,6 +26,8 @@ from facecap_lib.data.images import Augment, load_rgb, to_tensor
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import install_language_model
+from facecap_lib.models.lavis import load_lavis_checkpoint
+from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
@@ -139,10 +141,17 @@ def train_captioner(
         tokenizer = load_tokenizer(resume)
         model = Blip2ForConditionalGeneration.from_pretrained(resume)
     else:
-        tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
-        model = build_model(preset(config.preset), tokenizer)
-        if language_model is not None:
-            install_language_model(model, language_model)
+        if config.init:  # pre-trained weights and their own tokenizer
+            model, tokenizer = load_pretrained(config.init)
+        else:
+            tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
+            model = build_model(preset(config.preset), tokenizer)
+            if language_model is not None:
+                install_language_model(model, language_model)
+        if config.lavis_checkpoint:
+            report = load_lavis_checkpoint(model, config.lavis_checkpoint)
+            if log and distributed.is_main():
+                log(f"{config.lavis_checkpoint}: {report.summary()}")
         if initialize is not None:
             initialize(model)
     model.to(device_)

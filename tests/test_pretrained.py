@@ -1,0 +1,184 @@
+"""Starting from pre-trained weights: a local Hugging Face folder, and the authors' LAVIS
+checkpoints converted by key mapping (tested on a tiny LAVIS-named state dict)."""
+
+import pytest
+import torch
+
+from facecap_lib.captions.rules import au_caption
+from facecap_lib.models.lavis import lavis_key, load_lavis_checkpoint
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.pretrained import load_pretrained
+from facecap_lib.models.tokenizer import train_tokenizer
+
+CAPTIONS = [au_caption(s) for s in ({1, 2}, {6, 12}, {4, 7, 23})]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(CAPTIONS * 4, vocab_size=300, min_frequency=1)
+
+
+def to_lavis(model) -> dict[str, torch.Tensor]:
+    """A LAVIS Blip2OPT state dict, written by hand from LAVIS's module names (the inverse of the
+    mapping under test, spelled out independently)."""
+    out = {}
+    for name, tensor in model.state_dict().items():
+        n = name
+        if n.startswith("vision_model.embeddings."):
+            n = {
+                "class_embedding": "visual_encoder.cls_token",
+                "position_embedding": "visual_encoder.pos_embed",
+                "patch_embedding.weight": "visual_encoder.patch_embed.proj.weight",
+                "patch_embedding.bias": "visual_encoder.patch_embed.proj.bias",
+            }[n.split("embeddings.")[1]]
+        elif n.startswith("vision_model.post_layernorm."):
+            n = "ln_vision." + n.rsplit(".", 1)[1]
+        elif n.startswith("vision_model.encoder.layers."):
+            layer, rest = n[len("vision_model.encoder.layers.") :].split(".", 1)
+            if rest == "self_attn.qkv.bias":  # EVA keeps q and v biases, no key bias
+                third = tensor.shape[0] // 3
+                out[f"visual_encoder.blocks.{layer}.attn.q_bias"] = tensor[:third].clone()
+                out[f"visual_encoder.blocks.{layer}.attn.v_bias"] = tensor[2 * third :].clone()
+                continue
+            rest = (
+                rest.replace("layer_norm1", "norm1")
+                .replace("layer_norm2", "norm2")
+                .replace("self_attn.qkv", "attn.qkv")
+                .replace("self_attn.projection", "attn.proj")
+            )
+            n = f"visual_encoder.blocks.{layer}.{rest}"
+        elif n == "qformer.layernorm.weight" or n == "qformer.layernorm.bias":
+            n = "Qformer.bert.embeddings.LayerNorm." + n.rsplit(".", 1)[1]
+        elif n.startswith("qformer.encoder."):
+            n = "Qformer.bert.encoder." + n[len("qformer.encoder.") :]
+            n = n.replace(".attention.attention.", ".attention.self.").replace(
+                ".crossattention.attention.", ".crossattention.self."
+            )
+        elif n.startswith("language_projection."):
+            n = "opt_proj." + n.split(".", 1)[1]
+        elif n.startswith("language_model."):
+            continue  # frozen: LAVIS does not save it
+        out[n] = tensor.clone()
+    hidden = model.config.qformer_config.hidden_size
+    out["Qformer.cls.predictions.bias"] = torch.zeros(7)  # the ITG head: no place in a captioner
+    out["Qformer.bert.embeddings.word_embeddings.weight"] = torch.zeros(7, hidden)
+    out["Qformer.bert.encoder.layer.0.intermediate.dense.weight"] = torch.zeros(4, hidden)
+    return out
+
+
+def test_lavis_keys_map_like_transformers_conversion_script():
+    assert lavis_key("visual_encoder.blocks.3.attn.proj.weight") == (
+        "vision_model.encoder.layers.3.self_attn.projection.weight"
+    )
+    assert lavis_key("Qformer.bert.encoder.layer.2.crossattention.self.key.bias") == (
+        "qformer.encoder.layer.2.crossattention.attention.key.bias"
+    )
+    assert lavis_key("Qformer.bert.encoder.layer.2.output_query.LayerNorm.weight") == (
+        "qformer.encoder.layer.2.output_query.LayerNorm.weight"
+    )
+    assert lavis_key("opt_model.model.decoder.layers.0.fc1.weight") == (
+        "language_model.model.decoder.layers.0.fc1.weight"
+    )
+    assert lavis_key("Qformer.bert.encoder.layer.2.output.dense.weight") is None  # text-only
+    assert lavis_key("Qformer.cls.predictions.transform.dense.weight") is None
+
+
+def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    source = build_model(preset("tiny"), tokenizer)
+    with torch.no_grad():  # EVA has no key bias: make the source agree
+        for layer in source.vision_model.encoder.layers:
+            bias = layer.self_attn.qkv.bias
+            bias[bias.shape[0] // 3 : 2 * bias.shape[0] // 3] = 0
+            bias[: bias.shape[0] // 3] += 0.5
+    path = tmp_path / "checkpoint_best.pth"
+    torch.save({"model": to_lavis(source), "epoch": 3, "config": {"run": {}}}, path)
+
+    torch.manual_seed(1)
+    target = build_model(preset("tiny"), tokenizer)
+    lm_before = {k: v.clone() for k, v in target.language_model.state_dict().items()}
+    report = load_lavis_checkpoint(target, path)
+    for name, tensor in source.state_dict().items():
+        if not name.startswith("language_model."):
+            assert torch.equal(target.state_dict()[name], tensor), name
+    assert all(k.startswith("language_model.") for k in report.missing) and report.missing
+    for name, tensor in target.language_model.state_dict().items():  # untouched, not zeroed
+        assert torch.equal(tensor, lm_before[name])
+    assert set(report.unused) == {
+        "Qformer.cls.predictions.bias",
+        "Qformer.bert.embeddings.word_embeddings.weight",
+        "Qformer.bert.encoder.layer.0.intermediate.dense.weight",
+    }
+    assert "missing" in report.summary() and "unused 3" in report.summary()
+    pixels = torch.randn(1, 3, 64, 64)
+    source.eval(), target.eval()
+    with torch.no_grad():
+        a = source.get_image_features(pixel_values=pixels, return_dict=True)
+        b = target.get_image_features(pixel_values=pixels, return_dict=True)
+    assert torch.allclose(a.pooler_output, b.pooler_output)
+
+
+def test_lavis_checkpoint_errors_name_the_problem(tokenizer, tmp_path):
+    model = build_model(preset("tiny"), tokenizer)
+    bad = tmp_path / "other_shape.pth"
+    state = to_lavis(model)
+    state["opt_proj.weight"] = torch.zeros(3, 3)
+    torch.save(state, bad)  # a bare state dict is accepted too
+    with pytest.raises(ValueError, match="language_projection.weight has shape"):
+        load_lavis_checkpoint(model, bad)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pth: not a readable"):
+        load_lavis_checkpoint(model, junk)
+
+
+def test_load_pretrained_from_a_local_folder(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(preset("tiny"), tokenizer)
+    model.save_pretrained(tmp_path / "blip2")
+    tokenizer.save_pretrained(tmp_path / "blip2")
+    loaded, loaded_tokenizer = load_pretrained(tmp_path / "blip2")
+    assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="cannot load a BLIP-2 captioner from"):
+        load_pretrained(tmp_path / "nothing-here")
+
+
+def test_training_starts_from_pretrained_weights_and_a_lavis_checkpoint(tokenizer, tmp_path):
+    from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+    from facecap_lib.training.config import TrainConfig
+    from facecap_lib.training.loop import Pair, train_captioner
+
+    torch.manual_seed(0)
+    base = build_model(preset("tiny"), tokenizer)
+    base.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    torch.manual_seed(5)
+    finetuned = build_model(preset("tiny"), tokenizer)  # stands in for the authors' AU-BLIP
+    torch.save({"model": to_lavis(finetuned)}, tmp_path / "au_blip.pth")
+    specs = [FaceSpec({1: 4}, identity=i, path=f"{i}.png") for i in range(2)]
+    render_to_files(specs, tmp_path / "faces", size=64, workers=1, progress=False)
+    pairs = [Pair(str(tmp_path / "faces" / s.path), CAPTIONS[0]) for s in specs]
+    logged = []
+    config = TrainConfig(
+        max_steps=1,
+        batch_size=2,
+        warmup_steps=1,
+        lr=1e-12,
+        augment=False,
+        init=str(tmp_path / "base"),
+        lavis_checkpoint=str(tmp_path / "au_blip.pth"),
+    )
+    result = train_captioner(pairs, tmp_path / "run", config, log=logged.append, device="cpu")
+    state = result.model.state_dict()
+    assert torch.equal(  # the frozen language model comes from the Hugging Face folder
+        state["language_model.model.decoder.layers.0.fc1.weight"],
+        base.state_dict()["language_model.model.decoder.layers.0.fc1.weight"],
+    )
+    assert torch.allclose(  # everything else from the LAVIS checkpoint (lr ~0: barely moved)
+        state["qformer.encoder.layer.0.attention.attention.query.weight"],
+        finetuned.state_dict()["qformer.encoder.layer.0.attention.attention.query.weight"],
+        atol=1e-6,
+    )
+    assert any("au_blip.pth: loaded" in line for line in logged)

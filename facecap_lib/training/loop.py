@@ -27,8 +27,8 @@ from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import install_language_model
 from facecap_lib.models.lavis import load_lavis_checkpoint
-from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import (

@@ -1,0 +1,42 @@
+"""The trainers under torchrun with two CPU processes (gloo): both ranks finish with the same
+weights (DDP averaged their gradients), the weights moved, and only rank 0 wrote checkpoints."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+
+WORKER = Path(__file__).parent / "workers" / "ddp_train.py"
+AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    specs = [
+        FaceSpec({au: 4 for au in s}, identity=i, path=f"{i}.png") for i, s in enumerate(AU_SETS)
+    ]
+    render_to_files(specs, root, size=64, workers=1, progress=False)
+    return root
+
+
+@pytest.mark.parametrize("stage", ["stage2", "stage1"])
+def test_two_process_run_agrees(stage, faces, tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        str(WORKER), stage, str(faces), str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 3
+    for name, weight in ranks[0]["weights"].items():
+        assert torch.equal(weight, ranks[1]["weights"][name]), name
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2", "final"]
+    assert not list(run.glob(".*.tmp"))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from facecap_lib.training import STAGES
 
 
 def _notebooks_run(args: argparse.Namespace) -> int:
@@ -181,6 +184,41 @@ def _captions_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from facecap_lib.captions.corpus import caption_corpus
+    from facecap_lib.captions.synthesize import default_describer
+    from facecap_lib.data import default_corpus
+    from facecap_lib.paths import cache_root
+    from facecap_lib.training import distributed, stages
+
+    spec = (
+        default_corpus.DefaultCorpus.smoke() if args.smoke else default_corpus.DefaultCorpus.full()
+    )
+    faces = default_corpus.curated_faces(spec, progress=distributed.is_main())
+    describer = default_describer(cache_root() / "llm" / "answers.sqlite")
+    if args.smoke:
+        config = stages.RecipeConfig.smoke()
+    elif args.preset == "auto":
+        config = stages.default_device_config()
+    elif args.preset == "small":
+        config = stages.RecipeConfig.small_gpu()
+    else:
+        config = stages.RecipeConfig(preset=args.preset)
+    if args.init:
+        config = stages.replace(config, init=args.init)
+    run_dir = args.run or cache_root() / "runs" / ("smoke" if args.smoke else config.preset)
+    recipe = stages.Recipe(
+        faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
+    )
+    names = list(stages.STAGES) if args.stage == "all" else [args.stage]
+    for name in names:
+        recipe.run(name)
+    if distributed.is_main():
+        print(recipe.summary().to_string(index=False))
+        print(f"run folder: {run_dir}")
+    return 0
+
+
 def _describe(args: argparse.Namespace) -> int:
     import json
 
@@ -305,6 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", dest="dry_run", action="store_true", help="print the cost estimate only"
     )
     build_captions.set_defaults(func=_captions_build)
+
+    train = commands.add_parser(
+        "train",
+        help="the three training stages on the default corpus (resumable; torchrun-ready)",
+        description="Train one stage of the paper's recipe (or all, in order) on the default "
+        "corpus and caption corpus of chapters 2 and 3. Each stage resumes where it stopped and "
+        "skips what is finished. Several GPUs: torchrun --nproc-per-node N -m facecap_lib.cli "
+        "train STAGE (or accelerate launch -m facecap_lib.cli train STAGE).",
+    )
+    train.add_argument("stage", choices=["all", *STAGES])
+    train.add_argument("--smoke", action="store_true", help="smoke corpus and a few steps")
+    train.add_argument(
+        "--preset", default="auto", help="tiny, small, ... (auto: small on a GPU, tiny on a CPU)"
+    )
+    train.add_argument("--init", help="a pre-trained Blip2 captioner: Hugging Face id or folder")
+    train.add_argument("--run", type=Path, help="run folder (default: <cache>/runs/<preset>)")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.set_defaults(func=_train)
 
     describe = commands.add_parser("describe", help="caption photos with a trained captioner")
     describe.add_argument("photos", nargs="+")

@@ -1,0 +1,432 @@
+"""The paper's three stages on a face table and its caption corpus, one resumable call per stage.
+
+1. Captions: chapter 3's caption corpus (:func:`facecap_lib.captions.corpus.caption_corpus`).
+2. Two single-aspect captioners: **AU-BLIP** on the AU captions and **Emot-BLIP** on the emotion
+   captions. Each is BLIP-2: the Q-Former is first pre-trained (BLIP-2 stage 1: ITC, ITM, ITG) on
+   every training caption, then each captioner is fine-tuned (stage 2) from it.
+3. **Pseudo-captions** for the missing aspect (AU-BLIP describes the emotion-labelled images,
+   Emot-BLIP the AU-labelled ones), **fusion** into Mix / Cat / Exp training sets, and the
+   captioners trained on them: **Mix-BLIP**, **Cat-BLIP**, **Exp-BLIP**.
+
+:class:`Recipe` holds the inputs and a run folder; every method returns what its stage made and,
+called again, loads it instead of redoing it. Interrupted training resumes from its last
+checkpoint; pseudo-captions are saved in chunks. ``facecap train STAGE`` calls the same methods.
+
+Run folder::
+
+    tokenizer/  language_model/  qformer/  au-blip/  emot-blip/  pseudo/  mix-blip/  cat-blip/
+    exp-blip/   (each captioner: checkpoint-*/ while training, final/ when done)
+
+From-scratch presets (``tiny``, ``small``) also pre-train their language model first, on the whole
+caption language, and freeze it (see :func:`lm_texts` for why it reads each caption after a
+short statement of its content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import OPTForCausalLM
+
+from facecap_lib.captions import corpus as caption_corpus_module
+from facecap_lib.captions.mentions import mentioned_aus
+from facecap_lib.captions.validate import named_emotions
+from facecap_lib.data.table import image_ids
+from facecap_lib.models.presets import preset
+from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.training import STAGES
+from facecap_lib.training.config import TrainConfig
+from facecap_lib.training.loop import Pair, TrainResult, train_captioner
+from facecap_lib.training.pretrain import pretrain_language_model
+from facecap_lib.training.stage1 import Stage1Result, install_qformer, train_qformer
+
+CAPTIONERS = {
+    "au": "AU-BLIP",
+    "emot": "Emot-BLIP",
+    "mix": "Mix-BLIP",
+    "cat": "Cat-BLIP",
+    "exp": "Exp-BLIP",
+}
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Settings of every stage. Defaults: the ``tiny`` preset on two CPU cores (minutes per
+    captioner); :meth:`smoke` for tests; :meth:`small_gpu` for one GPU."""
+
+    preset: str = "tiny"
+    init: str | None = None  # pre-trained captioner (HF id or folder): no LM pre-training then
+    lm_steps: int = 1500
+    lm_lr: float = 2e-3
+    qformer: TrainConfig = field(
+        default_factory=lambda: TrainConfig.stage1(
+            max_steps=600, batch_size=32, lr=5e-4, warmup_steps=50, save_every=200, log_every=50
+        )
+    )
+    captioner: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            max_steps=1500, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
+            eval_every=250, log_every=50, layer_decay=0.95,
+        )
+    )  # fmt: skip
+    pseudo_beams: int = 5  # the paper's beam size
+    pseudo_chunk: int = 256  # images per saved chunk of pseudo-captions
+    samples: int = 4  # test images captioned at every evaluation
+
+    @classmethod
+    def smoke(cls) -> RecipeConfig:
+        return cls(
+            lm_steps=20,
+            qformer=TrainConfig.stage1(
+                max_steps=4, batch_size=4, warmup_steps=1, save_every=2, log_every=2
+            ),
+            captioner=TrainConfig.smoke(),
+            pseudo_beams=1,
+            pseudo_chunk=8,
+            samples=2,
+        )
+
+    @classmethod
+    def small_gpu(cls) -> RecipeConfig:
+        return cls(
+            preset="small",
+            lm_steps=3000,
+            lm_lr=1e-3,
+            qformer=TrainConfig.stage1(
+                preset="small", max_steps=2000, batch_size=64, lr=2e-4, warmup_steps=200,
+                save_every=500, log_every=100,
+            ),
+            captioner=TrainConfig(
+                preset="small", max_steps=3000, batch_size=64, lr=3e-4, warmup_steps=200,
+                save_every=500, eval_every=500, log_every=100,
+            ),
+        )  # fmt: skip
+
+
+# ---------------------------------------------------------------- text for the language model
+
+
+def content_statement(caption: str) -> str:
+    """A short statement of what a caption says, from the caption itself (the mentions parser):
+    ``"Action units 6 12. Emotion happiness."``."""
+    aus = sorted(mentioned_aus(caption))
+    emotions = named_emotions(caption)
+    parts = [f"Action units {' '.join(map(str, aus))}." if aus else "No action units."]
+    if emotions:
+        parts.append(f"Emotion {' and '.join(emotions)}.")
+    return " ".join(parts)
+
+
+def lm_texts(captions: Sequence[str]) -> list[str]:
+    """The pre-training text of a from-scratch language model: every caption, and every caption
+    after a statement of its content.
+
+    BLIP-2 relies on a frozen LLM that already conditions what it writes on what precedes it; the
+    Q-Former learns to write that preceding context (the soft prompt). A small model trained on
+    captions alone learns to write captions but never to read a context, so no soft prompt can
+    steer it: its captions stay the same whatever the image. The statements teach it to read
+    one. They are derived from the captions (no labels, no test images), and the Q-Former still
+    has to find the content in the pixels.
+    """
+    unique = sorted(set(captions))
+    return unique + [f"{content_statement(c)} {c}" for c in unique]
+
+
+# ---------------------------------------------------------------- pseudo-captions from models
+
+
+class ModelPseudoCaptioner:
+    """AU-BLIP and Emot-BLIP as the pseudo-captioners of fusion (a
+    :data:`facecap_lib.captions.fusion.PseudoCaptioner`): ``aspect="au"`` asks AU-BLIP,
+    ``"emotion"`` Emot-BLIP. Captions are saved per chunk in ``folder`` and reused."""
+
+    def __init__(
+        self,
+        checkpoints: dict[str, Path],
+        folder: Path,
+        files: Callable[[pd.DataFrame], list[str]],
+        *,
+        beams: int = 5,
+        chunk: int = 256,
+        device: str = "auto",
+        progress: bool = True,
+    ):
+        self.checkpoints = checkpoints
+        self.folder = Path(folder)
+        self.files = files
+        self.beams, self.chunk, self.device, self.progress = beams, chunk, device, progress
+        digest = hashlib.sha256()
+        for aspect in sorted(checkpoints):
+            digest.update((Path(checkpoints[aspect]) / "history.json").read_bytes())
+        self.name = f"model-{digest.hexdigest()[:10]}"  # changes when a captioner is retrained
+
+    def __call__(self, faces: pd.DataFrame, aspect: str) -> list[str]:
+        from facecap_lib.inference import describe, load_captioner
+
+        if aspect not in self.checkpoints:
+            raise ValueError(f"aspect must be one of {sorted(self.checkpoints)}, got {aspect!r}")
+        ids = list(image_ids(faces))
+        store = self.folder / f"{self.name}-{aspect}.parquet"
+        done = pd.read_parquet(store) if store.exists() else pd.DataFrame(columns=["id", "text"])
+        known = dict(zip(done["id"], done["text"], strict=True))
+        todo = [i for i, image in enumerate(ids) if image not in known]
+        if todo:
+            model, tokenizer = load_captioner(self.checkpoints[aspect], self.device)
+            paths = self.files(faces)
+            chunks = range(0, len(todo), self.chunk)
+            if self.progress:
+                from tqdm.auto import tqdm
+
+                chunks = tqdm(chunks, desc=f"pseudo-captions ({aspect})", unit="chunk")
+            for start in chunks:
+                part = todo[start : start + self.chunk]
+                out = describe(
+                    [paths[i] for i in part],
+                    model=model,
+                    tokenizer=tokenizer,
+                    crop="none",
+                    beams=self.beams,
+                    device=self.device,
+                )
+                failed = [d for d in out if d.caption is None]
+                if failed:
+                    raise RuntimeError(
+                        f"pseudo-captioning failed: {failed[0].source}: {failed[0].error}"
+                    )
+                for i, d in zip(part, out, strict=True):
+                    known[ids[i]] = d.caption
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp = store.with_suffix(".tmp")
+                pd.DataFrame({"id": list(known), "text": list(known.values())}).to_parquet(tmp)
+                tmp.replace(store)
+        return [known[i] for i in ids]
+
+
+# ---------------------------------------------------------------- the recipe
+
+
+def sample_evaluator(pairs: Sequence[Pair], count: int, device: str = "auto"):
+    """Periodic evaluation for :func:`train_captioner`: greedy captions of ``count`` fixed
+    held-out images and the fraction whose AUs (as the mentions parser reads them) match the
+    reference's exactly."""
+    from facecap_lib.inference import describe
+
+    chosen = list(pairs[:count])
+
+    def evaluate(model, tokenizer, step: int) -> dict:
+        out = describe(
+            [p.image for p in chosen], model=model, tokenizer=tokenizer, crop="none",
+            beams=1, device=device,
+        )  # fmt: skip
+        captions = [d.caption or "" for d in out]
+        same = [
+            mentioned_aus(c) == mentioned_aus(p.caption)
+            and named_emotions(c) == named_emotions(p.caption)
+            for c, p in zip(captions, chosen, strict=True)
+        ]
+        return {"samples": captions, "sample_content_match": float(np.mean(same))}
+
+    return evaluate
+
+
+class Recipe:
+    """The three stages for one face table, one caption corpus and one run folder.
+
+    Args:
+        faces: the curated face table (with ``data_root``), e.g. chapter 2's.
+        tables: chapter 3's caption corpus (``captions``, ``mix``, ``cat``, ``exp``), made with a
+            stand-in pseudo-captioner; stage 3 rebuilds Mix / Cat / Exp with AU-BLIP and Emot-BLIP.
+        run_dir: where every stage writes.
+        describer: the describer that fuses captions in stage 3 (chapter 3's).
+    """
+
+    def __init__(
+        self,
+        faces: pd.DataFrame,
+        tables: dict[str, pd.DataFrame],
+        run_dir: str | Path,
+        describer,
+        config: RecipeConfig | None = None,
+        *,
+        work: str | Path | None = None,
+        device: str = "auto",
+        log: Callable[[str], None] | None = print,
+        progress: bool = True,
+    ):
+        self.faces, self.tables, self.describer = faces, tables, describer
+        self.run_dir = Path(run_dir)
+        self.config = config or RecipeConfig()
+        self.work, self.device, self.log, self.progress = work, device, log, progress
+        roots = faces["data_root"].astype(str) + "/" + faces["image_path"].astype(str)
+        self._file = dict(zip(image_ids(faces), roots, strict=True))
+
+    # -- pairs
+    def pairs(self, table: pd.DataFrame, split: str = "train") -> list[Pair]:
+        rows = table[table["split"] == split]
+        missing = sorted(set(rows["image_id"]) - set(self._file))
+        if missing:
+            raise ValueError(f"captions of images not in the face table, e.g. {missing[0]}")
+        return [
+            Pair(self._file[i], c) for i, c in zip(rows["image_id"], rows["caption"], strict=True)
+        ]
+
+    def captions_for(self, name: str) -> pd.DataFrame:
+        """The caption table a captioner trains on."""
+        captions = self.tables["captions"]
+        if name == "au":
+            return captions[captions["kind"] == "au"]
+        if name == "emot":
+            return captions[captions["kind"] == "emotion"]
+        return self.fused_tables()[name]
+
+    def test_pairs(self, name: str) -> list[Pair]:
+        """Held-out pairs for a captioner's periodic evaluation (test images, seeded order)."""
+        kind = {"au": ["au"], "emot": ["emotion"]}.get(name, ["au", "emotion"])
+        captions = self.tables["captions"]
+        pairs = self.pairs(captions[captions["kind"].isin(kind)], "test")
+        order = np.random.default_rng(0).permutation(len(pairs))
+        return [pairs[i] for i in order]
+
+    # -- stages
+    def _lm_needed(self) -> bool:
+        return self.config.init is None
+
+    def tokenizer(self):
+        folder = self.run_dir / "tokenizer"
+        if (folder / "tokenizer.json").exists():
+            return load_tokenizer(folder)
+        if not self._lm_needed():
+            from facecap_lib.models.pretrained import load_pretrained
+
+            tokenizer = load_pretrained(self.config.init)[1]
+        else:
+            tokenizer = train_tokenizer(lm_texts(self._all_captions()))
+        tokenizer.save_pretrained(folder)
+        return tokenizer
+
+    def _all_captions(self) -> list[str]:
+        texts = []
+        for name in ("captions", "mix", "cat", "exp"):
+            table = self.tables[name]
+            texts += list(table.loc[table["split"] == "train", "caption"])
+        return texts
+
+    def language_model(self) -> OPTForCausalLM | None:
+        """Pre-train (or load) the frozen language model of a from-scratch preset."""
+        if not self._lm_needed():
+            return None
+        folder = self.run_dir / "language_model"
+        if (folder / "config.json").exists():
+            return OPTForCausalLM.from_pretrained(folder)
+        model = pretrain_language_model(
+            preset(self.config.preset),
+            self.tokenizer(),
+            lm_texts(self._all_captions()),
+            steps=self.config.lm_steps,
+            lr=self.config.lm_lr,
+            log=self.log,
+        )
+        model.save_pretrained(folder)
+        return model
+
+    def qformer(self) -> Stage1Result | None:
+        """BLIP-2 stage 1 on every training caption of the images' own aspects."""
+        if not self._lm_needed():
+            return None  # a pre-trained captioner brings its trained Q-Former
+        captions = self.tables["captions"]
+        own = captions[captions["kind"].isin(["au", "emotion"])]
+        config = replace(self.config.qformer, preset=self.config.preset)
+        return train_qformer(
+            self.pairs(own), self.run_dir / "qformer", config,
+            device=self.device, tokenizer=self.tokenizer(), log=self.log,
+        )  # fmt: skip
+
+    def captioner(self, name: str) -> TrainResult:
+        """Train (or load) one captioner: ``au``, ``emot``, ``mix``, ``cat`` or ``exp``."""
+        if name not in CAPTIONERS:
+            raise ValueError(f"unknown captioner {name!r}; known: {list(CAPTIONERS)}")
+        folder = self.run_dir / f"{name}-blip"
+        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
+        pairs = self.pairs(self.captions_for(name))
+        if (folder / "final").exists():
+            return train_captioner(pairs, folder, config, device=self.device, log=self.log)
+        stage1 = self.qformer()
+        if self.log:
+            self.log(f"{CAPTIONERS[name]}: {len(pairs)} training pairs")
+        return train_captioner(
+            pairs, folder, config,
+            device=self.device,
+            tokenizer=self.tokenizer(),
+            language_model=self.language_model(),
+            initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
+            evaluate=sample_evaluator(self.test_pairs(name), self.config.samples, self.device),
+            log=self.log,
+        )  # fmt: skip
+
+    def pseudo_captioner(self) -> ModelPseudoCaptioner:
+        """AU-BLIP and Emot-BLIP (trained first if needed) as fusion's pseudo-captioners."""
+        checkpoints = {
+            "au": self.captioner("au").final,
+            "emotion": self.captioner("emot").final,
+        }
+
+        def files(faces: pd.DataFrame) -> list[str]:
+            return [self._file[i] for i in image_ids(faces)]
+
+        return ModelPseudoCaptioner(
+            checkpoints, self.run_dir / "pseudo", files,
+            beams=self.config.pseudo_beams, chunk=self.config.pseudo_chunk,
+            device=self.device, progress=self.progress,
+        )  # fmt: skip
+
+    def fused_tables(self) -> dict[str, pd.DataFrame]:
+        """Mix / Cat / Exp training sets with the models' pseudo-captions (cached)."""
+        if not hasattr(self, "_fused"):
+            self._fused = caption_corpus_module.caption_corpus(
+                self.faces, self.describer, self.pseudo_captioner(), work=self.work
+            )
+        return self._fused
+
+    def run(self, stage: str):
+        """Run one stage by name (see :data:`facecap_lib.training.STAGES`)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages: {list(STAGES)}")
+        if stage == "language-model":
+            return self.language_model()
+        if stage == "qformer":
+            return self.qformer()
+        if stage == "pseudo":
+            return self.fused_tables()
+        return self.captioner(stage)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per finished captioner: steps, final loss, last sample match."""
+        rows = []
+        for name, title in CAPTIONERS.items():
+            history_file = self.run_dir / f"{name}-blip" / "final" / "history.json"
+            if history_file.exists():
+                history = json.loads(history_file.read_text())
+                evaluated = [h for h in history if "sample_content_match" in h]
+                rows.append(
+                    {
+                        "captioner": title,
+                        "steps": history[-1]["step"],
+                        "final loss": history[-1]["loss"],
+                        "sample content match": evaluated[-1]["sample_content_match"]
+                        if evaluated
+                        else None,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+
+def default_device_config() -> RecipeConfig:
+    """``small`` on a GPU, ``tiny`` on a CPU."""
+    return RecipeConfig.small_gpu() if torch.cuda.is_available() else RecipeConfig()

@@ -1,0 +1,99 @@
+"""The three-stage recipe end to end on a dozen rendered faces (smoke settings): every stage runs,
+pseudo-captions come from the trained captioners, and a second run loads instead of redoing."""
+
+import pandas as pd
+import pytest
+
+from facecap_lib.captions.corpus import caption_corpus
+from facecap_lib.captions.rules import au_caption, emotion_caption
+from facecap_lib.captions.synthesize import OfflineDescriber
+from facecap_lib.data.synth.actions import RENDERED_AUS
+from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+from facecap_lib.data.table import face_table
+from facecap_lib.lexicon import BASIC_PROTOTYPES
+from facecap_lib.training import STAGES
+from facecap_lib.training.stages import Recipe, RecipeConfig, content_statement, lm_texts
+
+AU_FACES = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {6, 12, 25}, set(), {1, 2, 5}, {4}]
+EMOTION_FACES = ["happiness", "surprise", "anger", "sadness", "happiness", "fear"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    rows, specs = [], []
+    for i, aus in enumerate(AU_FACES):
+        specs.append(FaceSpec({a: 4 for a in aus}, identity=i, path=f"au{i}.png"))
+        row = {"image_path": f"au{i}.png", "dataset": "rafau", "subject": f"s{i}"}
+        row |= {f"AU{a}": float(a in aus) for a in (1, 2, 4, 5, 6, 7, 12, 25, 26)}
+        rows.append(row | {"split": "test" if i >= 6 else "train"})
+    for i, emotion in enumerate(EMOTION_FACES):
+        aus = next(p.aus for p in BASIC_PROTOTYPES if p.emotion == emotion) & set(RENDERED_AUS)
+        specs.append(FaceSpec({a: 4 for a in aus}, identity=50 + i, path=f"emo{i}.png"))
+        rows.append(
+            {
+                "image_path": f"emo{i}.png",
+                "dataset": "affectnet",
+                "subject": f"e{i}",
+                "emotions": [emotion],
+                "split": "test" if i >= 4 else "train",
+            }
+        )
+    render_to_files(specs, root, size=64, workers=1, progress=False)
+    faces = face_table(rows).assign(data_root=str(root))
+    work = tmp_path_factory.mktemp("work")
+    describer = OfflineDescriber()
+    return faces, caption_corpus(faces, describer, work=work), describer, work
+
+
+def test_content_statements_read_the_caption():
+    assert content_statement(au_caption({6, 12})) == "Action units 6 12."
+    assert (
+        content_statement(emotion_caption(["happiness", "surprise"]))
+        == "No action units. Emotion happiness and surprise."
+    )
+    texts = lm_texts([au_caption({1}), au_caption({1})])
+    assert texts == [au_caption({1}), f"Action units 1. {au_caption({1})}"]
+
+
+def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
+    faces, tables, describer, work = corpus
+    logged = []
+    recipe = Recipe(
+        faces, tables, tmp_path / "run", describer, RecipeConfig.smoke(),
+        work=work, device="cpu", log=logged.append, progress=False,
+    )  # fmt: skip
+    for stage in STAGES:
+        recipe.run(stage)
+    run = tmp_path / "run"
+    for folder in ("tokenizer", "language_model", "qformer/final", "pseudo"):
+        assert (run / folder).exists(), folder
+    for name in ("au", "emot", "mix", "cat", "exp"):
+        assert (run / f"{name}-blip" / "final" / "history.json").exists(), name
+    fused = recipe.fused_tables()
+    sources = set(fused["exp"]["source"])
+    assert any("pseudo-model-" in s and s.endswith(":emotion") for s in sources)
+    assert any("pseudo-model-" in s and s.endswith(":au") for s in sources)
+    pseudo = pd.concat(pd.read_parquet(p) for p in (run / "pseudo").glob("*.parquet"))
+    train = faces[faces["split"] == "train"]
+    assert len(pseudo) == len(train)  # each training image lacks exactly one aspect here
+    summary = recipe.summary()
+    assert list(summary["captioner"]) == [
+        "AU-BLIP",
+        "Emot-BLIP",
+        "Mix-BLIP",
+        "Cat-BLIP",
+        "Exp-BLIP",
+    ]
+    assert summary["sample content match"].between(0, 1).all()
+
+    logged.clear()
+    again = Recipe(
+        faces, tables, tmp_path / "run", describer, RecipeConfig.smoke(),
+        work=work, device="cpu", log=logged.append, progress=False,
+    )  # fmt: skip
+    result = again.run("exp")
+    assert result.resumed_from == RecipeConfig.smoke().captioner.max_steps  # loaded, not redone
+    assert not any("step" in line for line in logged)
+    with pytest.raises(ValueError, match="unknown stage"):
+        again.run("stage-4")

@@ -194,3 +194,49 @@ def caption_lengths(table: pd.DataFrame, by: str = "kind", bins=range(0, 80, 2))
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def loss_curves(histories: dict[str, list[dict]], keys=("loss",), smooth: int = 10) -> Figure:
+    """Training losses against steps, one line per run (and per key), smoothed by a running mean
+    of ``smooth`` steps; raw values faint behind."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, history in histories.items():
+        for key in keys:
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if not points:
+                continue
+            steps, values = map(np.asarray, zip(*points, strict=True))
+            label = name if len(keys) == 1 else f"{name} {key}"
+            (line,) = ax.plot(steps, values, alpha=0.2, linewidth=0.8)
+            window = max(1, min(smooth, len(values)))
+            running = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1 :], running, color=line.get_color(), label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def f1_bars(scores: dict[str, pd.DataFrame], title: str = "") -> Figure:
+    """Per-AU F1 bars, one colour per model (frames from
+    :func:`facecap_lib.evaluation.faithfulness.au_scores`), AUs in lexicon order."""
+    import numpy as np
+
+    aus = list(dict.fromkeys(au for s in scores.values() for au in s["au"]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(aus) * len(scores)), 3.4))
+    width = 0.8 / max(1, len(scores))
+    for k, (name, table) in enumerate(scores.items()):
+        f1 = table.set_index("au")["f1"].reindex(aus)
+        ax.bar(np.arange(len(aus)) + k * width, f1.to_numpy(), width, label=name)
+    ax.set_xticks(np.arange(len(aus)) + width * (len(scores) - 1) / 2, aus, rotation=90)
+    ax.set_ylabel("F1 (from captions)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

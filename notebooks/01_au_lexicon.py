@@ -92,13 +92,15 @@ assert lexicon.au(24).verb_3sg == "presses lips" and lexicon.au(27).verb_3sg == 
 # *uncertain*, *no-face*) decode to "no emotion label", which is not the same as *neutral*.
 
 # %%
-codes = pd.DataFrame({
-    "AffectNet": {code: lexicon.affectnet_emotion(code) for code in range(11)},
-    "RAF-DB basic": {code: lexicon.rafdb_basic_emotion(code) for code in range(1, 8)},
-    "RAF-DB compound": {
-        code: " + ".join(lexicon.rafdb_compound_emotions(code)) for code in range(1, 12)
-    },
-}).rename_axis("code")
+codes = pd.DataFrame(
+    {
+        "AffectNet": {code: lexicon.affectnet_emotion(code) for code in range(11)},
+        "RAF-DB basic": {code: lexicon.rafdb_basic_emotion(code) for code in range(1, 8)},
+        "RAF-DB compound": {
+            code: " + ".join(lexicon.rafdb_compound_emotions(code)) for code in range(1, 12)
+        },
+    }
+).rename_axis("code")
 codes.fillna("–")
 
 # %%
@@ -150,10 +152,12 @@ plt.close("all")
 
 # %%
 examples = ["AU12", " 1+2+5B+26 ", "L12+R14", "17+B22+T24", "t23", "26+26", "AD19", "L12L", "null"]
-parsed = pd.DataFrame({
-    "dataset string": [repr(text) for text in examples],
-    "AUs": [sorted(lexicon.parse_au_codes(text)) for text in examples],
-})
+parsed = pd.DataFrame(
+    {
+        "dataset string": [repr(text) for text in examples],
+        "AUs": [sorted(lexicon.parse_au_codes(text)) for text in examples],
+    }
+)
 parsed
 
 # %%

@@ -88,7 +88,9 @@ fig = viz.contact_sheet(faces, names, columns=7)
 levels = "ABCDE"
 faces = [renderer.render({12: level}, person) for level in levels]
 faces += [renderer.render({26: level}, person) for level in levels]
-fig = viz.contact_sheet(faces, [f"AU12{x}" for x in levels] + [f"AU26{x}" for x in levels], columns=5)
+fig = viz.contact_sheet(
+    faces, [f"AU12{x}" for x in levels] + [f"AU26{x}" for x in levels], columns=5
+)
 
 # %%
 differences = [np.abs(f.astype(int) - faces[0].astype(int)).sum() for f in faces[:5]]
@@ -109,14 +111,30 @@ plt.close("all")
 
 # %%
 rng = np.random.default_rng(SEED)
-emotions = ["neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt",
-            "happily surprised", "sadly angry", "fearfully surprised", "angrily disgusted"]
+emotions = [
+    "neutral",
+    "happiness",
+    "sadness",
+    "surprise",
+    "fear",
+    "disgust",
+    "anger",
+    "contempt",
+    "happily surprised",
+    "sadly angry",
+    "fearfully surprised",
+    "angrily disgusted",
+]
 faces, labels = [], []
 for i, emotion in enumerate(emotions):
     action = emotion_aus(emotion, rng)
     scene = Scene.sample(rng, occluder_rate=0.25)
-    faces.append(renderer.render(action.intensities, Identity.from_seed(100 + i), scene, action.sides))
-    labels.append(f"{emotion}\n" + "+".join(f"{action.sides.get(a, '')}{a}" for a in sorted(action.present)))
+    faces.append(
+        renderer.render(action.intensities, Identity.from_seed(100 + i), scene, action.sides)
+    )
+    labels.append(
+        f"{emotion}\n" + "+".join(f"{action.sides.get(a, '')}{a}" for a in sorted(action.present))
+    )
 fig = viz.contact_sheet(faces, labels, columns=6)
 
 # %% [markdown]
@@ -140,8 +158,11 @@ roots = default_corpus.build_corpora(base, spec, progress=False)
 # AffectNet's header-less validation list:
 
 # %%
-for path in [roots["bp4d"] / "AUCoding/AU_OCC/F001_T1.csv", roots["rafau"] / "RAFAU_label.txt",
-             roots["affectnet"] / "Manually_Annotated_file_lists/validation.csv"]:
+for path in [
+    roots["bp4d"] / "AUCoding/AU_OCC/F001_T1.csv",
+    roots["rafau"] / "RAFAU_label.txt",
+    roots["affectnet"] / "Manually_Annotated_file_lists/validation.csv",
+]:
     print(f"--- {path.relative_to(base)}")
     print("\n".join(line[:110] for line in path.read_text().splitlines()[:4]))
 
@@ -190,7 +211,9 @@ fig = viz.contact_sheet(pictures, captions, columns=8, size=1.5)
 bp4d = tables["bp4d"]
 video = bp4d[(bp4d.subject == bp4d.subject.iloc[0]) & (bp4d.sequence == bp4d.sequence.iloc[0])]
 kept = curate.sample_frames(video)
-fig = viz.au_timeline(video, kept["frame"], title=f"{video.subject.iloc[0]} {video.sequence.iloc[0]}")
+fig = viz.au_timeline(
+    video, kept["frame"], title=f"{video.subject.iloc[0]} {video.sequence.iloc[0]}"
+)
 print(f"{len(kept)} of {len(video)} frames kept ({len(kept) / len(video):.0%})")
 
 # %%

@@ -68,9 +68,12 @@ pd.set_option("display.max_colwidth", 140)
 # caption. An emotion caption is *"The face shows ..."*, with multi-label and compound labels merged.
 
 # %%
-examples = {"AU10+14+17+24": rules.au_caption({10, 14, 17, 24}), "AU1+2+5+26": rules.au_caption({1, 2, 5, 26}),
-            "happiness": rules.emotion_caption(["happiness"]),
-            "happily surprised": rules.emotion_caption(["happiness", "surprise"])}
+examples = {
+    "AU10+14+17+24": rules.au_caption({10, 14, 17, 24}),
+    "AU1+2+5+26": rules.au_caption({1, 2, 5, 26}),
+    "happiness": rules.emotion_caption(["happiness"]),
+    "happily surprised": rules.emotion_caption(["happiness", "surprise"]),
+}
 pd.Series(examples, name="rule-based caption").to_frame()
 
 # %%
@@ -106,7 +109,9 @@ print(prompts.fusion_prompt(rules.au_caption({6, 12, 25}), rules.emotion_caption
 
 # %%
 describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
-print(f"describer: {type(describer).__name__} (generator={describer.generator!r}, source={describer.source!r})")
+print(
+    f"describer: {type(describer).__name__} (generator={describer.generator!r}, source={describer.source!r})"
+)
 
 # %%
 for key in range(3):
@@ -162,8 +167,12 @@ fig = viz.caption_lengths(all_captions)
 
 # %%
 sample_ids = tables["exp"]["image_id"].drop_duplicates().sample(N_EXAMPLES, random_state=SEED)
-side = pd.DataFrame({name: tables[name].groupby("image_id")["caption"].first().reindex(sample_ids)
-                     for name in corpus.STRATEGIES})
+side = pd.DataFrame(
+    {
+        name: tables[name].groupby("image_id")["caption"].first().reindex(sample_ids)
+        for name in corpus.STRATEGIES
+    }
+)
 side.set_axis([i.split("/")[0] for i in side.index])  # dataset as the row label
 
 # %%

@@ -1,0 +1,1 @@
+"""Evaluation: what generated captions say against what the labels say, caption metrics, probes."""

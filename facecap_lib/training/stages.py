@@ -39,6 +39,7 @@ from facecap_lib.captions import corpus as caption_corpus_module
 from facecap_lib.captions.mentions import mentioned_aus
 from facecap_lib.captions.validate import named_emotions
 from facecap_lib.data.table import image_ids
+from facecap_lib.lexicon import EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import STAGES
@@ -117,7 +118,8 @@ def content_statement(caption: str) -> str:
     """A short statement of what a caption says, from the caption itself (the mentions parser):
     ``"Action units 6 12. Emotion happiness."``."""
     aus = sorted(mentioned_aus(caption))
-    emotions = named_emotions(caption)
+    named = named_emotions(caption)
+    emotions = [e.name for e in EMOTIONS if e.name in named]  # lexicon order: deterministic
     parts = [f"Action units {' '.join(map(str, aus))}." if aus else "No action units."]
     if emotions:
         parts.append(f"Emotion {' and '.join(emotions)}.")

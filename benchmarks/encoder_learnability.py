@@ -16,25 +16,37 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 from synth_learnability import dataset, network, to_tensor
 
 from facecap_lib.data.synth.actions import RENDERED_AUS
+from facecap_lib.models.mae import install_mae_encoder
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
+from facecap_lib.training.pretrain import pretrain_mae
 
 
 class ViTProbe(torch.nn.Module):
-    def __init__(self, vision, n_out):
+    """The encoder and a linear head on its CLS output or on the mean of its patch outputs (what
+    the Q-Former reads is every output, so ``mean`` is the closer probe of what it can see)."""
+
+    def __init__(self, vision, n_out, pool="cls"):
         super().__init__()
-        self.vision = vision
+        self.vision, self.pool = vision, pool
         self.head = torch.nn.Linear(vision.config.hidden_size, n_out)
 
     def forward(self, x):
-        return self.head(self.vision(pixel_values=x).pooler_output)
+        out = self.vision(pixel_values=x)
+        pooled = out.pooler_output if self.pool == "cls" else out.last_hidden_state[:, 1:].mean(1)
+        return self.head(pooled)
 
 
 def train(model, x, y, steps, lr, seed=0):
+    head = model.head if isinstance(model, ViTProbe) else list(model.modules())[-1]
+    rate = y.float().mean(0).clamp(0.01, 0.99)
+    with torch.no_grad():  # start at the label frequencies: nothing to gain by collapsing features
+        head.bias.copy_(torch.log(rate / (1 - rate)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
@@ -68,6 +80,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--size", type=int, help="image size (default: the preset's)")
     parser.add_argument("--patch", type=int, help="patch size (default: the preset's)")
+    parser.add_argument("--mae-steps", type=int, default=0, help="MAE pre-training first")
+    parser.add_argument("--pool", choices=["cls", "mean"], default="cls")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the CNN (sweeps only)")
     args = parser.parse_args()
     torch.manual_seed(0)
     spec = preset(args.preset)
@@ -81,14 +96,25 @@ def main() -> None:
     x_test, y_test = dataset(args.test, 2, vision.image_size, 10**6)
     xt, yt, xe = to_tensor(x_train) / 0.27, torch.from_numpy(y_train), to_tensor(x_test) / 0.27
     tokenizer = train_tokenizer(["a b c"] * 3, vocab_size=300, min_frequency=1)
-    vit = ViTProbe(build_model(spec, tokenizer).vision_model, len(RENDERED_AUS))
+    captioner = build_model(spec, tokenizer)
+    mae_s = 0.0
+    if args.mae_steps:
+        start = time.perf_counter()
+        faces = [Image.fromarray(image) for image in x_train]
+        install_mae_encoder(captioner, pretrain_mae(spec, faces, steps=args.mae_steps, lr=1.5e-3))
+        mae_s = time.perf_counter() - start
+    vit = ViTProbe(captioner.vision_model, len(RENDERED_AUS), args.pool)
     vit_loss, vit_s = train(vit, xt, yt, args.steps, args.lr)
-    cnn = network(len(RENDERED_AUS))
-    cnn_loss, cnn_s = train(cnn, xt, yt, args.steps, 3e-3)
-    vit_auc, cnn_auc = aucs(vit, xe, y_test), aucs(cnn, xe, y_test)
+    vit_auc = aucs(vit, xe, y_test)
+    cnn_loss, cnn_s, cnn_auc = float("nan"), 0.0, [float("nan")] * len(RENDERED_AUS)
+    if not args.no_baseline:
+        cnn = network(len(RENDERED_AUS))
+        cnn_loss, cnn_s = train(cnn, xt, yt, args.steps, 3e-3)
+        cnn_auc = aucs(cnn, xe, y_test)
     print(
-        f"{args.preset} ViT {vision.image_size}px/{vision.patch_size}: {args.steps} steps in "
-        f"{vit_s:.0f} s, final loss {vit_loss:.3f}; CNN baseline {cnn_s:.0f} s, loss {cnn_loss:.3f}"
+        f"{args.preset} ViT {vision.image_size}px/{vision.patch_size}, MAE {args.mae_steps} steps "
+        f"({mae_s:.0f} s), lr {args.lr}, {args.pool} pooling: {args.steps} steps in {vit_s:.0f} s, final loss "
+        f"{vit_loss:.3f}; CNN baseline {cnn_s:.0f} s, loss {cnn_loss:.3f}"
     )
     print(f"{'AU':>5} {'positives':>9} {'ViT AUC':>8} {'CNN AUC':>8}")
     for k, au in enumerate(RENDERED_AUS):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
@@ -66,9 +67,13 @@ def pretrain_language_model(
     return model.eval()
 
 
+def _image(item) -> Image.Image:
+    return item if isinstance(item, Image.Image) else load_rgb(item)
+
+
 def pretrain_mae(
     spec: Preset,
-    images: Sequence[str],
+    images: Sequence[str | Image.Image],
     *,
     steps: int = 500,
     batch_size: int = 64,
@@ -76,7 +81,7 @@ def pretrain_mae(
     seed: int = 0,
     log=None,
 ) -> ViTMAEForPreTraining:
-    """Masked-autoencoder pre-training of the preset's encoder on face images."""
+    """Masked-autoencoder pre-training of the preset's encoder on face images (files or PIL)."""
     torch.manual_seed(seed)
     model = ViTMAEForPreTraining(mae_config(spec))
     rng = np.random.default_rng(seed)
@@ -85,7 +90,7 @@ def pretrain_mae(
     for step in range(steps):
         chosen = rng.integers(0, len(images), batch_size)
         faces = [
-            Augment(seed=int(seed * 1_000_003 + step * batch_size + j))(load_rgb(images[i]))
+            Augment(seed=int(seed * 1_000_003 + step * batch_size + j))(_image(images[i]))
             for j, i in enumerate(chosen)
         ]
         _set_lr(optimizer, step, steps, lr, warmup=max(1, steps // 20))

@@ -206,6 +206,10 @@ def _train(args: argparse.Namespace) -> int:
         config = stages.RecipeConfig(preset=args.preset)
     if args.init:
         config = stages.replace(config, init=args.init)
+    if args.parallel != "ddp":
+        config = stages.replace(
+            config, captioner=stages.replace(config.captioner, parallel=args.parallel)
+        )
     run_dir = args.run or cache_root() / "runs" / ("smoke" if args.smoke else config.preset)
     recipe = stages.Recipe(
         faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
@@ -360,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="a pre-trained Blip2 captioner: Hugging Face id or folder")
     train.add_argument("--run", type=Path, help="run folder (default: <cache>/runs/<preset>)")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument(
+        "--parallel", default="ddp", choices=["ddp", "fsdp"],
+        help="under torchrun: copy the model (ddp) or shard it (fsdp, captioners only)",
+    )  # fmt: skip
     train.set_defaults(func=_train)
 
     describe = commands.add_parser("describe", help="caption photos with a trained captioner")

@@ -1,5 +1,6 @@
 """The trainers under torchrun with two CPU processes (gloo): both ranks finish with the same
-weights (DDP averaged their gradients), the weights moved, and only rank 0 wrote checkpoints."""
+weights (DDP averaged their gradients), only rank 0 wrote checkpoints, and FSDP (sharded weights)
+trains to the same weights as DDP."""
 
 import subprocess
 import sys
@@ -24,15 +25,19 @@ def faces(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("stage", ["stage2", "stage1"])
-def test_two_process_run_agrees(stage, faces, tmp_path):
+def launch(stage: str, faces: Path, out: Path) -> list[dict]:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        str(WORKER), stage, str(faces), str(tmp_path),
+        str(WORKER), stage, str(faces), str(out),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+@pytest.mark.parametrize("stage", ["stage2", "stage1"])
+def test_two_process_run_agrees(stage, faces, tmp_path):
+    ranks = launch(stage, faces, tmp_path)
     assert [r["world"] for r in ranks] == [2, 2]
     assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 3
     for name, weight in ranks[0]["weights"].items():
@@ -40,3 +45,19 @@ def test_two_process_run_agrees(stage, faces, tmp_path):
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2", "final"]
     assert not list(run.glob(".*.tmp"))
+
+
+def test_fsdp_trains_like_ddp(faces, tmp_path):
+    """FSDP shards every weight over the two ranks; the result must be DDP's, to rounding."""
+    ddp = launch("stage2", faces, tmp_path / "ddp")[0]
+    fsdp = launch("stage2-fsdp", faces, tmp_path / "fsdp")
+    assert [h["loss"] for h in fsdp[0]["history"]] == pytest.approx(
+        [h["loss"] for h in ddp["history"]], rel=1e-4
+    )
+    for name, weight in ddp["weights"].items():
+        assert torch.allclose(fsdp[0]["weights"][name], weight, atol=1e-5), name
+        assert torch.equal(fsdp[0]["weights"][name], fsdp[1]["weights"][name]), name
+    assert sorted(p.name for p in (tmp_path / "fsdp" / "run").iterdir()) == [
+        "checkpoint-2",
+        "final",
+    ]

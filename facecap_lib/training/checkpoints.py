@@ -35,7 +35,7 @@ def save_checkpoint(
     name: str,
     write_model: Callable[[Path], None],
     *,
-    optimizer,
+    optimizer_state: dict,
     step: int,
     history: list,
     config,
@@ -50,7 +50,7 @@ def save_checkpoint(
     torch.save(
         {
             "step": step,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "history": history,
             "torch_rng": torch.get_rng_state(),
             "config": asdict(config),

@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # bf16 autocast on a GPU, fp32 on a CPU
     gradient_checkpointing: bool = False
+    parallel: str = "ddp"  # under torchrun: "ddp" (copies) or "fsdp" (shards, for OPT-6.7B)
 
     @classmethod
     def stage1(cls, **changes) -> TrainConfig:

@@ -3,14 +3,15 @@
 The trainers are ordinary functions; under ``torchrun`` or ``accelerate launch`` (both set
 ``RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR``) :func:`init` joins the process group (NCCL on GPUs,
 gloo on CPUs) and the same code runs data-parallel: every rank takes its share of each global
-batch (:func:`shard`), DDP averages the gradients, only rank 0 writes checkpoints and logs. In one
+batch (:func:`shard`), DDP averages the gradients (or FSDP shards the weights, see :func:`wrap`),
+only rank 0 writes checkpoints and logs. In one
 plain process every function here is a no-op, so nothing else changes.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -61,19 +62,86 @@ def shard(indices):
     return indices[rank() :: world()]
 
 
-def wrap(model: torch.nn.Module, where: torch.device) -> torch.nn.Module:
-    """The model in DistributedDataParallel when distributed, else itself."""
+STRATEGIES = ("ddp", "fsdp")
+
+
+def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> torch.nn.Module:
+    """The model ready for data-parallel training, or itself in one process.
+
+    ``ddp``: DistributedDataParallel (every rank holds all weights). ``fsdp``: PyTorch's FSDP2
+    ``fully_shard`` on every transformer block of the language model and the image encoder, then
+    on the whole model: each rank holds a shard of every weight, frozen ones included, which is
+    what lets OPT-6.7B and ViT-g train on 40 GB cards. Build the optimizer after wrapping.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"parallel strategy must be one of {STRATEGIES}, got {strategy!r}")
     if not active():
+        return model
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        blocks = list(model.vision_model.encoder.layers)
+        decoder = getattr(getattr(model.language_model, "model", None), "decoder", None)
+        blocks += list(decoder.layers) if decoder is not None else []
+        for block in blocks:
+            fully_shard(block)
+        fully_shard(model)
         return model
     ids = [where.index] if where.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def sharded(model: torch.nn.Module) -> bool:
+    """True for a model wrapped by FSDP2."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+@contextmanager
 def no_sync(wrapped: torch.nn.Module, skip: bool):
-    """Skip the gradient all-reduce on all but the last micro-batch of an accumulated step."""
+    """Skip the gradient reduction on all but the last micro-batch of an accumulated step."""
     if skip and isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
-        return wrapped.no_sync()
-    return nullcontext()
+        with wrapped.no_sync():
+            yield
+    elif skip and sharded(wrapped):
+        wrapped.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            wrapped.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+def full_state(model: torch.nn.Module, optimizer) -> tuple[dict | None, dict]:
+    """The whole model's state dict (``None`` when the model is not sharded: save it directly)
+    and the optimizer's, gathered on CPU. Collective under FSDP: every rank must call it."""
+    if not sharded(model):
+        return None, optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return (
+        get_model_state_dict(model, options=options),
+        get_optimizer_state_dict(model, optimizer, options=options),
+    )
+
+
+def load_optimizer(model: torch.nn.Module, optimizer, state: dict) -> None:
+    """Load a full optimizer state dict (as :func:`full_state` saved it) into any layout."""
+    if not sharded(model):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(
+        model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True)
+    )
 
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:

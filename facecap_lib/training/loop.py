@@ -124,7 +124,8 @@ def train_captioner(
         stop_after: stop after this many steps of this call, as a crash would (for tests).
 
     Under ``torchrun`` / ``accelerate launch`` the same call trains data-parallel (see
-    :mod:`facecap_lib.training.distributed`): ``config.batch_size`` is the global batch.
+    :mod:`facecap_lib.training.distributed`): ``config.batch_size`` is the global batch;
+    ``config.parallel="fsdp"`` shards the weights instead of copying them.
     """
     config = config or TrainConfig()
     out_dir = Path(out_dir)
@@ -161,6 +162,7 @@ def train_captioner(
         model.vision_model.requires_grad_(False)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    wrapped = distributed.wrap(model, device_, config.parallel)  # before the optimizer (FSDP)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.weight_decay, config.layer_decay),
         lr=config.lr,
@@ -169,12 +171,11 @@ def train_captioner(
     step, history = 0, []
     if resume is not None:
         state = load_state(resume)
-        optimizer.load_state_dict(state["optimizer"])
+        distributed.load_optimizer(model, optimizer, state["optimizer"])
         step, history = state["step"], state["history"]
         torch.set_rng_state(state["torch_rng"])
         if log and distributed.is_main():
             log(f"resumed from {resume.name} (step {step})")
-    wrapped = distributed.wrap(model, device_)
     started = step
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -184,14 +185,20 @@ def train_captioner(
     size = model.config.vision_config.image_size
     queries = model.config.num_query_tokens
 
-    def write(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-
     def save(name: str) -> Path:
+        """Every rank calls it (FSDP gathers the shards); rank 0 writes."""
+        weights, optimizer_state = distributed.full_state(model, optimizer)
+
+        def write(folder: Path) -> None:
+            model.save_pretrained(folder, state_dict=weights)
+            tokenizer.save_pretrained(folder)
+
+        if not distributed.is_main():
+            return out_dir / name
         return save_checkpoint(
-            out_dir, name, write, optimizer=optimizer, step=step, history=history, config=config
-        )
+            out_dir, name, write, optimizer_state=optimizer_state, step=step, history=history,
+            config=config,
+        )  # fmt: skip
 
     model.train()
     clock = time.perf_counter()
@@ -226,18 +233,19 @@ def train_captioner(
                 f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} lr {lr:.2e} "
                 f"({rate:.2f} steps/s)"
             )
-        if evaluate is not None and main and step % config.eval_every == 0:
-            model.eval()
+        if evaluate is not None and step % config.eval_every == 0:
+            model.eval()  # every rank evaluates: a sharded model needs all of them
             history[-1].update(evaluate(model, tokenizer, step))
             model.train()
-        if main and step % config.save_every == 0 and step < config.max_steps:
+        if step % config.save_every == 0 and step < config.max_steps:
             save(f"checkpoint-{step}")
         distributed.barrier()
         if stop_after is not None and step - started >= stop_after:
             return TrainResult(model, tokenizer, history, out_dir, started)
-    final = out_dir / "final"
+    final = save("final")
     if distributed.is_main():
-        final = save("final")
         (final / "history.json").write_text(json.dumps(history))
     distributed.barrier()
+    if distributed.sharded(model):  # hand back an ordinary model: the saved, gathered one
+        model = Blip2ForConditionalGeneration.from_pretrained(final).to(device_)
     return TrainResult(model, tokenizer, history, final, started)

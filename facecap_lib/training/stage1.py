@@ -477,7 +477,7 @@ def train_qformer(
                 out_dir,
                 f"checkpoint-{step}",
                 write,
-                optimizer=optimizer,
+                optimizer_state=optimizer.state_dict(),
                 step=step,
                 history=history,
                 config=config,
@@ -488,7 +488,13 @@ def train_qformer(
     final = out_dir / "final"
     if distributed.is_main():
         final = save_checkpoint(
-            out_dir, "final", write, optimizer=optimizer, step=step, history=history, config=config
+            out_dir,
+            "final",
+            write,
+            optimizer_state=optimizer.state_dict(),
+            step=step,
+            history=history,
+            config=config,
         )
         (final / "history.json").write_text(json.dumps(history))
     distributed.barrier()

@@ -22,10 +22,13 @@ AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
 def main(stage: str, faces: Path, out: Path) -> None:
     pairs = [Pair(str(faces / f"{i}.png"), au_caption(s)) for i, s in enumerate(AU_SETS)]
     tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
-    if stage == "stage2":
+    if stage.startswith("stage2"):
         config = TrainConfig(
-            max_steps=3, batch_size=4, warmup_steps=1, lr=1e-3, augment=False, save_every=2
-        )
+            max_steps=3, batch_size=4, warmup_steps=1, lr=1e-3, augment=False, save_every=2,
+            parallel="fsdp" if "fsdp" in stage else "ddp",
+        )  # fmt: skip
+        if stage.endswith("resume"):  # killed after the step-2 checkpoint, then run again
+            train_captioner(pairs, out / "run", config, tokenizer=tokenizer, log=None, stop_after=2)
         result = train_captioner(pairs, out / "run", config, tokenizer=tokenizer, log=None)
     else:
         config = TrainConfig.stage1(

@@ -64,16 +64,16 @@ class RecipeConfig:
 
     preset: str = "tiny"
     init: str | None = None  # pre-trained captioner (HF id or folder): no LM pre-training then
-    lm_steps: int = 1500
+    lm_steps: int = 1000
     lm_lr: float = 2e-3
     qformer: TrainConfig = field(
         default_factory=lambda: TrainConfig.stage1(
-            max_steps=600, batch_size=32, lr=5e-4, warmup_steps=50, save_every=200, log_every=50
+            max_steps=400, batch_size=32, lr=5e-4, warmup_steps=50, save_every=200, log_every=50
         )
     )
     captioner: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            max_steps=1500, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
+            max_steps=1000, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
             eval_every=250, log_every=50, layer_decay=0.95,
         )
     )  # fmt: skip

@@ -62,6 +62,25 @@ def batch_indices(n: int, step: int, micro: int, config: TrainConfig) -> np.ndar
     return np.array(out)
 
 
+def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int) -> list:
+    """The images of a batch, augmented with a seed of (run seed, step, example): the same
+    crops and flips after a resume."""
+    images = []
+    for i in indices:
+        image = load_rgb(pairs[i].image)
+        if config.augment:
+            image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
+        images.append(image)
+    return images
+
+
+def autocast_for(device: torch.device, config: TrainConfig):
+    """bf16 autocast on a GPU (unless ``config.precision`` says fp32), nothing on a CPU."""
+    if device.type == "cuda" and config.precision in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def make_batch(
     pairs: Sequence[Pair],
     indices: np.ndarray,
@@ -71,12 +90,7 @@ def make_batch(
     config: TrainConfig,
     step: int,
 ) -> dict[str, torch.Tensor]:
-    images = []
-    for i in indices:
-        image = load_rgb(pairs[i].image)
-        if config.augment:
-            image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
-        images.append(image)
+    images = load_images(pairs, indices, config, step)
     batch = encode_captions(
         tokenizer, [pairs[i].caption for i in indices], queries, config.max_caption_tokens
     )
@@ -177,11 +191,7 @@ def train_captioner(
         if log and distributed.is_main():
             log(f"resumed from {resume.name} (step {step})")
     started = step
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device_.type == "cuda" and config.precision in ("auto", "bf16")
-        else nullcontext()
-    )
+    autocast = autocast_for(device_, config)
     size = model.config.vision_config.image_size
     queries = model.config.num_query_tokens
 

@@ -29,7 +29,6 @@ import json
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
-from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.data.images import to_tensor
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.presets import blip2_config, init_query_tokens, preset, tokenizer_ids
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
@@ -50,7 +49,7 @@ from facecap_lib.training.checkpoints import (
     save_checkpoint,
 )
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import Pair, batch_indices
+from facecap_lib.training.loop import Pair, autocast_for, batch_indices, load_images
 from facecap_lib.training.schedule import cosine_with_warmup
 
 HEADS_FILE = "stage1_heads.pt"
@@ -411,11 +410,7 @@ def train_qformer(
     wrapped = distributed.wrap(model, device_)
     numbers = _caption_numbers(pairs)
     size = model.config.vision_config.image_size
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device_.type == "cuda" and config.precision in ("auto", "bf16")
-        else nullcontext()
-    )
+    autocast = autocast_for(device_, config)
     started, clock = step, time.perf_counter()
     model.train()
 
@@ -432,12 +427,7 @@ def train_qformer(
         totals = {"itc": 0.0, "itm": 0.0, "itg": 0.0}
         for micro in range(config.grad_accumulation):
             indices = distributed.shard(batch_indices(len(pairs), step, micro, config))
-            images = []
-            for i in indices:
-                image = load_rgb(pairs[i].image)
-                if config.augment:
-                    image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
-                images.append(image)
+            images = load_images(pairs, indices, config, step)
             captions = [pairs[i].caption for i in indices]
             text = {
                 k: v.to(device_)

@@ -154,3 +154,15 @@ def describe(
         Description(d.source, captions.get(i), d.error, d.face_box)
         for i, (_, d) in enumerate(prepared)
     ]
+
+
+def caption_faces(faces, checkpoint: str | Path, *, beams: int = 5, device: str = "auto") -> list:
+    """Captions of every row of a face table (rows carry ``data_root``; images are faces already,
+    so no crop). A row whose image fails raises, naming it: a table is not a batch of photos."""
+    model, tokenizer = load_captioner(checkpoint, device)
+    files = [str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)]
+    out = describe(files, model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device)
+    failed = [d for d in out if d.caption is None]
+    if failed:
+        raise RuntimeError(f"{failed[0].source}: {failed[0].error}")
+    return [d.caption for d in out]

@@ -50,7 +50,7 @@ from facecap_lib.captions.corpus import caption_corpus
 from facecap_lib.captions.synthesize import default_describer
 from facecap_lib.data import default_corpus
 from facecap_lib.evaluation.faithfulness import au_scores, emotion_named
-from facecap_lib.inference import describe, load_captioner
+from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.presets import build_model, preset
@@ -223,11 +223,7 @@ shown = pd.concat(
 files = [str(default_corpus.image_file(shown, i)) for i in range(len(shown))]
 side_by_side = pd.DataFrame(index=[f"face {i + 1}" for i in range(len(shown))])
 for name in ("au", "emot", "exp"):
-    captioner, captioner_tokenizer = load_captioner(results[name].final, device)
-    out = describe(
-        files, model=captioner, tokenizer=captioner_tokenizer, crop="none", device=device
-    )
-    side_by_side[stages.CAPTIONERS[name]] = [d.caption for d in out]
+    side_by_side[stages.CAPTIONERS[name]] = caption_faces(shown, results[name].final, device=device)
 fig = viz.contact_sheet(files, [f"face {i + 1}" for i in range(len(files))], columns=N_FACES)
 plt.show()
 side_by_side
@@ -241,17 +237,7 @@ side_by_side
 
 # %%
 scored = au_test.sample(min(n_eval, len(au_test)), random_state=1)
-captioner, captioner_tokenizer = load_captioner(results["au"].final, device)
-au_captions = [
-    d.caption
-    for d in describe(
-        [str(default_corpus.image_file(scored, i)) for i in range(len(scored))],
-        model=captioner,
-        tokenizer=captioner_tokenizer,
-        crop="none",
-        device=device,
-    )
-]
+au_captions = caption_faces(scored, results["au"].final, device=device)
 scores = au_scores(au_captions, scored)
 frequent = scores[scores["positives"] >= 10]
 print(
@@ -264,17 +250,7 @@ plt.show()
 
 # %%
 emotions = emotion_test.sample(min(n_eval, len(emotion_test)), random_state=1)
-captioner, captioner_tokenizer = load_captioner(results["exp"].final, device)
-exp_captions = [
-    d.caption
-    for d in describe(
-        [str(default_corpus.image_file(emotions, i)) for i in range(len(emotions))],
-        model=captioner,
-        tokenizer=captioner_tokenizer,
-        crop="none",
-        device=device,
-    )
-]
+exp_captions = caption_faces(emotions, results["exp"].final, device=device)
 named = emotion_named(exp_captions, emotions)
 print(
     f"Exp-BLIP names the labelled emotion(s) of {named['hit'].mean():.1%} of {len(named)} held-out emotion-labelled faces"

@@ -23,6 +23,7 @@ from synth_learnability import dataset, network, to_tensor
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.models.mae import install_mae_encoder
 from facecap_lib.models.presets import build_model, preset
+from facecap_lib.models.stem import install_conv_stem
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.pretrain import pretrain_mae
 
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, help="patch size (default: the preset's)")
     parser.add_argument("--mae-steps", type=int, default=0, help="MAE pre-training first")
     parser.add_argument("--pool", choices=["cls", "mean"], default="cls")
+    parser.add_argument("--stem", default="", help="conv stem channels, e.g. 32,64,128")
     parser.add_argument("--no-baseline", action="store_true", help="skip the CNN (sweeps only)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -97,6 +99,9 @@ def main() -> None:
     xt, yt, xe = to_tensor(x_train) / 0.27, torch.from_numpy(y_train), to_tensor(x_test) / 0.27
     tokenizer = train_tokenizer(["a b c"] * 3, vocab_size=300, min_frequency=1)
     captioner = build_model(spec, tokenizer)
+    if args.stem:
+        captioner.config.vision_config.conv_stem = [int(c) for c in args.stem.split(",")]
+        install_conv_stem(captioner)
     mae_s = 0.0
     if args.mae_steps:
         start = time.perf_counter()

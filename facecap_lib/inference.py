@@ -74,12 +74,13 @@ def load_captioner(checkpoint: str | Path, device: str = "auto"):
     """Model and tokenizer saved by the trainer (``save_pretrained`` folder)."""
     from transformers import Blip2ForConditionalGeneration
 
+    from facecap_lib.models.stem import from_pretrained
     from facecap_lib.models.tokenizer import load_tokenizer
 
     path = Path(checkpoint)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no captioner checkpoint (config.json) in {path}")
-    model = Blip2ForConditionalGeneration.from_pretrained(path).to(resolve_device(device)).eval()
+    model = from_pretrained(Blip2ForConditionalGeneration, path).to(resolve_device(device)).eval()
     return model, load_tokenizer(path)
 
 

@@ -12,6 +12,13 @@ import torch
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 
 WORKER = Path(__file__).parent / "workers" / "ddp_train.py"
+STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm: per rank on CPU
+
+
+def learned(weights: dict) -> dict:
+    """Parameters only: without SyncBatchNorm (CPU) each rank keeps its own running statistics;
+    the checkpoint has rank 0's (see ``distributed.wrap``)."""
+    return {k: v for k, v in weights.items() if not k.endswith(STATISTICS)}
 AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
 
 
@@ -40,7 +47,7 @@ def test_two_process_run_agrees(stage, faces, tmp_path):
     ranks = launch(stage, faces, tmp_path)
     assert [r["world"] for r in ranks] == [2, 2]
     assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 3
-    for name, weight in ranks[0]["weights"].items():
+    for name, weight in learned(ranks[0]["weights"]).items():
         assert torch.equal(weight, ranks[1]["weights"][name]), name
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2", "final"]
@@ -55,8 +62,9 @@ def test_fsdp_trains_like_ddp(faces, tmp_path):
         [h["loss"] for h in ddp["history"]], rel=1e-4
     )
     for name, weight in ddp["weights"].items():
-        assert torch.allclose(fsdp[0]["weights"][name], weight, atol=1e-5), name
-        assert torch.equal(fsdp[0]["weights"][name], fsdp[1]["weights"][name]), name
+        assert torch.allclose(fsdp[0]["weights"][name].float(), weight.float(), atol=1e-5), name
+    for name, weight in learned(fsdp[0]["weights"]).items():
+        assert torch.equal(weight, fsdp[1]["weights"][name]), name
     assert sorted(p.name for p in (tmp_path / "fsdp" / "run").iterdir()) == [
         "checkpoint-2",
         "final",

@@ -7,7 +7,7 @@ import torch
 from transformers import ViTMAEForPreTraining
 
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
-from facecap_lib.models.mae import install_mae_encoder, mae_config, mae_to_blip2_state
+from facecap_lib.models.mae import build_mae, install_mae_encoder, mae_to_blip2_state
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.pretrain import pretrain_mae
@@ -21,7 +21,7 @@ def captioner():
 
 def test_mapped_encoder_computes_the_same_features(captioner):
     torch.manual_seed(0)
-    mae = ViTMAEForPreTraining(mae_config(preset("tiny"), mask_ratio=0.0)).eval()
+    mae = build_mae(preset("tiny"), mask_ratio=0.0).eval()
     install_mae_encoder(captioner, mae)
     pixels = torch.randn(2, 3, 64, 64)
     patches = (64 // 8) ** 2
@@ -34,7 +34,7 @@ def test_mapped_encoder_computes_the_same_features(captioner):
 
 
 def test_transformers_4_checkpoint_names_map_the_same(captioner):
-    state = ViTMAEForPreTraining(mae_config(preset("tiny"))).state_dict()
+    state = build_mae(preset("tiny")).state_dict()
     old = {}
     for key, value in state.items():
         key = re.sub(r"vit\.layers\.(\d+)\.", r"vit.encoder.layer.\1.", key)
@@ -52,11 +52,11 @@ def test_transformers_4_checkpoint_names_map_the_same(captioner):
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused(captioner):
-    state = ViTMAEForPreTraining(mae_config(preset("tiny"))).state_dict()
+    state = build_mae(preset("tiny")).state_dict()
     del state["vit.layers.1.mlp.fc1.weight"]
     with pytest.raises(KeyError, match="vit.layers.1.mlp.fc1.weight"):
         mae_to_blip2_state(state, 3)
-    small = ViTMAEForPreTraining(mae_config(preset("small")))
+    small = build_mae(preset("small"))
     with pytest.raises(ValueError, match="does not fit"):
         install_mae_encoder(captioner, small)
 

@@ -76,7 +76,7 @@ def test_tiny_model_learns_and_generates(tokenizer):
     pixels = torch.randn(
         4, 3, size, size, generator=torch.Generator().manual_seed(1)
     )  # 4 distinct images
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(200):
         loss = model(pixel_values=pixels, **batch).loss

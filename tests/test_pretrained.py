@@ -1,6 +1,8 @@
 """Starting from pre-trained weights: a local Hugging Face folder, and the authors' LAVIS
 checkpoints converted by key mapping (tested on a tiny LAVIS-named state dict)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,6 +13,8 @@ from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.tokenizer import train_tokenizer
 
 CAPTIONS = [au_caption(s) for s in ({1, 2}, {6, 12}, {4, 7, 23})]
+TINY = preset("tiny")
+PATCH_TINY = replace(TINY, vision=replace(TINY.vision, stem=()))  # LAVIS encoders: patch embedding
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +89,7 @@ def test_lavis_keys_map_like_transformers_conversion_script():
 
 def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
     torch.manual_seed(0)
-    source = build_model(preset("tiny"), tokenizer)
+    source = build_model(PATCH_TINY, tokenizer)
     with torch.no_grad():  # EVA has no key bias: make the source agree
         for layer in source.vision_model.encoder.layers:
             bias = layer.self_attn.qkv.bias
@@ -95,7 +99,7 @@ def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
     torch.save({"model": to_lavis(source), "epoch": 3, "config": {"run": {}}}, path)
 
     torch.manual_seed(1)
-    target = build_model(preset("tiny"), tokenizer)
+    target = build_model(PATCH_TINY, tokenizer)
     lm_before = {k: v.clone() for k, v in target.language_model.state_dict().items()}
     report = load_lavis_checkpoint(target, path)
     for name, tensor in source.state_dict().items():
@@ -119,7 +123,7 @@ def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
 
 
 def test_lavis_checkpoint_errors_name_the_problem(tokenizer, tmp_path):
-    model = build_model(preset("tiny"), tokenizer)
+    model = build_model(PATCH_TINY, tokenizer)
     bad = tmp_path / "other_shape.pth"
     state = to_lavis(model)
     state["opt_proj.weight"] = torch.zeros(3, 3)
@@ -134,7 +138,7 @@ def test_lavis_checkpoint_errors_name_the_problem(tokenizer, tmp_path):
 
 def test_load_pretrained_from_a_local_folder(tokenizer, tmp_path):
     torch.manual_seed(0)
-    model = build_model(preset("tiny"), tokenizer)
+    model = build_model(TINY, tokenizer)
     model.save_pretrained(tmp_path / "blip2")
     tokenizer.save_pretrained(tmp_path / "blip2")
     loaded, loaded_tokenizer = load_pretrained(tmp_path / "blip2")
@@ -151,11 +155,11 @@ def test_training_starts_from_pretrained_weights_and_a_lavis_checkpoint(tokenize
     from facecap_lib.training.loop import Pair, train_captioner
 
     torch.manual_seed(0)
-    base = build_model(preset("tiny"), tokenizer)
+    base = build_model(PATCH_TINY, tokenizer)
     base.save_pretrained(tmp_path / "base")
     tokenizer.save_pretrained(tmp_path / "base")
     torch.manual_seed(5)
-    finetuned = build_model(preset("tiny"), tokenizer)  # stands in for the authors' AU-BLIP
+    finetuned = build_model(PATCH_TINY, tokenizer)  # stands in for the authors' AU-BLIP
     torch.save({"model": to_lavis(finetuned)}, tmp_path / "au_blip.pth")
     specs = [FaceSpec({1: 4}, identity=i, path=f"{i}.png") for i in range(2)]
     render_to_files(specs, tmp_path / "faces", size=64, workers=1, progress=False)

@@ -21,6 +21,7 @@ import torch
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from facecap_lib.models.presets import Preset
+from facecap_lib.models.stem import ConvStem, check_stem
 
 LAYER_NORM_EPS = 1e-6  # BLIP-2's vision encoder; MAE is configured to match
 
@@ -45,6 +46,21 @@ def mae_config(spec: Preset, mask_ratio: float = 0.75) -> ViTMAEConfig:
     )
 
 
+def build_mae(spec: Preset, mask_ratio: float = 0.75) -> ViTMAEForPreTraining:
+    """``ViTMAEForPreTraining`` of a preset's encoder shape with random weights; a preset with a
+    conv stem gets it in place of MAE's patch projection, so the weights move across one to one.
+    (The stem's receptive field reaches a few pixels into neighbouring patches, so masked patches
+    leak a little into visible ones: reconstruction is slightly easier than with a linear
+    projection, as in the hybrid ViTs that MAE-style methods such as ConvMAE mask explicitly.)"""
+    mae = ViTMAEForPreTraining(mae_config(spec, mask_ratio))
+    if spec.vision.stem:
+        check_stem(spec.vision.stem, spec.vision.patch_size)
+        mae.vit.embeddings.patch_embeddings.projection = ConvStem(
+            spec.vision.stem, spec.vision.hidden
+        )
+    return mae
+
+
 def mae_to_blip2_state(mae_state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
     """Encoder weights of a ``ViTMAEForPreTraining`` (or ``ViTMAEModel``) state dict, renamed and
     fused for ``Blip2VisionModel``. Raises ``KeyError`` naming a missing encoder weight."""
@@ -58,12 +74,19 @@ def mae_to_blip2_state(mae_state: dict[str, torch.Tensor], layers: int) -> dict[
 
     out = {
         "embeddings.class_embedding": get("embeddings.cls_token"),
-        "embeddings.patch_embedding.weight": get("embeddings.patch_embeddings.projection.weight"),
-        "embeddings.patch_embedding.bias": get("embeddings.patch_embeddings.projection.bias"),
         "embeddings.position_embedding": get("embeddings.position_embeddings"),
         "post_layernorm.weight": get("layernorm.weight"),
         "post_layernorm.bias": get("layernorm.bias"),
     }
+    projection = f"{prefix}embeddings.patch_embeddings.projection."
+    moved = {  # one convolution, or a conv stem's layers and BatchNorm statistics
+        "embeddings.patch_embedding." + key[len(projection) :]: value
+        for key, value in mae_state.items()
+        if key.startswith(projection)
+    }
+    if not moved:
+        raise KeyError(f"MAE checkpoint has no {projection + 'weight'!r}")
+    out.update(moved)
     for i in range(layers):
         dst = f"encoder.layers.{i}."
         # transformers 5 names (layers.i.attention.q_proj ...) or transformers 4 names, as older

@@ -20,6 +20,8 @@ from transformers import (
     OPTConfig,
 )
 
+from facecap_lib.models.stem import check_stem, install_conv_stem
+
 
 @dataclass(frozen=True)
 class VisionShape:
@@ -29,6 +31,7 @@ class VisionShape:
     layers: int
     heads: int
     mlp: int
+    stem: tuple[int, ...] = ()  # conv stem channels (models.stem); () keeps the patch embedding
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,23 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
-        VisionShape(image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256),
+        VisionShape(
+            image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256, stem=(32, 64, 128)
+        ),
         QFormerShape(hidden=128, layers=2, heads=4, intermediate=256, queries=8, embed_dim=64),
         LMShape(hidden=128, layers=2, heads=4, ffn=256, max_positions=256),
     ),
     "small": Preset(
         "small",
-        VisionShape(image_size=224, patch_size=16, hidden=384, layers=12, heads=6, mlp=1536),
+        VisionShape(
+            image_size=224,
+            patch_size=16,
+            hidden=384,
+            layers=12,
+            heads=6,
+            mlp=1536,
+            stem=(32, 64, 128, 256),
+        ),
         QFormerShape(hidden=384, layers=6, heads=6, intermediate=1536, queries=32),
         LMShape(hidden=768, layers=12, heads=12, ffn=3072, max_positions=512),
     ),
@@ -125,6 +138,9 @@ def blip2_config(
         intermediate_size=v.mlp,
         initializer_range=0.02,  # transformers' code default is 1e-10: a from-scratch ViT would see nothing
     )
+    if v.stem:
+        check_stem(v.stem, v.patch_size)
+        vision.conv_stem = list(v.stem)
     qformer = Blip2QFormerConfig(
         hidden_size=q.hidden,
         num_hidden_layers=q.layers,
@@ -160,7 +176,9 @@ def build_model(spec: Preset, tokenizer) -> Blip2ForConditionalGeneration:
     """A BLIP-2 captioner of this shape with random weights, for a tokenizer of :mod:`.tokenizer`."""
     ids = tokenizer_ids(tokenizer)
     config = blip2_config(spec, vocab_size=len(tokenizer), **ids)
-    return init_query_tokens(Blip2ForConditionalGeneration(config))
+    model = init_query_tokens(Blip2ForConditionalGeneration(config))
+    install_conv_stem(model)
+    return model
 
 
 def init_query_tokens(model):

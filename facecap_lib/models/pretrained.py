@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, Blip2ForConditionalGeneration
 
+from facecap_lib.models.stem import from_pretrained
 from facecap_lib.models.tokenizer import IMAGE_TOKEN
 
 
@@ -20,7 +21,7 @@ def load_pretrained(name_or_path: str | Path) -> tuple[Blip2ForConditionalGenera
     """The captioner and tokenizer at a Hugging Face id or local folder."""
     where = str(name_or_path)
     try:
-        model = Blip2ForConditionalGeneration.from_pretrained(where)
+        model = from_pretrained(Blip2ForConditionalGeneration, where)
         tokenizer = AutoTokenizer.from_pretrained(where)
     except OSError as error:
         raise ValueError(

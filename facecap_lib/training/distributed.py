@@ -72,11 +72,18 @@ def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> 
     ``fully_shard`` on every transformer block of the language model and the image encoder, then
     on the whole model: each rank holds a shard of every weight, frozen ones included, which is
     what lets OPT-6.7B and ViT-g train on 40 GB cards. Build the optimizer after wrapping.
+
+    BatchNorm (the conv stem of from-scratch presets) becomes SyncBatchNorm on GPUs, so every rank
+    normalises with the global batch's statistics. PyTorch has no SyncBatchNorm on CPU: there each
+    rank normalises its own share, gradients are still averaged, and the running statistics, which
+    DDP broadcasts from rank 0 before each forward, are rank 0's in the checkpoint.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"parallel strategy must be one of {STRATEGIES}, got {strategy!r}")
     if not active():
         return model
+    if where.type == "cuda":  # a conv stem's BatchNorm: statistics of the global batch
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 

@@ -29,6 +29,7 @@ from facecap_lib.models.language import install_language_model
 from facecap_lib.models.lavis import load_lavis_checkpoint
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.pretrained import load_pretrained
+from facecap_lib.models.stem import from_pretrained
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import (
@@ -72,6 +73,16 @@ def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int) 
             image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
         images.append(image)
     return images
+
+
+def train_mode(model, config: TrainConfig) -> None:
+    """``model.train()``, except a frozen image encoder, which stays in eval mode as LAVIS's
+    ``disabled_train`` keeps it: frozen means its outputs do not change, and a conv stem's
+    BatchNorm statistics would otherwise move with every batch."""
+    model.train()
+    vision = getattr(model, "vision_model", None) or model.retrieval.vision_model
+    if config.freeze_vision:
+        vision.eval()
 
 
 def autocast_for(device: torch.device, config: TrainConfig):
@@ -148,13 +159,13 @@ def train_captioner(
     device_ = distributed.device(resolve_device(device))
     if done := finished(out_dir):  # finished before: nothing to redo
         state = load_state(done)
-        model = Blip2ForConditionalGeneration.from_pretrained(done).to(device_)
+        model = from_pretrained(Blip2ForConditionalGeneration, done).to(device_)
         return TrainResult(model, load_tokenizer(done), state["history"], done, state["step"])
     torch.manual_seed(config.seed)
     resume = latest_checkpoint(out_dir)
     if resume is not None:
         tokenizer = load_tokenizer(resume)
-        model = Blip2ForConditionalGeneration.from_pretrained(resume)
+        model = from_pretrained(Blip2ForConditionalGeneration, resume)
     else:
         if config.init:  # pre-trained weights and their own tokenizer
             model, tokenizer = load_pretrained(config.init)
@@ -210,7 +221,7 @@ def train_captioner(
             config=config,
         )  # fmt: skip
 
-    model.train()
+    train_mode(model, config)
     clock = time.perf_counter()
     while step < config.max_steps:
         lr = cosine_with_warmup(
@@ -246,7 +257,7 @@ def train_captioner(
         if evaluate is not None and step % config.eval_every == 0:
             model.eval()  # every rank evaluates: a sharded model needs all of them
             history[-1].update(evaluate(model, tokenizer, step))
-            model.train()
+            train_mode(model, config)
         if step % config.save_every == 0 and step < config.max_steps:
             save(f"checkpoint-{step}")
         distributed.barrier()
@@ -257,5 +268,5 @@ def train_captioner(
         (final / "history.json").write_text(json.dumps(history))
     distributed.barrier()
     if distributed.sharded(model):  # hand back an ordinary model: the saved, gathered one
-        model = Blip2ForConditionalGeneration.from_pretrained(final).to(device_)
+        model = from_pretrained(Blip2ForConditionalGeneration, final).to(device_)
     return TrainResult(model, tokenizer, history, final, started)

@@ -19,7 +19,7 @@ from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
 from facecap_lib.models.language import language_model_config
-from facecap_lib.models.mae import mae_config
+from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
 from facecap_lib.training.schedule import cosine_with_warmup
 
@@ -83,7 +83,7 @@ def pretrain_mae(
 ) -> ViTMAEForPreTraining:
     """Masked-autoencoder pre-training of the preset's encoder on face images (files or PIL)."""
     torch.manual_seed(seed)
-    model = ViTMAEForPreTraining(mae_config(spec))
+    model = build_mae(spec)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     model.train()

@@ -40,6 +40,7 @@ from transformers import Blip2ForImageTextRetrieval
 from facecap_lib.data.images import to_tensor
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.presets import blip2_config, init_query_tokens, preset, tokenizer_ids
+from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import (
@@ -49,7 +50,7 @@ from facecap_lib.training.checkpoints import (
     save_checkpoint,
 )
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import Pair, autocast_for, batch_indices, load_images
+from facecap_lib.training.loop import Pair, autocast_for, batch_indices, load_images, train_mode
 from facecap_lib.training.schedule import cosine_with_warmup
 
 HEADS_FILE = "stage1_heads.pt"
@@ -99,7 +100,7 @@ class QFormerPretrainer(nn.Module):
     @classmethod
     def load(cls, folder: str | Path) -> QFormerPretrainer:
         folder = Path(folder)
-        model = cls(Blip2ForImageTextRetrieval.from_pretrained(folder))
+        model = cls(from_pretrained(Blip2ForImageTextRetrieval, folder))
         model.load_state_dict(torch.load(folder / HEADS_FILE, weights_only=True), strict=False)
         return model
 
@@ -109,7 +110,9 @@ def build_pretrainer(spec, tokenizer) -> QFormerPretrainer:
     config = blip2_config(spec, vocab_size=len(tokenizer), **tokenizer_ids(tokenizer))
     config.qformer_config.use_qformer_text_input = True
     config.image_text_hidden_size = spec.qformer.embed_dim
-    return QFormerPretrainer(init_query_tokens(Blip2ForImageTextRetrieval(config)))
+    retrieval = init_query_tokens(Blip2ForImageTextRetrieval(config))
+    install_conv_stem(retrieval)
+    return QFormerPretrainer(retrieval)
 
 
 def text_token_ids(tokenizer) -> tuple[int, int]:
@@ -412,7 +415,7 @@ def train_qformer(
     size = model.config.vision_config.image_size
     autocast = autocast_for(device_, config)
     started, clock = step, time.perf_counter()
-    model.train()
+    train_mode(model, config)
 
     def write(folder: Path) -> None:
         model.save(folder)

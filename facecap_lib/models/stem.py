@@ -1,0 +1,132 @@
+"""A convolutional stem for from-scratch vision encoders ("Early convolutions help transformers
+see better", Xiao et al., NeurIPS 2021).
+
+A ViT cuts the image into patches with one linear map, so it must learn from data alone that a
+raised brow is the same thing a few pixels to the left. Trained from scratch on a few thousand
+faces with random poses, the tiny preset's ViT barely learns AUs at all (chapter 4,
+``benchmarks/encoder_learnability.py``). A stack of 3x3 stride-2 convolutions in place of the
+patch embedding gives the encoder the locality and translation equivariance of a CNN, keeps the
+encoder a ViT in every other respect (the same tokens, shapes and Q-Former interface) and is the
+standard fix. Pre-trained presets keep their patch embedding: their weights already see.
+
+The stem's channels are stored in the vision config (``conv_stem``), so a checkpoint knows it has
+one; :func:`install_conv_stem` rebuilds it before weights are loaded (``models.checkpoint``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ConvStem(nn.Module):
+    """``len(channels)`` 3x3 stride-2 convolutions with GroupNorm and GELU, then a 1x1 projection
+    to the encoder width: (B, 3, H, W) -> (B, hidden, H / 2**n, W / 2**n), the shape of the
+    patch embedding it replaces."""
+
+    def __init__(self, channels: tuple[int, ...], hidden: int):
+        super().__init__()
+        layers, previous = [], 3
+        for width in channels:  # a 3x3 at the current resolution, then halve the grid
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            previous = width
+        layers.append(nn.Conv2d(previous, hidden, 1))
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def weight(self):
+        """The projection's weight: Blip2's embeddings read ``patch_embedding.weight.dtype``."""
+        return self.layers[-1].weight
+
+    def forward(self, pixels):
+        return self.layers(pixels)
+
+
+def check_stem(channels: tuple[int, ...], patch_size: int) -> None:
+    if 2 ** len(channels) != patch_size:
+        raise ValueError(
+            f"conv_stem has {len(channels)} stride-2 layers, which make {2 ** len(channels)}-pixel "
+            f"patches, but patch_size is {patch_size}: give log2(patch_size) channel widths"
+        )
+
+
+def install_conv_stem(model) -> None:
+    """Replace the patch embedding of ``model``'s vision encoder by the :class:`ConvStem` that its
+    vision config names (``conv_stem``); nothing to do when it names none."""
+    config = model.config.vision_config
+    channels = tuple(getattr(config, "conv_stem", None) or ())
+    if not channels:
+        return
+    check_stem(channels, config.patch_size)
+    embeddings = model.vision_model.embeddings
+    if isinstance(embeddings.patch_embedding, ConvStem):
+        return
+    embeddings.patch_embedding = ConvStem(channels, config.hidden_size)
+    stem_dtype(model)
+
+
+STEM_PREFIX = "vision_model.embeddings.patch_embedding."
+
+
+def from_pretrained(model_class, path, **kwargs):
+    """``model_class.from_pretrained(path)`` that also restores a conv stem.
+
+    transformers builds the stock patch embedding, so a stem's weights come back as "unexpected"
+    and the patch convolution as "missing"; both are expected here and not reported. The stem is
+    then installed and its weights (and BatchNorm statistics) loaded strictly from the same files."""
+    from transformers import PretrainedConfig
+    from transformers.utils import logging
+
+    config = kwargs.pop("config", None) or model_class.config_class.from_pretrained(path)
+    vision = getattr(config, "vision_config", config)
+    if not isinstance(vision, PretrainedConfig) or not getattr(vision, "conv_stem", None):
+        return model_class.from_pretrained(path, config=config, **kwargs)
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        model = model_class.from_pretrained(path, config=config, **kwargs)
+    finally:
+        logging.set_verbosity(level)
+    install_conv_stem(model)
+    state = {
+        k[len(STEM_PREFIX) :]: v for k, v in _weights(path).items() if k.startswith(STEM_PREFIX)
+    }
+    stem = model.vision_model.embeddings.patch_embedding
+    try:
+        stem.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: conv stem weights do not fit the config: {error}") from None
+    return stem_dtype(model)
+
+
+def stem_dtype(model):
+    """Give the stem the dtype of the vision encoder it was installed into."""
+    embeddings = model.vision_model.embeddings
+    embeddings.patch_embedding.to(
+        embeddings.class_embedding.device, embeddings.class_embedding.dtype
+    )
+    return model
+
+
+def _weights(path) -> dict:
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+
+    folder = Path(path)
+    if (folder / SAFE_WEIGHTS_NAME).exists():
+        return load_file(folder / SAFE_WEIGHTS_NAME)
+    index = folder / SAFE_WEIGHTS_INDEX_NAME
+    if not index.exists():
+        raise FileNotFoundError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}")
+    shards = set(json.loads(index.read_text())["weight_map"].values())
+    state = {}
+    for shard in sorted(shards):
+        state.update(load_file(folder / shard))
+    return state

@@ -19,6 +19,8 @@ def learned(weights: dict) -> dict:
     """Parameters only: without SyncBatchNorm (CPU) each rank keeps its own running statistics;
     the checkpoint has rank 0's (see ``distributed.wrap``)."""
     return {k: v for k, v in weights.items() if not k.endswith(STATISTICS)}
+
+
 AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
 
 

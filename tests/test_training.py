@@ -45,7 +45,9 @@ def test_layer_wise_decay_and_no_decay_groups(pairs):
     layers = model.config.vision_config.num_hidden_layers
     stem = "vision_model.embeddings.patch_embedding.layers."  # the conv stem: embedding depth
     assert scale[id(named[stem + "0.weight"])] == pytest.approx(0.9 ** (layers + 1))
-    assert decay[id(named[stem + "0.weight"])] == 0.05 and decay[id(named[stem + "1.weight"])] == 0.0
+    assert (
+        decay[id(named[stem + "0.weight"])] == 0.05 and decay[id(named[stem + "1.weight"])] == 0.0
+    )
     assert scale[id(named["vision_model.encoder.layers.0.self_attn.qkv.weight"])] == pytest.approx(
         0.9**layers
     )

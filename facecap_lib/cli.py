@@ -210,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
         config = stages.replace(
             config, captioner=stages.replace(config.captioner, parallel=args.parallel)
         )
-    run_dir = args.run or cache_root() / "runs" / ("smoke" if args.smoke else config.preset)
+    run_dir = args.run or cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
     recipe = stages.Recipe(
         faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
     )
@@ -362,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", default="auto", help="tiny, small, ... (auto: small on a GPU, tiny on a CPU)"
     )
     train.add_argument("--init", help="a pre-trained Blip2 captioner: Hugging Face id or folder")
-    train.add_argument("--run", type=Path, help="run folder (default: <cache>/runs/<preset>)")
+    train.add_argument(
+        "--run", type=Path, help="run folder (default: <cache>/runs/<preset>-<settings digest>)"
+    )
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument(
         "--parallel", default="ddp", choices=["ddp", "fsdp"],

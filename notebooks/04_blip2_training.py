@@ -80,7 +80,9 @@ elif PRESET == "auto":
 else:
     config = stages.RecipeConfig(preset=PRESET)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-run_dir = cache_root() / "runs" / ("smoke" if SMOKE else config.preset)
+run_dir = (
+    cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
+)  # new settings, new folder
 recipe = stages.Recipe(
     faces, tables, run_dir, describer, config, device=device, log=print, progress=False
 )

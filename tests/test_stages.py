@@ -1,6 +1,8 @@
 """The three-stage recipe end to end on a dozen rendered faces (smoke settings): every stage runs,
 pseudo-captions come from the trained captioners, and a second run loads instead of redoing."""
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -12,7 +14,7 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import BASIC_PROTOTYPES
 from facecap_lib.training import STAGES
-from facecap_lib.training.stages import Recipe, RecipeConfig, content_statement, lm_texts
+from facecap_lib.training.stages import Recipe, RecipeConfig, _changed, content_statement, lm_texts
 
 AU_FACES = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {6, 12, 25}, set(), {1, 2, 5}, {4}]
 EMOTION_FACES = ["happiness", "surprise", "anger", "sadness", "happiness", "fear"]
@@ -97,3 +99,14 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
     assert not any("step" in line for line in logged)
     with pytest.raises(ValueError, match="unknown stage"):
         again.run("stage-4")
+    changed = replace(RecipeConfig.smoke(), lm_steps=7)  # finished stages must not be reused
+    with pytest.raises(ValueError, match=r"other settings \(changed: recipe.lm_steps\)"):
+        Recipe(faces, tables, run, describer, changed, work=work, device="cpu", progress=False)
+
+
+def test_settings_fingerprint_follows_recipe_and_preset():
+    config = RecipeConfig.smoke()
+    other = replace(config, lm_steps=config.lm_steps + 1)
+    assert config.fingerprint() == RecipeConfig.smoke().fingerprint() != other.fingerprint()
+    assert _changed(config.settings(), other.settings()) == ["recipe.lm_steps"]
+    assert "preset" in config.settings() and "stem" in config.settings()["preset"]["vision"]

@@ -1,6 +1,6 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks.
 
-It speaks ``POST /v1/chat/completions`` (and the Batch API: ``POST /v1/files``, ``POST /v1/batches``,
+It speaks ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (:func:`hashed_words`) (and the Batch API: ``POST /v1/files``, ``POST /v1/batches``,
 ``GET /v1/batches/{id}``, ``GET /v1/files/{id}/content``; a batch completes on its second poll) and answers the paper's prompts with the offline describer
 (so answers have the right content), with a configurable latency and a queue of injected faults:
 ``("429", seconds)`` (rate limit with Retry-After), ``("500",)``, ``("slow", seconds)``,
@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from email.parser import BytesParser
 from email.policy import default
@@ -37,6 +38,14 @@ def answer(prompt: str) -> str:
         emotion_sentence = re.search(r'Emotion Sentence: "(.*)"', prompt).group(1)
         return offline.fuse_sentences(au_sentence, emotion_sentence, key=prompt)
     return f"echo: {prompt[:200]}"
+
+
+def hashed_words(text: str, dims: int = 64) -> list[float]:
+    """The double's embedding: counts of the text's lower-case words hashed into ``dims`` bins."""
+    vector = [0.0] * dims
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vector[zlib.crc32(word.encode()) % dims] += 1.0
+    return vector
 
 
 class LocalServer:
@@ -121,6 +130,10 @@ class LocalServer:
                 payload = json.loads(raw or b"{}")
                 if self.path.endswith("/batches"):
                     return self._send(200, json.dumps(server._create_batch(payload)).encode())
+                if self.path.endswith("/embeddings"):
+                    with server.lock:
+                        server.seen_authorization.append(self.headers.get("Authorization", ""))
+                    return self._send(200, json.dumps(server._embeddings(payload)).encode())
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, b'{"error": {"message": "not found"}}')
                 with server.lock:
@@ -148,6 +161,14 @@ class LocalServer:
                 return self._send(200, json.dumps(server._completion(payload, rule_break)).encode())
 
         return Handler
+
+    def _embeddings(self, payload: dict) -> dict:
+        texts = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": hashed_words(text)}
+            for i, text in enumerate(texts)
+        ]
+        return {"object": "list", "data": data, "model": payload.get("model", "")}
 
     def _completion(self, payload: dict, rule_break: bool = False) -> dict:
         prompt = payload["messages"][-1]["content"]

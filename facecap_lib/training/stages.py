@@ -57,6 +57,19 @@ CAPTIONERS = {
 }
 
 
+SETTINGS_FILE = "recipe.json"
+
+
+def _changed(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested settings dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _changed(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 @dataclass(frozen=True)
 class RecipeConfig:
     """Settings of every stage. Defaults: the ``tiny`` preset on two CPU cores (minutes per
@@ -80,6 +93,19 @@ class RecipeConfig:
     pseudo_beams: int = 5  # the paper's beam size
     pseudo_chunk: int = 256  # images per saved chunk of pseudo-captions
     samples: int = 4  # test images captioned at every evaluation
+
+    def settings(self) -> dict:
+        """Everything that shapes the trained models: these settings and the preset's shapes."""
+        from dataclasses import asdict
+
+        return json.loads(
+            json.dumps({"recipe": asdict(self), "preset": asdict(preset(self.preset))}, default=str)
+        )
+
+    def fingerprint(self) -> str:
+        """12 hex digits of :meth:`settings`: a run folder name that changes when they do."""
+        text = json.dumps(self.settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
     def smoke(cls) -> RecipeConfig:
@@ -266,8 +292,26 @@ class Recipe:
         self.run_dir = Path(run_dir)
         self.config = config or RecipeConfig()
         self.work, self.device, self.log, self.progress = work, device, log, progress
+        self._claim_run_dir()
         roots = faces["data_root"].astype(str) + "/" + faces["image_path"].astype(str)
         self._file = dict(zip(image_ids(faces), roots, strict=True))
+
+    def _claim_run_dir(self) -> None:
+        """Write the settings into the run folder, or refuse a folder made with other settings:
+        finished stages are reused, so a folder must never mix models of two recipes."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / SETTINGS_FILE
+        settings = self.config.settings()
+        if path.exists():
+            before = json.loads(path.read_text())
+            if before != settings:
+                changed = sorted(_changed(before, settings))
+                raise ValueError(
+                    f"{self.run_dir} holds runs made with other settings (changed: "
+                    f"{', '.join(changed[:6])}); use another run folder or delete this one"
+                )
+            return
+        path.write_text(json.dumps(settings, indent=1, sort_keys=True))
 
     # -- pairs
     def pairs(self, table: pd.DataFrame, split: str = "train") -> list[Pair]:

@@ -1,0 +1,307 @@
+"""What the captioners' image features know: linear probes and fine-tuning (paper Sec. 4.3,
+Table 3; supplementary Tables 2-8).
+
+Features come from two places of any checkpoint (:func:`features`):
+
+- ``encoder``: the image encoder's output, the post-norm CLS token (``pooler_output``);
+- ``qformer``: the Q-Former's query outputs, averaged over the queries (what the language model
+  reads, before the projection).
+
+They are cached on disk (:class:`FeatureCache`) under a key of the checkpoint's weights file and
+the images, so chapters and reruns extract them once. A :func:`linear_probe` is one fully connected
+layer on frozen, standardised features (binary cross-entropy for AUs, cross-entropy for emotions),
+trained full-batch with L-BFGS: deterministic and free of learning-rate tuning.
+:func:`fine_tune` trains the encoder and the layer end to end. Scores:
+
+- AU detection (:func:`au_detection`): F1 x100 per AU and their mean, ROC-AUC and accuracy. F1
+  follows the usual convention: an AU with no positives and no predictions in the test set
+  scores 0 (scikit-learn's ``zero_division=0``); ROC-AUC is undefined (NaN) for an AU with a
+  single class, and is left out of the mean. The supplementary warns that accuracy flatters a
+  detector of a rare AU (predicting "absent" everywhere scores high), which is why it is
+  reported next to F1 and not instead of it.
+- Emotion (:func:`emotion_scores`): accuracy and macro F1 over the classes present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+
+from facecap_lib.data.images import load_rgb, to_tensor
+
+SOURCES = ("encoder", "qformer")
+
+
+# ------------------------------------------------------------------ features
+
+
+@torch.no_grad()
+def extract(model, images: Sequence, source: str, *, batch_size: int = 64) -> np.ndarray:
+    """(n, d) features of ``images`` (paths or PIL images) from a loaded BLIP-2 model."""
+    if source not in SOURCES:
+        raise ValueError(f"feature source must be one of {SOURCES}, got {source!r}")
+    model.eval()
+    device = next(model.parameters()).device
+    size = model.config.vision_config.image_size
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = [
+            load_rgb(i) if isinstance(i, str | Path) else i
+            for i in images[start : start + batch_size]
+        ]
+        pixels = to_tensor(chunk, size).to(device, next(model.vision_model.parameters()).dtype)
+        vision = model.vision_model(pixel_values=pixels)
+        if source == "encoder":
+            out.append(vision.pooler_output.float().cpu())
+            continue
+        hidden = vision.last_hidden_state
+        queries = model.query_tokens.expand(hidden.shape[0], -1, -1)
+        query_out = model.qformer(
+            query_embeds=queries, encoder_hidden_states=hidden
+        ).last_hidden_state
+        out.append(query_out.mean(1).float().cpu())
+    return torch.cat(out).numpy()
+
+
+class FeatureCache:
+    """Features on disk, one ``.npy`` per (checkpoint, source, image list)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(checkpoint: str | Path, source: str, images: Sequence[str]) -> str:
+        digest = hashlib.sha256()
+        folder = Path(checkpoint)
+        for name in sorted(p.name for p in folder.glob("*.safetensors")) + ["config.json"]:
+            stat = (folder / name).stat()
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(json.dumps([source, [str(i) for i in images]]).encode())
+        return digest.hexdigest()[:16]
+
+    def features(
+        self, checkpoint: str | Path, images: Sequence[str], source: str, *, device: str = "cpu"
+    ) -> np.ndarray:
+        """Cached features of ``images`` (file paths) from the checkpoint folder."""
+        path = (
+            self.root
+            / f"{Path(checkpoint).name}-{source}-{self.key(checkpoint, source, images)}.npy"
+        )
+        if path.exists():
+            return np.load(path)
+        from facecap_lib.inference import load_captioner
+
+        model, _ = load_captioner(checkpoint, device)
+        values = extract(model, list(images), source)
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp.npy")
+        np.save(partial, values)
+        partial.replace(path)  # a crash never leaves a truncated cache file
+        return values
+
+
+# ------------------------------------------------------------------ probes
+
+
+@dataclass
+class Probe:
+    """A fitted linear layer with the feature standardisation it was trained with."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    layer: torch.nn.Linear
+    task: str
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities: per AU (multi-label) or per class (multi-class)."""
+        with torch.no_grad():
+            logits = self.layer((torch.as_tensor(x, dtype=torch.float32) - self.mean) / self.std)
+            return (
+                torch.sigmoid(logits) if self.task == "multilabel" else logits.softmax(-1)
+            ).numpy()
+
+
+def linear_probe(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str = "multilabel",
+    l2: float = 1e-3,
+    iterations: int = 200,
+) -> Probe:
+    """One linear layer on frozen features. ``task="multilabel"``: ``y`` is (n, k) of 0/1 (NaN
+    = not labelled, left out of the loss); ``"multiclass"``: ``y`` is (n,) of class indices."""
+    if task not in ("multilabel", "multiclass"):
+        raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"features {tuple(x.shape)} do not match {len(y)} labels")
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    torch.manual_seed(0)
+    if task == "multilabel":
+        target = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        known = ~torch.isnan(target)
+        target = torch.nan_to_num(target)
+        layer = torch.nn.Linear(z.shape[1], target.shape[1])
+    else:
+        target = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        layer = torch.nn.Linear(z.shape[1], int(target.max()) + 1)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    optimizer = torch.optim.LBFGS(
+        layer.parameters(), max_iter=iterations, line_search_fn="strong_wolfe"
+    )
+
+    def closure():
+        optimizer.zero_grad()
+        logits = layer(z)
+        if task == "multilabel":
+            each = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, target, reduction="none"
+            )
+            loss = (each * known).sum() / known.sum().clamp_min(1)
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, target)
+        loss = loss + l2 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return Probe(mean, std, layer, task)
+
+
+def fine_tune(
+    model,
+    images: Sequence,
+    y: np.ndarray,
+    *,
+    task: str = "multilabel",
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    seed: int = 0,
+    progress: bool = True,
+):
+    """Train a BLIP-2 model's image encoder and a linear layer on its CLS output end to end (the
+    paper's fine-tuning strategy; AdamW, cosine schedule). Returns a function that scores new
+    images like :meth:`Probe.scores`. ``model`` is changed in place."""
+    from tqdm.auto import tqdm
+
+    vision = model.vision_model
+    size = model.config.vision_config.image_size
+    pixels = to_tensor([load_rgb(i) if isinstance(i, str | Path) else i for i in images], size)
+    if task == "multilabel":
+        target = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        out = target.shape[1]
+    else:
+        target = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        out = int(target.max()) + 1
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(vision.config.hidden_size, out)
+    parameters = list(vision.parameters()) + list(head.parameters())
+    for p in vision.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    rng = np.random.default_rng(seed)
+    vision.train()
+    for _ in tqdm(range(steps), desc="fine-tune", disable=not progress):
+        idx = rng.integers(0, len(pixels), batch_size)
+        logits = head(vision(pixel_values=pixels[idx]).pooler_output)
+        if task == "multilabel":
+            known = ~torch.isnan(target[idx])
+            each = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, torch.nan_to_num(target[idx]), reduction="none"
+            )
+            loss = (each * known).sum() / known.sum().clamp_min(1)
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, target[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    vision.eval()
+
+    @torch.no_grad()
+    def scores(new_images: Sequence) -> np.ndarray:
+        batch = to_tensor(
+            [load_rgb(i) if isinstance(i, str | Path) else i for i in new_images], size
+        )
+        logits = torch.cat(
+            [
+                head(vision(pixel_values=batch[i : i + 64]).pooler_output)
+                for i in range(0, len(batch), 64)
+            ]
+        )
+        return (torch.sigmoid(logits) if task == "multilabel" else logits.softmax(-1)).numpy()
+
+    return scores
+
+
+# ------------------------------------------------------------------ scores
+
+
+def au_detection(
+    y: np.ndarray, scores: np.ndarray, names: Sequence[str], threshold: float = 0.5
+) -> pd.DataFrame:
+    """Per AU: positives, F1 x100, ROC-AUC and accuracy x100 at ``threshold``, over the labelled
+    rows (NaN labels skipped); the last row, ``mean``, averages each column (AUC over defined values)."""
+    y, scores = np.asarray(y, dtype=float), np.asarray(scores, dtype=float)
+    if y.shape != scores.shape or y.shape[1] != len(names):
+        raise ValueError(
+            f"labels {y.shape}, scores {scores.shape} and {len(names)} AU names disagree"
+        )
+    rows = []
+    for k, name in enumerate(names):
+        known = ~np.isnan(y[:, k])
+        truth, said = y[known, k] == 1, scores[known, k] >= threshold
+        single_class = truth.all() or not truth.any()
+        rows.append(
+            {
+                "au": name,
+                "positives": int(truth.sum()),
+                "F1": 100 * f1_score(truth, said, zero_division=0),
+                "AUC": np.nan if single_class else roc_auc_score(truth, scores[known, k]),
+                "accuracy": 100 * float((truth == said).mean()) if known.any() else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    mean = {"au": "mean", "positives": int(table["positives"].sum())}
+    mean.update({c: table[c].mean() for c in ("F1", "AUC", "accuracy")})
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+def emotion_scores(y: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy x100 and macro F1 x100 (over the classes in ``y``) of the arg-max class."""
+    y = np.asarray(y)
+    predicted = np.asarray(probabilities).argmax(1)
+    return {
+        "accuracy": 100 * float((predicted == y).mean()),
+        "macro F1": 100
+        * f1_score(y, predicted, labels=np.unique(y), average="macro", zero_division=0),
+    }
+
+
+def probe_table(
+    results: dict[str, pd.DataFrame], emotions: dict[str, dict] | None = None
+) -> pd.DataFrame:
+    """Paper Table 3's shape: one row per feature source (e.g. ``"AU-BLIP Q-Former"``), one column
+    per AU (F1 x100), their mean, mean ROC-AUC, and emotion accuracy when given."""
+    rows = {}
+    for name, table in results.items():
+        per_au = table[table["au"] != "mean"].set_index("au")["F1"]
+        mean = table[table["au"] == "mean"].iloc[0]
+        row = {**per_au.to_dict(), "avg F1": mean["F1"], "avg AUC": mean["AUC"]}
+        if emotions and name in emotions:
+            row["emotion acc"] = emotions[name]["accuracy"]
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,203 @@
+"""Failure analysis (paper supplementary Fig. 2): duplicate outputs, occlusion, wrong inference,
+and the worst captions.
+
+- **Duplicate outputs.** A frozen language model can loop ("no action unit is active. no action
+  unit is active."). :func:`repetition` finds sentences that occur twice and word n-grams that
+  recur; :func:`repetition_table` gives the rate per model with an example.
+- **Occlusion.** SynthFACS can render the same face with and without sunglasses, a mask or a
+  hand (:func:`occluder_recall`: how often each labelled AU is still mentioned), and any image
+  can be probed with a sliding grey square (:func:`occlusion_map`: which regions, when hidden,
+  make the caption drop or add each AU).
+- **Wrong inference.** :func:`emotion_confusion` cross-tabulates the emotion labels against the
+  emotions a caption names (compound labels such as ``happy+surprise`` as their own rows).
+- **Worst cases.** :func:`per_face` scores every caption against its face's labels, so the
+  worst can be shown beside their images (``viz.caption_gallery``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from facecap_lib.captions.mentions import mentioned_aus
+from facecap_lib.captions.validate import named_emotions
+from facecap_lib.lexicon import AU_COLUMNS
+
+Captioner = Callable[[list[Image.Image]], list[str]]
+
+
+# ------------------------------------------------------------------ repetition
+
+
+@dataclass(frozen=True)
+class Repetition:
+    sentences: tuple[str, ...]  # sentences that occur more than once
+    ngrams: tuple[str, ...]  # word n-grams that occur more than once
+
+    @property
+    def repetitive(self) -> bool:
+        return bool(self.sentences or self.ngrams)
+
+
+def repetition(caption: str, n: int = 4) -> Repetition:
+    """Repeated sentences (case and punctuation ignored) and repeated word ``n``-grams."""
+    sentences = [
+        " ".join(re.findall(r"[a-z0-9']+", s.lower())) for s in re.split(r"[.!?;]+", caption or "")
+    ]
+    counts = Counter(s for s in sentences if s)
+    words = re.findall(r"[a-z0-9']+", (caption or "").lower())
+    grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    return Repetition(
+        tuple(s for s, c in counts.items() if c > 1),
+        tuple(g for g, c in grams.items() if c > 1),
+    )
+
+
+def repetition_table(captions: Mapping[str, Sequence[str]], n: int = 4) -> pd.DataFrame:
+    """Per model: the share of captions with a repeated sentence, with a repeated ``n``-gram,
+    and the first repetitive caption as an example."""
+    rows = []
+    for model, texts in captions.items():
+        found = [repetition(t, n) for t in texts]
+        example = next((t for t, r in zip(texts, found, strict=True) if r.repetitive), "")
+        rows.append(
+            {
+                "model": model,
+                "captions": len(texts),
+                "repeated sentence %": 100 * np.mean([bool(r.sentences) for r in found])
+                if texts
+                else 0.0,
+                f"repeated {n}-gram %": 100 * np.mean([bool(r.ngrams) for r in found])
+                if texts
+                else 0.0,
+                "example": example,
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+# ------------------------------------------------------------------ occlusion
+
+
+def occluder_recall(
+    specs: Sequence, caption: Captioner, occluders: Sequence[str], *, size: int
+) -> pd.DataFrame:
+    """Render every SynthFACS face (``FaceSpec``) without an occluder and with each of
+    ``occluders``, caption all of them, and report per (occluder, AU): how many labelled
+    positives, and the recall of the AU's mention without and with the occluder."""
+    from facecap_lib.data.synth.batch import render_arrays
+
+    variants = {"none": [replace(s, scene=replace(s.scene, occluder=None)) for s in specs]}
+    for occluder in occluders:
+        variants[occluder] = [replace(s, scene=replace(s.scene, occluder=occluder)) for s in specs]
+    said = {}
+    for name, group in variants.items():
+        images = [Image.fromarray(a) for a in render_arrays(group, size=size, progress=False)]
+        said[name] = [mentioned_aus(c or "") for c in caption(images)]
+    rows = []
+    for au in sorted({a for s in specs for a, level in s.intensities.items() if level > 0}):
+        positive = [i for i, s in enumerate(specs) if s.intensities.get(au, 0) > 0]
+
+        def recall(name: str, au=au, positive=positive) -> float:
+            return float(np.mean([au in said[name][i] for i in positive]))
+
+        for occluder in occluders:
+            rows.append(
+                {
+                    "occluder": occluder,
+                    "au": f"AU{au}",
+                    "positives": len(positive),
+                    "recall clean": recall("none"),
+                    "recall occluded": recall(occluder),
+                }
+            )
+    table = pd.DataFrame(rows)
+    table["drop"] = table["recall clean"] - table["recall occluded"]
+    return table
+
+
+def occlusion_map(
+    image: Image.Image, caption: Captioner, *, grid: int = 4, fill: int = 128
+) -> tuple[frozenset[int], dict[int, np.ndarray]]:
+    """Hide each cell of a ``grid`` x ``grid`` partition of ``image`` with a grey square (one
+    caption per cell) and record, per AU, +1 where hiding the cell adds its mention and -1 where
+    it removes it. Returns the AUs of the unoccluded caption and {AU: (grid, grid) map}."""
+    image = image.convert("RGB")
+    width, height = image.size
+    variants = [image]
+    for row in range(grid):
+        for col in range(grid):
+            hidden = image.copy()
+            box = (
+                col * width // grid,
+                row * height // grid,
+                (col + 1) * width // grid,
+                (row + 1) * height // grid,
+            )
+            hidden.paste((fill, fill, fill), box)
+            variants.append(hidden)
+    mentions = [mentioned_aus(c or "") for c in caption(variants)]
+    base, maps = mentions[0], {}
+    for au in sorted(set().union(*mentions)):
+        values = [(au in m) - (au in base) for m in mentions[1:]]
+        maps[au] = np.array(values, dtype=float).reshape(grid, grid)
+    return base, maps
+
+
+# ------------------------------------------------------------------ wrong inference
+
+
+def emotion_confusion(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
+    """Emotion labels (rows; compound labels joined with ``+``) against the emotions the caption
+    names (columns; ``none`` when it names none, joined with ``+`` when several), over the faces
+    with an emotion label."""
+    if len(captions) != len(faces):
+        raise ValueError(f"{len(captions)} captions for {len(faces)} faces")
+    labels, named = [], []
+    for caption, emotions in zip(captions, faces["emotions"], strict=True):
+        if len(emotions) == 0:
+            continue
+        labels.append("+".join(sorted(emotions)))
+        named.append("+".join(sorted(named_emotions(caption or ""))) or "none")
+    return pd.crosstab(pd.Series(labels, name="label"), pd.Series(named, name="named"))
+
+
+# ------------------------------------------------------------------ per face
+
+
+def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
+    """One row per face: the labelled AUs, the mentioned AUs, the face's AU F1 (1 when neither
+    labels nor mentions any AU), missed and invented AUs, and whether every emotion label is
+    named (NaN without one). Sort by ``au_f1`` for the worst cases."""
+    if len(captions) != len(faces):
+        raise ValueError(f"{len(captions)} captions for {len(faces)} faces")
+    numbers = {c: int(c[2:]) for c in AU_COLUMNS if c in faces}
+    rows = []
+    for caption, (_, face) in zip(captions, faces.iterrows(), strict=True):
+        labelled = {n for c, n in numbers.items() if face[c] == 1}
+        known = {n for c, n in numbers.items() if not pd.isna(face[c])}
+        said = set(mentioned_aus(caption or "")) & known
+        tp = len(labelled & said)
+        f1 = 1.0 if not labelled and not said else 2 * tp / (len(labelled) + len(said))
+        emotions = list(face.get("emotions", []))
+        rows.append(
+            {
+                "image_id": face["image_id"],
+                "caption": caption,
+                "labelled": sorted(labelled),
+                "mentioned": sorted(said),
+                "missed": sorted(labelled - said),
+                "invented": sorted(said - labelled),
+                "au_f1": f1,
+                "emotion_hit": (set(emotions) <= named_emotions(caption or ""))
+                if emotions
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)

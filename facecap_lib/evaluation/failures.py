@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facecap_lib.captions.mentions import mentioned_aus
-from facecap_lib.captions.validate import named_emotions
+from facecap_lib.evaluation.faithfulness import parse_caption
 from facecap_lib.lexicon import AU_COLUMNS
 
 Captioner = Callable[[list[Image.Image]], list[str]]
@@ -99,7 +98,7 @@ def occluder_recall(
     said = {}
     for name, group in variants.items():
         images = [Image.fromarray(a) for a in render_arrays(group, size=size, progress=False)]
-        said[name] = [mentioned_aus(c or "") for c in caption(images)]
+        said[name] = [parse_caption(c or "").aus for c in caption(images)]
     rows = []
     for au in sorted({a for s in specs for a, level in s.intensities.items() if level > 0}):
         positive = [i for i, s in enumerate(specs) if s.intensities.get(au, 0) > 0]
@@ -142,7 +141,7 @@ def occlusion_map(
             )
             hidden.paste((fill, fill, fill), box)
             variants.append(hidden)
-    mentions = [mentioned_aus(c or "") for c in caption(variants)]
+    mentions = [parse_caption(c or "").aus for c in caption(variants)]
     base, maps = mentions[0], {}
     for au in sorted(set().union(*mentions)):
         values = [(au in m) - (au in base) for m in mentions[1:]]
@@ -164,7 +163,7 @@ def emotion_confusion(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFr
         if len(emotions) == 0:
             continue
         labels.append("+".join(sorted(emotions)))
-        named.append("+".join(sorted(named_emotions(caption or ""))) or "none")
+        named.append("+".join(sorted(parse_caption(caption or "").emotions)) or "none")
     return pd.crosstab(pd.Series(labels, name="label"), pd.Series(named, name="named"))
 
 
@@ -182,7 +181,7 @@ def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
     for caption, (_, face) in zip(captions, faces.iterrows(), strict=True):
         labelled = {n for c, n in numbers.items() if face[c] == 1}
         known = {n for c, n in numbers.items() if not pd.isna(face[c])}
-        said = set(mentioned_aus(caption or "")) & known
+        said = set(parse_caption(caption or "").aus) & known
         tp = len(labelled & said)
         f1 = 1.0 if not labelled and not said else 2 * tp / (len(labelled) + len(said))
         emotions = list(face.get("emotions", []))
@@ -195,7 +194,7 @@ def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
                 "missed": sorted(labelled - said),
                 "invented": sorted(said - labelled),
                 "au_f1": f1,
-                "emotion_hit": (set(emotions) <= named_emotions(caption or ""))
+                "emotion_hit": (set(emotions) <= parse_caption(caption or "").emotions)
                 if emotions
                 else np.nan,
             }

@@ -196,21 +196,14 @@ def _train(args: argparse.Namespace) -> int:
     )
     faces = default_corpus.curated_faces(spec, progress=distributed.is_main())
     describer = default_describer(cache_root() / "llm" / "answers.sqlite")
-    if args.smoke:
-        config = stages.RecipeConfig.smoke()
-    elif args.preset == "auto":
-        config = stages.default_device_config()
-    elif args.preset == "small":
-        config = stages.RecipeConfig.small_gpu()
-    else:
-        config = stages.RecipeConfig(preset=args.preset)
+    config = stages.recipe_config(args.smoke, args.preset)
     if args.init:
         config = stages.replace(config, init=args.init)
     if args.parallel != "ddp":
         config = stages.replace(
             config, captioner=stages.replace(config.captioner, parallel=args.parallel)
         )
-    run_dir = args.run or cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
+    run_dir = args.run or stages.default_run_dir(config)
     recipe = stages.Recipe(
         faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
     )

@@ -157,9 +157,50 @@ def describe(
     ]
 
 
-def caption_faces(faces, checkpoint: str | Path, *, beams: int = 5, device: str = "auto") -> list:
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """16 hex digits naming a checkpoint folder's current weights (file names, sizes, times)."""
+    import hashlib
+
+    folder = Path(checkpoint)
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for name in sorted(p.name for p in folder.glob("*.safetensors")) + ["config.json"]:
+        stat = (folder / name).stat()
+        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def caption_faces(
+    faces,
+    checkpoint: str | Path,
+    *,
+    beams: int = 5,
+    device: str = "auto",
+    cache: str | Path | None = None,
+) -> list:
     """Captions of every row of a face table (rows carry ``data_root``; images are faces already,
-    so no crop). A row whose image fails raises, naming it: a table is not a batch of photos."""
+    so no crop). A row whose image fails raises, naming it: a table is not a batch of photos.
+    With ``cache`` (a folder), captions are kept there under a key of the checkpoint's weights,
+    the images and the beam size, and read back instead of generated again."""
+    import hashlib
+    import json
+
+    path = None
+    if cache is not None:
+        ids = json.dumps([list(map(str, faces["image_id"])), beams])
+        key = hashlib.sha256((checkpoint_digest(checkpoint) + ids).encode()).hexdigest()[:16]
+        path = Path(cache) / f"{Path(checkpoint).parent.name}-{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    captions = _caption_faces(faces, checkpoint, beams=beams, device=device)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(captions))
+        partial.replace(path)
+    return captions
+
+
+def _caption_faces(faces, checkpoint, *, beams: int, device: str) -> list:
     model, tokenizer = load_captioner(checkpoint, device)
     files = [str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)]
     out = describe(files, model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device)

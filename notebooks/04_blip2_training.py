@@ -46,15 +46,12 @@ import torch
 import transformers
 
 from facecap_lib import viz
-from facecap_lib.captions.corpus import caption_corpus
-from facecap_lib.captions.synthesize import default_describer
 from facecap_lib.data import default_corpus
 from facecap_lib.evaluation.faithfulness import au_scores, emotion_named
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.presets import build_model, preset
-from facecap_lib.paths import cache_root
 from facecap_lib.training import stages
 
 # %% tags=["parameters"]
@@ -69,24 +66,9 @@ logging.getLogger("facecap").setLevel(logging.INFO)
 transformers.utils.logging.disable_progress_bar()  # no bars for loading and saving weights
 n_eval = 24 if SMOKE else N_EVAL
 pd.set_option("display.max_colwidth", 160)
-spec = default_corpus.DefaultCorpus.smoke() if SMOKE else default_corpus.DefaultCorpus.full()
-faces = default_corpus.curated_faces(spec, progress=False)
-describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
-tables = caption_corpus(faces, describer)
-if SMOKE:
-    config = stages.RecipeConfig.smoke()
-elif PRESET == "auto":
-    config = stages.default_device_config()
-else:
-    config = stages.RecipeConfig(preset=PRESET)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-run_dir = (
-    cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
-)  # new settings, new folder
-recipe = stages.Recipe(
-    faces, tables, run_dir, describer, config, device=device, log=print, progress=False
-)
-print(f"preset {config.preset} on {device}; run folder {run_dir}")
+recipe = stages.chapter_recipe(SMOKE, PRESET)  # chapters 5 and 6 read the same run folder
+faces, tables, config = recipe.faces, recipe.tables, recipe.config
+print(f"preset {config.preset} on {recipe.device}; run folder {recipe.run_dir}")
 
 # %% [markdown]
 # ## 1. A BLIP-2 captioner, taken apart
@@ -225,7 +207,9 @@ shown = pd.concat(
 files = [str(default_corpus.image_file(shown, i)) for i in range(len(shown))]
 side_by_side = pd.DataFrame(index=[f"face {i + 1}" for i in range(len(shown))])
 for name in ("au", "emot", "exp"):
-    side_by_side[stages.CAPTIONERS[name]] = caption_faces(shown, results[name].final, device=device)
+    side_by_side[stages.CAPTIONERS[name]] = caption_faces(
+        shown, results[name].final, device=recipe.device
+    )
 fig = viz.contact_sheet(files, [f"face {i + 1}" for i in range(len(files))], columns=N_FACES)
 plt.show()
 side_by_side
@@ -239,7 +223,7 @@ side_by_side
 
 # %%
 scored = au_test.sample(min(n_eval, len(au_test)), random_state=1)
-au_captions = caption_faces(scored, results["au"].final, device=device)
+au_captions = caption_faces(scored, results["au"].final, device=recipe.device)
 scores = au_scores(au_captions, scored)
 frequent = scores[scores["positives"] >= 10]
 print(
@@ -252,7 +236,7 @@ plt.show()
 
 # %%
 emotions = emotion_test.sample(min(n_eval, len(emotion_test)), random_state=1)
-exp_captions = caption_faces(emotions, results["exp"].final, device=device)
+exp_captions = caption_faces(emotions, results["exp"].final, device=recipe.device)
 named = emotion_named(exp_captions, emotions)
 print(
     f"Exp-BLIP names the labelled emotion(s) of {named['hit'].mean():.1%} of {len(named)} held-out emotion-labelled faces"

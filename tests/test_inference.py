@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -87,3 +88,30 @@ def test_describe_cli(checkpoint, photos, capsys):
     assert code == 1 and lines[0]["caption"] is not None and "cannot read" in lines[1]["error"]
     assert main(["describe", "x.jpg", "--checkpoint", str(photos)]) == 1
     assert "no captioner checkpoint" in capsys.readouterr().err
+
+
+def test_caption_faces_caches_by_weights_images_and_beams(
+    checkpoint, photos, tmp_path, monkeypatch
+):
+    from facecap_lib import inference
+    from facecap_lib.inference import caption_faces
+
+    faces = pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "data_root": [str(photos)] * 2,
+            "image_path": ["face.jpg", "grey.png"],
+        }
+    )
+    first = caption_faces(faces, checkpoint, beams=1, device="cpu", cache=tmp_path)
+    assert len(first) == 2 and len(list(tmp_path.glob("*.json"))) == 1
+    calls = []
+    real = inference._caption_faces
+    monkeypatch.setattr(
+        inference, "_caption_faces", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    assert caption_faces(faces, checkpoint, beams=1, device="cpu", cache=tmp_path) == first
+    assert calls == []  # read back, not generated
+    caption_faces(faces.iloc[:1], checkpoint, beams=1, device="cpu", cache=tmp_path)
+    caption_faces(faces, checkpoint, beams=2, device="cpu", cache=tmp_path)
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 3  # other images, other beams

@@ -79,22 +79,18 @@ class FeatureCache:
 
     @staticmethod
     def key(checkpoint: str | Path, source: str, images: Sequence[str]) -> str:
-        digest = hashlib.sha256()
-        folder = Path(checkpoint)
-        for name in sorted(p.name for p in folder.glob("*.safetensors")) + ["config.json"]:
-            stat = (folder / name).stat()
-            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-        digest.update(json.dumps([source, [str(i) for i in images]]).encode())
-        return digest.hexdigest()[:16]
+        from facecap_lib.inference import checkpoint_digest
+
+        text = checkpoint_digest(checkpoint) + json.dumps([source, [str(i) for i in images]])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def features(
         self, checkpoint: str | Path, images: Sequence[str], source: str, *, device: str = "cpu"
     ) -> np.ndarray:
         """Cached features of ``images`` (file paths) from the checkpoint folder."""
-        path = (
-            self.root
-            / f"{Path(checkpoint).name}-{source}-{self.key(checkpoint, source, images)}.npy"
-        )
+        folder = Path(checkpoint)
+        key = self.key(checkpoint, source, images)
+        path = self.root / f"{folder.parent.name}-{folder.name}-{source}-{key}.npy"
         if path.exists():
             return np.load(path)
         from facecap_lib.inference import load_captioner

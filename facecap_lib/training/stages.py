@@ -476,3 +476,49 @@ class Recipe:
 def default_device_config() -> RecipeConfig:
     """``small`` on a GPU, ``tiny`` on a CPU."""
     return RecipeConfig.small_gpu() if torch.cuda.is_available() else RecipeConfig()
+
+
+def recipe_config(smoke: bool = False, preset_name: str = "auto") -> RecipeConfig:
+    """The settings chapters and ``facecap train`` use: smoke, ``auto`` (``small`` on a GPU,
+    ``tiny`` on a CPU), ``small`` (its one-GPU settings) or any preset with the defaults."""
+    if smoke:
+        return RecipeConfig.smoke()
+    if preset_name == "auto":
+        return default_device_config()
+    if preset_name == "small":
+        return RecipeConfig.small_gpu()
+    preset(preset_name)  # unknown names fail here, naming the known ones
+    return RecipeConfig(preset=preset_name)
+
+
+def default_run_dir(config: RecipeConfig) -> Path:
+    """``<cache>/runs/<preset>-<settings digest>``: new settings never reuse old runs."""
+    from facecap_lib.paths import cache_root
+
+    return cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
+
+
+def chapter_recipe(smoke: bool = False, preset_name: str = "auto", *, log=print) -> Recipe:
+    """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
+    settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
+    train them first when run on their own)."""
+    from facecap_lib.captions.corpus import caption_corpus
+    from facecap_lib.captions.synthesize import default_describer
+    from facecap_lib.data import default_corpus
+    from facecap_lib.paths import cache_root
+
+    spec = default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
+    faces = default_corpus.curated_faces(spec, progress=False)
+    describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
+    config = recipe_config(smoke, preset_name)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Recipe(
+        faces,
+        caption_corpus(faces, describer),
+        default_run_dir(config),
+        describer,
+        config,
+        device=device,
+        log=log,
+        progress=False,
+    )

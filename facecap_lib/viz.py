@@ -240,3 +240,47 @@ def f1_bars(scores: dict[str, pd.DataFrame], title: str = "") -> Figure:
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def table_heatmap(
+    table: pd.DataFrame, title: str = "", fmt: str = ".2f", cmap: str = "viridis", center=None
+) -> Figure:
+    """Any numeric table as an annotated heat map (confusions, occluder x AU drops)."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.62 * table.shape[1], 1.0 + 0.4 * table.shape[0]))
+    sns.heatmap(
+        table, annot=True, fmt=fmt, cmap=cmap, center=center, ax=ax, cbar=False, linewidths=0.5
+    )
+    ax.tick_params(axis="x", rotation=60)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def occlusion_maps(
+    image, maps: dict, caption: str = "", size: float = 1.9
+) -> Figure:
+    """The face, then one panel per AU: cells where hiding the region removes the AU's mention
+    (blue, -1) or adds it (red, +1), over the face (from ``failures.occlusion_map``)."""
+    import numpy as np
+    from PIL import Image
+
+    picture = np.asarray(
+        image.convert("RGB") if isinstance(image, Image.Image) else Image.open(image).convert("RGB")
+    )
+    panels = len(maps) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(panels * size, size + 0.6), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(picture)
+    axes[0].set_title(textwrap.fill(caption, 28), fontsize=7, y=-0.02, va="top")
+    height, width = picture.shape[:2]
+    for ax, (au, grid) in zip(axes[1:], sorted(maps.items()), strict=True):
+        ax.imshow(picture, alpha=0.55)
+        ax.imshow(grid, cmap="coolwarm", vmin=-1, vmax=1, alpha=0.6, extent=(0, width, height, 0))
+        ax.set_title(f"AU{au} {AU_BY_NUMBER[au].noun}", fontsize=7.5)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

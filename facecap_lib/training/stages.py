@@ -416,6 +416,25 @@ class Recipe:
             log=self.log,
         )  # fmt: skip
 
+    def untrained(self) -> TrainResult:
+        """The baseline every captioner starts from, saved as a captioner: the frozen language
+        model and the stage-1 Q-Former, no stage-2 step (a projection the language model has
+        never read). Its encoder is the plain encoder of the probes."""
+        folder = self.run_dir / "untrained-blip"
+        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
+        config = replace(config, max_steps=0)
+        if (folder / "final").exists():
+            return train_captioner([], folder, config, device=self.device, log=None)
+        stage1 = self.qformer()
+        return train_captioner(
+            self.pairs(self.captions_for("au")), folder, config,
+            device=self.device,
+            tokenizer=self.tokenizer(),
+            language_model=self.language_model(),
+            initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
+            log=None,
+        )  # fmt: skip
+
     def pseudo_captioner(self) -> ModelPseudoCaptioner:
         """AU-BLIP and Emot-BLIP (trained first if needed) as fusion's pseudo-captioners."""
         checkpoints = {

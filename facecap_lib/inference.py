@@ -186,7 +186,10 @@ def caption_faces(
 
     path = None
     if cache is not None:
-        ids = json.dumps([list(map(str, faces["image_id"])), beams])
+        files = [
+            str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)
+        ]
+        ids = json.dumps([files, beams])
         key = hashlib.sha256((checkpoint_digest(checkpoint) + ids).encode()).hexdigest()[:16]
         path = Path(cache) / f"{Path(checkpoint).parent.name}-{key}.json"
         if path.exists():

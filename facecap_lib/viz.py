@@ -259,9 +259,7 @@ def table_heatmap(
     return fig
 
 
-def occlusion_maps(
-    image, maps: dict, caption: str = "", size: float = 1.9
-) -> Figure:
+def occlusion_maps(image, maps: dict, caption: str = "", size: float = 1.9) -> Figure:
     """The face, then one panel per AU: cells where hiding the region removes the AU's mention
     (blue, -1) or adds it (red, +1), over the face (from ``failures.occlusion_map``)."""
     import numpy as np

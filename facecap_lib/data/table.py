@@ -111,7 +111,10 @@ def validate_face_table(df: pd.DataFrame, name: str = "face table") -> pd.DataFr
 
 
 def image_ids(df: pd.DataFrame) -> pd.Series:
-    """``"<dataset>/<image_path>"``: the key of an image across datasets (captions, predictions)."""
+    """``"<dataset>/<image_path>"``: the key of an image across datasets (captions, predictions);
+    a table that already has an ``image_id`` column keeps it."""
+    if "image_id" in df:
+        return df["image_id"].astype(str)
     return df["dataset"].astype(str) + "/" + df["image_path"].astype(str)
 
 

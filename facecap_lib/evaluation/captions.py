@@ -18,6 +18,7 @@ captions give the same numbers, and nothing is written anywhere.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -116,14 +117,16 @@ def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np
             "METEOR needs a Java runtime on PATH (Debian: apt install default-jre-headless; "
             "conda: openjdk); `make test` and `make book` install one"
         )
+    _, per_item = _meteor_scorer().compute_score(gts, res)
+    return _max_per_image(per_item, owner, len(candidates))
+
+
+@functools.lru_cache(maxsize=1)
+def _meteor_scorer():
+    """One METEOR JVM per process (starting one takes seconds); it exits with the process."""
     from pycocoevalcap.meteor.meteor import Meteor
 
-    scorer = Meteor()
-    try:
-        _, per_item = scorer.compute_score(gts, res)
-    finally:
-        del scorer  # closes the JVM
-    return _max_per_image(per_item, owner, len(candidates))
+    return Meteor()
 
 
 NGRAM_SCORERS: dict[str, Callable] = {

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from facecap_lib.data.table import image_ids
 from facecap_lib.evaluation.faithfulness import parse_caption
 from facecap_lib.lexicon import AU_COLUMNS
 
@@ -178,7 +179,7 @@ def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{len(captions)} captions for {len(faces)} faces")
     numbers = {c: int(c[2:]) for c in AU_COLUMNS if c in faces}
     rows = []
-    for caption, (_, face) in zip(captions, faces.iterrows(), strict=True):
+    for caption, image, (_, face) in zip(captions, image_ids(faces), faces.iterrows(), strict=True):
         labelled = {n for c, n in numbers.items() if face[c] == 1}
         known = {n for c, n in numbers.items() if not pd.isna(face[c])}
         said = set(parse_caption(caption or "").aus) & known
@@ -187,7 +188,7 @@ def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
         emotions = list(face.get("emotions", []))
         rows.append(
             {
-                "image_id": face["image_id"],
+                "image_id": image,
                 "caption": caption,
                 "labelled": sorted(labelled),
                 "mentioned": sorted(said),

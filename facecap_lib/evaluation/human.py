@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facecap_lib.data.table import image_ids
+
 LETTERS = ("A", "B", "C")
 SCORE_RANGE = (1, 10)
 RATING_COLUMNS = (*(f"correct_{x}" for x in LETTERS), "most_complete", "least_complete")
@@ -55,12 +57,13 @@ def make_sheet(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(faces), size=min(n, len(faces)), replace=False))
     rows, key = [], []
+    ids = list(image_ids(faces))
     for item, i in enumerate(chosen, start=1):
         face = faces.iloc[i]
         order = rng.permutation(len(strategies))
         row = {
             "item": item,
-            "image_id": face["image_id"],
+            "image_id": ids[i],
             "image": str(Path(face["data_root"]) / face["image_path"]),
         }
         for letter, s in zip(LETTERS, order, strict=True):

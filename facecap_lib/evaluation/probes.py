@@ -74,8 +74,12 @@ def extract(model, images: Sequence, source: str, *, batch_size: int = 64) -> np
 class FeatureCache:
     """Features on disk, one ``.npy`` per (checkpoint, source, image list)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, device: str = "cpu"):
         self.root = Path(root)
+        self.device = device
+        self._loaded: tuple[Path, object] | None = (
+            None  # the last checkpoint, kept for its next source
+        )
 
     @staticmethod
     def key(checkpoint: str | Path, source: str, images: Sequence[str]) -> str:
@@ -84,19 +88,18 @@ class FeatureCache:
         text = checkpoint_digest(checkpoint) + json.dumps([source, [str(i) for i in images]])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def features(
-        self, checkpoint: str | Path, images: Sequence[str], source: str, *, device: str = "cpu"
-    ) -> np.ndarray:
+    def features(self, checkpoint: str | Path, images: Sequence[str], source: str) -> np.ndarray:
         """Cached features of ``images`` (file paths) from the checkpoint folder."""
         folder = Path(checkpoint)
         key = self.key(checkpoint, source, images)
         path = self.root / f"{folder.parent.name}-{folder.name}-{source}-{key}.npy"
         if path.exists():
             return np.load(path)
-        from facecap_lib.inference import load_captioner
+        if self._loaded is None or self._loaded[0] != folder:
+            from facecap_lib.inference import load_captioner
 
-        model, _ = load_captioner(checkpoint, device)
-        values = extract(model, list(images), source)
+            self._loaded = (folder, load_captioner(folder, self.device)[0])
+        values = extract(self._loaded[1], list(images), source)
         self.root.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".tmp.npy")
         np.save(partial, values)

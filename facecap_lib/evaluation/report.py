@@ -138,15 +138,16 @@ def probe_tables(
 ) -> pd.DataFrame:
     """Paper Table 3: a linear probe on frozen features of every (model, source), AU F1 x100 per
     rendered AU, mean F1 and ROC-AUC, and emotion accuracy on single-label emotion faces."""
-    cache = probes.FeatureCache(recipe.run_dir / "eval-features")
+    cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
     y_train, y_test = train[AU_NAMES].to_numpy(float), test[AU_NAMES].to_numpy(float)
     e_train, e_test = _emotion_index(train), _emotion_index(test)
+    files = _files(train) + _files(test)
     results, emotions = {}, {}
     for title, folder in models.items():
         for source in sources:
             name = f"{title} {'encoder' if source == 'encoder' else 'Q-Former'}"
-            x_train = cache.features(folder, _files(train), source, device=recipe.device)
-            x_test = cache.features(folder, _files(test), source, device=recipe.device)
+            x = cache.features(folder, files, source)
+            x_train, x_test = x[: len(train)], x[len(train) :]
             a_train, a_test = ~np.isnan(y_train).all(1), ~np.isnan(y_test).all(1)
             au_probe = probes.linear_probe(x_train[a_train], y_train[a_train])
             results[name] = probes.au_detection(
@@ -213,3 +214,35 @@ def findings(metrics: pd.DataFrame, probe: pd.DataFrame, strategies: pd.DataFram
         }
     )
     return pd.DataFrame(rows).set_index("claim")
+
+
+def captioner(folder: str | Path, device: str = "cpu", beams: int = 1):
+    """A function from PIL faces to captions (greedy by default: occlusion probes caption many
+    variants of one face), for :mod:`.failures`."""
+    from facecap_lib.inference import describe, load_captioner
+
+    model, tokenizer = load_captioner(folder, device)
+
+    def caption(images) -> list[str]:
+        out = describe(
+            list(images), model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device
+        )
+        return [d.caption or "" for d in out]
+
+    return caption
+
+
+def new_faces(n: int, seed: int = 0):
+    """``n`` SynthFACS faces (``FaceSpec``) of people no split has seen, with spontaneous AU sets
+    and random scenes without occluders: the twins :func:`.failures.occluder_recall` occludes."""
+    from facecap_lib.data.synth.batch import FaceSpec
+    from facecap_lib.data.synth.render import Scene
+    from facecap_lib.data.synth.sampling import spontaneous_aus
+
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i in range(n):
+        action = spontaneous_aus(rng)
+        scene = Scene.sample(rng, occluder_rate=0.0)
+        specs.append(FaceSpec(action.intensities, 5_000_000 + i, scene, action.sides))
+    return specs

@@ -144,8 +144,7 @@ def describe(
                 num_beams=1 if do_sample else beams,
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
-                top_p=top_p,
-                temperature=temperature,
+                **({"top_p": top_p, "temperature": temperature} if do_sample else {}),
             )
         texts = tokenizer.batch_decode(
             out[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True

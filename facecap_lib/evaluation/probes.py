@@ -9,8 +9,8 @@ Features come from two places of any checkpoint (:func:`features`):
 
 They are cached on disk (:class:`FeatureCache`) under a key of the checkpoint's weights file and
 the images, so chapters and reruns extract them once. A :func:`linear_probe` is one fully connected
-layer on frozen, standardised features (binary cross-entropy for AUs, cross-entropy for emotions),
-trained full-batch with L-BFGS: deterministic and free of learning-rate tuning.
+layer on frozen, standardised features (a logistic regression per AU, a multinomial one for
+emotions), fitted with L-BFGS: deterministic and free of learning-rate tuning.
 :func:`fine_tune` trains the encoder and the layer end to end. Scores:
 
 - AU detection (:func:`au_detection`): F1 x100 per AU and their mean, ROC-AUC and accuracy. F1
@@ -112,70 +112,59 @@ class FeatureCache:
 
 @dataclass
 class Probe:
-    """A fitted linear layer with the feature standardisation it was trained with."""
+    """A fitted linear layer (one logistic regression per AU, or one multinomial regression)
+    with the feature standardisation it was trained with."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
-    layer: torch.nn.Linear
+    mean: np.ndarray
+    std: np.ndarray
+    heads: (
+        list  # multilabel: a fitted model or a constant probability per AU; multiclass: one model
+    )
     task: str
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Probabilities: per AU (multi-label) or per class (multi-class)."""
-        with torch.no_grad():
-            logits = self.layer((torch.as_tensor(x, dtype=torch.float32) - self.mean) / self.std)
-            return (
-                torch.sigmoid(logits) if self.task == "multilabel" else logits.softmax(-1)
-            ).numpy()
+        z = (np.asarray(x, dtype=float) - self.mean) / self.std
+        if self.task == "multiclass":
+            return self.heads[0].predict_proba(z)
+        return np.stack(
+            [
+                h.predict_proba(z)[:, 1] if hasattr(h, "predict_proba") else np.full(len(z), h)
+                for h in self.heads
+            ],
+            axis=1,
+        )
 
 
 def linear_probe(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    task: str = "multilabel",
-    l2: float = 1e-3,
-    iterations: int = 200,
+    x: np.ndarray, y: np.ndarray, *, task: str = "multilabel", C: float = 1.0
 ) -> Probe:
-    """One linear layer on frozen features. ``task="multilabel"``: ``y`` is (n, k) of 0/1 (NaN
-    = not labelled, left out of the loss); ``"multiclass"``: ``y`` is (n,) of class indices."""
+    """One linear layer on frozen, standardised features, fitted by L-BFGS (scikit-learn's
+    logistic regression, L2 strength ``1/C``). ``task="multilabel"``: ``y`` is (n, k) of 0/1, NaN
+    = not labelled (left out of that AU's fit), an AU with one class seen predicts its training
+    rate; ``"multiclass"``: ``y`` is (n,) of class indices."""
+    from sklearn.linear_model import LogisticRegression
+
     if task not in ("multilabel", "multiclass"):
         raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    x = np.asarray(x, dtype=float)
     if x.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"features {tuple(x.shape)} do not match {len(y)} labels")
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        raise ValueError(f"features {x.shape} do not match {len(y)} labels")
+    mean, std = x.mean(0), np.maximum(x.std(0), 1e-6)
     z = (x - mean) / std
-    torch.manual_seed(0)
-    if task == "multilabel":
-        target = torch.as_tensor(np.asarray(y, dtype=np.float32))
-        known = ~torch.isnan(target)
-        target = torch.nan_to_num(target)
-        layer = torch.nn.Linear(z.shape[1], target.shape[1])
-    else:
-        target = torch.as_tensor(np.asarray(y), dtype=torch.long)
-        layer = torch.nn.Linear(z.shape[1], int(target.max()) + 1)
-    torch.nn.init.zeros_(layer.weight)
-    torch.nn.init.zeros_(layer.bias)
-    optimizer = torch.optim.LBFGS(
-        layer.parameters(), max_iter=iterations, line_search_fn="strong_wolfe"
-    )
-
-    def closure():
-        optimizer.zero_grad()
-        logits = layer(z)
-        if task == "multilabel":
-            each = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, target, reduction="none"
-            )
-            loss = (each * known).sum() / known.sum().clamp_min(1)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, target)
-        loss = loss + l2 * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return Probe(mean, std, layer, task)
+    if task == "multiclass":
+        model = LogisticRegression(C=C, max_iter=1000).fit(z, np.asarray(y))
+        return Probe(mean, std, [model], task)
+    y = np.asarray(y, dtype=float)
+    heads = []
+    for k in range(y.shape[1]):
+        known = ~np.isnan(y[:, k])
+        labels = y[known, k]
+        if len(np.unique(labels)) < 2:
+            heads.append(float(labels.mean()) if len(labels) else 0.0)
+            continue
+        heads.append(LogisticRegression(C=C, max_iter=1000).fit(z[known], labels))
+    return Probe(mean, std, heads, task)
 
 
 def fine_tune(

@@ -246,3 +246,26 @@ def new_faces(n: int, seed: int = 0):
         scene = Scene.sample(rng, occluder_rate=0.0)
         specs.append(FaceSpec(action.intensities, 5_000_000 + i, scene, action.sides))
     return specs
+
+
+def fine_tune_table(
+    recipe, models: Mapping[str, Path], train: pd.DataFrame, test: pd.DataFrame, *, steps: int
+) -> pd.DataFrame:
+    """The paper's second strategy: each model's image encoder and a linear layer trained end to
+    end on AU detection (``steps`` AdamW steps on the train faces with AU labels), then scored
+    on the test faces like :func:`probe_tables`."""
+    from facecap_lib.inference import load_captioner
+
+    train = train[train[AU_NAMES].notna().any(axis=1)]
+    test = test[test[AU_NAMES].notna().any(axis=1)]
+    results = {}
+    for title, folder in models.items():
+        model, _ = load_captioner(folder, recipe.device)
+        score = probes.fine_tune(
+            model, _files(train), train[AU_NAMES].to_numpy(float), steps=steps, progress=False
+        )
+        y_test = test[AU_NAMES].to_numpy(float)
+        results[f"{title} encoder, fine-tuned"] = probes.au_detection(
+            y_test, score(_files(test)), AU_NAMES
+        )
+    return probes.probe_table(results)

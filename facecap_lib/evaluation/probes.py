@@ -1,7 +1,7 @@
 """What the captioners' image features know: linear probes and fine-tuning (paper Sec. 4.3,
 Table 3; supplementary Tables 2-8).
 
-Features come from two places of any checkpoint (:func:`features`):
+Features come from two places of any checkpoint (:func:`extract`):
 
 - ``encoder``: the image encoder's output, the post-norm CLS token (``pooler_output``);
 - ``qformer``: the Q-Former's query outputs, averaged over the queries (what the language model

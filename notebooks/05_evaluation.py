@@ -50,11 +50,11 @@ from facecap_lib.training import stages
 # %% tags=["parameters"]
 SMOKE = False  # chapter 4's smoke models and a few faces
 PRESET = "auto"  # as in chapter 4: "auto" is small on a GPU, tiny on a CPU
-N_EVAL = 300  # held-out faces with AU labels for the caption metrics and faithfulness
-N_RATE = 505  # faces in the human-evaluation sheet (the paper's 505)
-N_PROBE_TRAIN = 1500  # faces the probes are trained on (train split)
-N_PROBE_TEST = 600  # faces the probes are scored on (test split, new subjects)
-FINE_TUNE_STEPS = 300  # end-to-end fine-tuning steps per encoder (section 5)
+N_EVAL = 150  # held-out faces with AU labels for the caption metrics and faithfulness
+N_RATE = 150  # faces rated by strategy and in the sheet (the kit defaults to the paper's 505)
+N_PROBE_TRAIN = 1200  # faces the probes are trained on (train split)
+N_PROBE_TEST = 400  # faces the probes are scored on (test split, new subjects)
+FINE_TUNE_STEPS = 200  # end-to-end fine-tuning steps per encoder (section 5)
 BEAMS = 5  # the paper's beam size
 
 # %%

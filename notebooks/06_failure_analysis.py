@@ -52,9 +52,9 @@ from facecap_lib.training import stages
 # %% tags=["parameters"]
 SMOKE = False  # chapter 4's smoke models and a few faces
 PRESET = "auto"  # as in chapter 4
-N_EVAL = 300  # held-out faces (the same draw as chapter 5, so its captions are reused)
-N_OCCLUDED = 60  # new faces rendered with and without each occluder
-N_MAPS = 3  # faces probed with a sliding grey square
+N_EVAL = 150  # held-out faces (the same draw as chapter 5, so its captions are reused)
+N_OCCLUDED = 40  # new faces rendered with and without each occluder
+N_MAPS = 2  # faces probed with a sliding grey square
 GRID = 4  # the square is 1/GRID of the image side
 N_WORST = 6  # worst captions shown
 BEAMS = 5

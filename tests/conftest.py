@@ -46,3 +46,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow: set RUN_SLOW=1"))
     # The book renders the notebooks the notebook tests executed: build it last.
     items.sort(key=lambda item: "book" in item.keywords)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny captioner with random weights saved as the trainer saves one (``.../au-blip``)."""
+    import torch
+
+    from facecap_lib.captions.rules import au_caption
+    from facecap_lib.models.presets import build_model, preset
+    from facecap_lib.models.tokenizer import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("captioner") / "au-blip"
+    captions = [au_caption({6, 12}), au_caption({1, 2})] * 3
+    tokenizer = train_tokenizer(captions, vocab_size=300, min_frequency=1)
+    torch.manual_seed(0)
+    build_model(preset("tiny"), tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -4,28 +4,17 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from facecap_lib.captions.rules import au_caption
 from facecap_lib.cli import main
 from facecap_lib.data.synth.identity import Identity
 from facecap_lib.data.synth.render import Renderer
 from facecap_lib.inference import crop_face, describe, detect_face
-from facecap_lib.models.presets import build_model, preset
-from facecap_lib.models.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("captioner")
-    tokenizer = train_tokenizer(
-        [au_caption({6, 12}), au_caption({1, 2})] * 3, vocab_size=300, min_frequency=1
-    )
-    torch.manual_seed(0)
-    build_model(preset("tiny"), tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ from facecap_lib.evaluation.probes import (
     linear_probe,
     probe_table,
 )
-from facecap_lib.models.presets import build_model, preset
-from facecap_lib.models.tokenizer import train_tokenizer
 
 RNG = np.random.default_rng(0)
 
@@ -64,16 +62,6 @@ def test_probe_table_shape():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt") / "au-blip"
-    tokenizer = train_tokenizer(["the brows are raised"] * 3, vocab_size=300, min_frequency=1)
-    torch.manual_seed(0)
-    build_model(preset("tiny"), tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     paths = []
@@ -84,10 +72,10 @@ def images(tmp_path_factory):
     return paths
 
 
-def test_features_are_extracted_once_and_cached(checkpoint, images, tmp_path, monkeypatch):
+def test_features_are_extracted_once_and_cached(tiny_checkpoint, images, tmp_path, monkeypatch):
     cache = FeatureCache(tmp_path)
-    encoder = cache.features(checkpoint, images, "encoder")
-    qformer = cache.features(checkpoint, images, "qformer")
+    encoder = cache.features(tiny_checkpoint, images, "encoder")
+    qformer = cache.features(tiny_checkpoint, images, "qformer")
     assert encoder.shape == (6, 128) and qformer.shape == (6, 128)
     assert not np.allclose(encoder[0], encoder[1])  # different images, different features
 
@@ -95,16 +83,16 @@ def test_features_are_extracted_once_and_cached(checkpoint, images, tmp_path, mo
         raise AssertionError("extracted again")
 
     monkeypatch.setattr(probes, "extract", no_extraction)
-    assert np.array_equal(cache.features(checkpoint, images, "encoder"), encoder)
+    assert np.array_equal(cache.features(tiny_checkpoint, images, "encoder"), encoder)
     assert not list(tmp_path.glob("*.tmp.npy"))
     with pytest.raises(ValueError, match="feature source"):
         extract(None, images, "lm")
 
 
-def test_fine_tune_trains_the_encoder_end_to_end(checkpoint, images):
+def test_fine_tune_trains_the_encoder_end_to_end(tiny_checkpoint, images):
     from facecap_lib.inference import load_captioner
 
-    model, _ = load_captioner(checkpoint, "cpu")
+    model, _ = load_captioner(tiny_checkpoint, "cpu")
     before = model.vision_model.encoder.layers[0].mlp.fc1.weight.clone()
     y = np.array([[1, 0], [0, 1]] * 3, dtype=float)
     score = fine_tune(model, images, y, steps=80, batch_size=6, lr=1e-3, progress=False)

@@ -70,55 +70,46 @@ def _max_per_image(scores, owner: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def bleu4(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
-    """Sentence BLEU-4 per image (pycocoevalcap, "closest" reference length), max over references."""
-    from pycocoevalcap.bleu.bleu import Bleu
-
+def _scored(candidates, references, score) -> np.ndarray:
+    """Per-image maximum of ``score(gts, res)`` (per-pair scores) over single references."""
     _check(candidates, references)
     gts, res, owner = _pairs(candidates, references)
     if not gts:
         return np.zeros(len(candidates))
-    _, per_item = Bleu(4).compute_score(gts, res, verbose=0)
-    return _max_per_image(per_item[3], owner, len(candidates))
+    return _max_per_image(score(gts, res), owner, len(candidates))
+
+
+def bleu4(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """Sentence BLEU-4 per image (pycocoevalcap, "closest" reference length), max over references."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    return _scored(
+        candidates, references, lambda g, r: Bleu(4).compute_score(g, r, verbose=0)[1][3]
+    )
 
 
 def rouge_l(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """ROUGE-L F-measure (beta 1.2, pycocoevalcap) per image, max over references."""
     from pycocoevalcap.rouge.rouge import Rouge
 
-    _check(candidates, references)
-    gts, res, owner = _pairs(candidates, references)
-    if not gts:
-        return np.zeros(len(candidates))
-    _, per_item = Rouge().compute_score(gts, res)
-    return _max_per_image(per_item, owner, len(candidates))
+    return _scored(candidates, references, lambda g, r: Rouge().compute_score(g, r)[1])
 
 
 def cider(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """CIDEr-D (pycocoevalcap, x10 scale) per image, max over references."""
     from pycocoevalcap.cider.cider import Cider
 
-    _check(candidates, references)
-    gts, res, owner = _pairs(candidates, references)
-    if not gts:
-        return np.zeros(len(candidates))
-    _, per_item = Cider().compute_score(gts, res)
-    return _max_per_image(per_item, owner, len(candidates))
+    return _scored(candidates, references, lambda g, r: Cider().compute_score(g, r)[1])
 
 
 def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """METEOR 1.5 (pycocoevalcap's jar, English, normalised) per image, max over references."""
-    _check(candidates, references)
-    gts, res, owner = _pairs(candidates, references)
-    if not gts:
-        return np.zeros(len(candidates))
     if shutil.which("java") is None:
         raise RuntimeError(
             "METEOR needs a Java runtime on PATH (Debian: apt install default-jre-headless; "
             "conda: openjdk); `make test` and `make book` install one"
         )
-    _, per_item = _meteor_scorer().compute_score(gts, res)
-    return _max_per_image(per_item, owner, len(candidates))
+    return _scored(candidates, references, lambda g, r: _meteor_scorer().compute_score(g, r)[1])
 
 
 @functools.lru_cache(maxsize=1)

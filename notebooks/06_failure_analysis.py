@@ -23,6 +23,7 @@
 # 2. Occlusion: the same faces with sunglasses, a mask or a hand, and a sliding grey square
 # 3. Wrong inference: the emotions the captions name against the labels
 # 4. The worst captions, beside their faces
+# 5. Which of the paper's failure modes appear here, with the numbers
 #
 # ## Prerequisites
 #
@@ -174,6 +175,15 @@ notes = [
 ]
 fig = viz.contact_sheet(pictures, notes, columns=min(3, len(pictures)), size=2.6)
 plt.show()
+
+# %% [markdown]
+# ## 5. The paper's failure modes on SynthFACS
+#
+# Supplementary Fig. 2 shows each failure with an example; here each is measured (the evidence
+# is computed from the tables above):
+
+# %%
+report.failure_findings(repeats, recall, confusion)
 
 # %% [markdown]
 # ## Summary

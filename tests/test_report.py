@@ -30,3 +30,30 @@ def test_findings_reproduce_when_the_numbers_say_so():
 def test_findings_do_not_reproduce_when_they_do_not():
     verdicts = findings(*tables(au_meteor=0.05, trained_f1=30.0, qformer_f1=20.0, exp_votes=20.0))
     assert not verdicts["reproduces"].any()
+
+
+def test_failure_findings_by_hand():
+    from facecap_lib.evaluation.report import failure_findings
+
+    repeats = pd.DataFrame(
+        {"repeated sentence %": [80.0, 10.0, 30.0]}, index=["untrained", "AU-BLIP", "Exp-BLIP"]
+    )
+    recall = pd.DataFrame(
+        {
+            "occluder": ["mask", "mask", "hand"],
+            "au": ["AU12", "AU25", "AU1"],
+            "drop": [0.5, 0.3, 0.0],
+        }
+    )
+    confusion = pd.DataFrame(
+        [[8, 2, 0], [1, 5, 4]],
+        index=["happiness", "contempt"],
+        columns=["happiness", "contempt", "none"],
+    )
+    table = failure_findings(repeats, recall, confusion)
+    assert table["seen here"].all()
+    evidence = table["evidence"].tolist()
+    assert "mean recall drop 0.27" in evidence[0] and "mask 0.40" in evidence[0]
+    assert "15% of labelled faces" in evidence[1]  # (2 + 1) of 20; "none" is not a wrong emotion
+    assert "happiness described as contempt" in evidence[1]
+    assert evidence[2].startswith("20.0%") and "untrained: 80.0%" in evidence[2]

@@ -269,3 +269,49 @@ def fine_tune_table(
             y_test, score(_files(test)), AU_NAMES
         )
     return probes.probe_table(results)
+
+
+def failure_findings(
+    repeats: pd.DataFrame,
+    recall: pd.DataFrame,
+    confusion: pd.DataFrame,
+    captioner: str = "Exp-BLIP",
+) -> pd.DataFrame:
+    """The paper's three failure modes (supplementary Fig. 2), each measured here: occlusion
+    costs AU mentions (mean drop in recall over occluders and AUs), emotions are inferred wrongly
+    (share of emotion-labelled faces whose caption names another emotion, and the most frequent
+    confusion), and captions repeat themselves (repetition rate of the trained captioners)."""
+    drop = recall["drop"].mean()
+    worst = recall.groupby("occluder")["drop"].mean()
+    wrong_cells = confusion.copy()
+    for label in wrong_cells.index:
+        if label in wrong_cells.columns:
+            wrong_cells.loc[label, label] = 0
+    if "none" in wrong_cells.columns:
+        wrong_cells = wrong_cells.drop(columns="none")
+    wrong = wrong_cells.to_numpy().sum() / max(1, confusion.to_numpy().sum())
+    top = wrong_cells.stack().idxmax() if wrong_cells.to_numpy().sum() else ("-", "-")
+    trained = repeats.drop(index="untrained", errors="ignore")
+    rate = trained["repeated sentence %"].mean()
+    return pd.DataFrame(
+        [
+            {
+                "failure": "occlusion of large face areas leads to wrong descriptions",
+                "evidence": f"mean recall drop {drop:.2f}; by occluder "
+                + ", ".join(f"{k} {v:.2f}" for k, v in worst.items()),
+                "seen here": bool(drop > 0),
+            },
+            {
+                "failure": "wrong inference of the emotion",
+                "evidence": f"{captioner} names another emotion for {wrong:.0%} of labelled faces; "
+                f"most frequent: {top[0]} described as {top[1]}",
+                "seen here": bool(wrong > 0),
+            },
+            {
+                "failure": "duplicate outputs (repeated sentences)",
+                "evidence": f"{rate:.1f}% of trained captioners' captions repeat a sentence "
+                f"(untrained: {repeats['repeated sentence %'].get('untrained', float('nan')):.1f}%)",
+                "seen here": bool(rate > 0),
+            },
+        ]
+    ).set_index("failure")

@@ -175,7 +175,7 @@ def fine_tune(
     task: str = "multilabel",
     steps: int = 300,
     batch_size: int = 32,
-    lr: float = 1e-4,
+    lr: float = 5e-4,
     seed: int = 0,
     progress: bool = True,
 ):
@@ -195,6 +195,12 @@ def fine_tune(
         out = int(target.max()) + 1
     torch.manual_seed(seed)
     head = torch.nn.Linear(vision.config.hidden_size, out)
+    with torch.no_grad():  # start at the label frequencies, or the features collapse at once
+        if task == "multilabel":
+            rate = torch.nan_to_num(torch.nanmean(target, 0), nan=0.5).clamp(0.01, 0.99)
+        else:
+            rate = torch.bincount(target, minlength=out).float().div(len(target)).clamp_min(0.01)
+        head.bias.copy_(torch.log(rate / (1 - rate)) if task == "multilabel" else rate.log())
     parameters = list(vision.parameters()) + list(head.parameters())
     for p in vision.parameters():
         p.requires_grad_(True)

@@ -54,6 +54,8 @@ def test_failure_findings_by_hand():
     assert table["seen here"].all()
     evidence = table["evidence"].tolist()
     assert "mean recall drop 0.27" in evidence[0] and "mask 0.40" in evidence[0]
-    assert "15% of labelled faces" in evidence[1]  # (2 + 1) of 20; "none" is not a wrong emotion
+    assert (
+        "other than the label for 15% of labelled faces" in evidence[1]
+    )  # (2 + 1) of 20; "none" is not a wrong emotion
     assert "happiness described as contempt" in evidence[1]
     assert evidence[2].startswith("20.0%") and "untrained: 80.0%" in evidence[2]

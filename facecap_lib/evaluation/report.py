@@ -303,7 +303,7 @@ def failure_findings(
             },
             {
                 "failure": "wrong inference of the emotion",
-                "evidence": f"{captioner} names another emotion for {wrong:.0%} of labelled faces; "
+                "evidence": f"{captioner} names emotions other than the label for {wrong:.0%} of labelled faces; "
                 f"most frequent: {top[0]} described as {top[1]}",
                 "seen here": bool(wrong > 0),
             },

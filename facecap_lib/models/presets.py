@@ -43,6 +43,10 @@ class QFormerShape:
     queries: int
     cross_attention_frequency: int = 2  # BLIP-2: cross-attention in every other block
     embed_dim: int = 256  # BLIP-2: the ITC embedding (stage 1)
+    # BERT's 0.1 suits BLIP-2's Q-Former, initialised from BERT-base. From scratch, the image
+    # signal in its hidden states starts far smaller than dropout's noise: with 0.1, ITC never
+    # leaves log(batch) even on 32 solid colours, and captioners learn to ignore the image.
+    dropout: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ PRESETS: dict[str, Preset] = {
         VisionShape(
             image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256, stem=(32, 64, 128)
         ),
-        QFormerShape(hidden=128, layers=2, heads=4, intermediate=256, queries=8, embed_dim=64),
+        QFormerShape(
+            hidden=128, layers=2, heads=4, intermediate=256, queries=8, embed_dim=64, dropout=0.0
+        ),
         LMShape(hidden=128, layers=2, heads=4, ffn=256, max_positions=256),
     ),
     "small": Preset(
@@ -84,7 +90,7 @@ PRESETS: dict[str, Preset] = {
             mlp=1536,
             stem=(32, 64, 128, 256),
         ),
-        QFormerShape(hidden=384, layers=6, heads=6, intermediate=1536, queries=32),
+        QFormerShape(hidden=384, layers=6, heads=6, intermediate=1536, queries=32, dropout=0.0),
         LMShape(hidden=768, layers=12, heads=12, ffn=3072, max_positions=512),
     ),
     "vitb-opt2.7b": Preset(
@@ -148,6 +154,8 @@ def blip2_config(
         intermediate_size=q.intermediate,
         cross_attention_frequency=q.cross_attention_frequency,
         encoder_hidden_size=v.hidden,
+        hidden_dropout_prob=q.dropout,
+        attention_probs_dropout_prob=q.dropout,
         vocab_size=vocab_size,
         pad_token_id=pad_token_id,
     )

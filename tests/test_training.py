@@ -8,7 +8,14 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import Pair, batch_indices, train_captioner
+from facecap_lib.data.images import to_tensor
+from facecap_lib.training.loop import (
+    ImagePrefetch,
+    Pair,
+    batch_indices,
+    load_images,
+    train_captioner,
+)
 from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
 
 AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {12, 25}, {9, 10}]
@@ -64,6 +71,18 @@ def test_data_order_depends_only_on_the_step():
     first = [batch_indices(10, s, 0, config).tolist() for s in range(6)]
     assert first == [batch_indices(10, s, 0, config).tolist() for s in range(6)]
     assert sorted(sum(first[:5], [])[:10]) == list(range(10))  # an epoch sees every example once
+
+
+def test_prefetched_batches_are_those_of_a_serial_loop(pairs):
+    config = TrainConfig(batch_size=4, grad_accumulation=2, max_steps=3, seed=1)
+    with ImagePrefetch(pairs, config, 32, threads=3) as prefetch:
+        order = [(0, 0), (0, 1), (1, 0), (2, 1), (2, 0), (1, 1)]  # in order, then out of order
+        got = {key: prefetch.pixels(*key) for key in order}
+    for (step, micro), (indices, pixels) in got.items():
+        expected = batch_indices(len(pairs), step, micro, config)
+        assert indices.tolist() == expected.tolist()
+        serial = to_tensor(load_images(pairs, expected, config, step), 32)
+        assert torch.equal(pixels, serial), (step, micro)
 
 
 def test_resume_after_a_crash_is_exact(pairs, tmp_path):

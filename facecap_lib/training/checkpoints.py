@@ -53,6 +53,7 @@ def save_checkpoint(
             "optimizer": optimizer_state,
             "history": history,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": asdict(config),
         },
         tmp / STATE_FILE,
@@ -66,5 +67,14 @@ def save_checkpoint(
 
 
 def load_state(folder: Path) -> dict:
-    """The trainer state of a checkpoint (step, optimizer, history, RNG, settings)."""
-    return torch.load(folder / STATE_FILE, weights_only=False)
+    """The trainer state of a checkpoint (step, optimizer, history, RNG, settings), on the CPU
+    whichever device wrote it (the optimizer moves its state to the parameters when loaded)."""
+    return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def restore_rng(state: dict) -> None:
+    """The random state a checkpoint saved: the CPU's, and the GPUs' when both runs have them
+    (dropout on a GPU draws from the GPU's generator)."""
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -10,16 +10,20 @@ never interrupted.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from transformers import Blip2ForConditionalGeneration
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
@@ -36,6 +40,7 @@ from facecap_lib.training.checkpoints import (
     finished,
     latest_checkpoint,
     load_state,
+    restore_rng,
     save_checkpoint,
 )
 from facecap_lib.training.config import TrainConfig
@@ -58,21 +63,74 @@ def batch_indices(n: int, step: int, micro: int, config: TrainConfig) -> np.ndar
     out = []
     for position in range(start, start + config.batch_size):
         epoch, offset = divmod(position, n)
-        order = np.random.default_rng([config.seed, epoch]).permutation(n)
-        out.append(order[offset])
+        out.append(_epoch_order(config.seed, epoch, n)[offset])
     return np.array(out)
 
 
-def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int) -> list:
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    order.flags.writeable = False  # shared by every call of this epoch
+    return order
+
+
+def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int, pool=None) -> list:
     """The images of a batch, augmented with a seed of (run seed, step, example): the same
-    crops and flips after a resume."""
-    images = []
-    for i in indices:
+    crops and flips after a resume, whichever thread of ``pool`` (if given) decodes them."""
+
+    def one(i) -> Image.Image:
         image = load_rgb(pairs[i].image)
         if config.augment:
             image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
-        images.append(image)
-    return images
+        return image
+
+    return list(pool.map(one, indices)) if pool is not None else [one(i) for i in indices]
+
+
+class ImagePrefetch:
+    """The pixels of the next micro-batch, decoded in background threads while this one trains.
+
+    Decoding, augmenting and resizing a batch of images costs more than a small model's step on
+    a GPU. Here ``pixels(step, micro)`` returns the batch's indices and pixel tensor and starts
+    the following micro-batch at once; images decode on a few threads (PIL releases the GIL).
+    Tokenizing stays in the caller's thread: a fast tokenizer must not be shared across threads.
+    The batches are exactly those of a serial loop (same indices, same augmentation seeds).
+    """
+
+    def __init__(self, pairs, config: TrainConfig, image_size: int, threads: int | None = None):
+        self.pairs, self.config, self.size = pairs, config, image_size
+        threads = threads or min(8, os.cpu_count() or 1)
+        self.decoders = ThreadPoolExecutor(threads, thread_name_prefix="facecap-decode")
+        self.ahead = ThreadPoolExecutor(1, thread_name_prefix="facecap-prefetch")
+        self.pending: dict[tuple[int, int], Future] = {}
+
+    def _build(self, step: int, micro: int) -> tuple[np.ndarray, torch.Tensor]:
+        indices = distributed.shard(batch_indices(len(self.pairs), step, micro, self.config))
+        images = load_images(self.pairs, indices, self.config, step, self.decoders)
+        return indices, to_tensor(images, self.size)
+
+    def pixels(self, step: int, micro: int) -> tuple[np.ndarray, torch.Tensor]:
+        future = self.pending.pop((step, micro), None)
+        for key in list(self.pending):  # a resume or skip leaves stale work: drop it
+            self.pending.pop(key).cancel()
+        upcoming = (step, micro + 1)
+        if micro + 1 >= self.config.grad_accumulation:
+            upcoming = (step + 1, 0)
+        if upcoming[0] < self.config.max_steps:
+            self.pending[upcoming] = self.ahead.submit(self._build, *upcoming)
+        return future.result() if future is not None else self._build(step, micro)
+
+    def close(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.ahead.shutdown(wait=True)
+        self.decoders.shutdown(wait=True)
+
+    def __enter__(self) -> ImagePrefetch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def train_mode(model, config: TrainConfig) -> None:
@@ -100,12 +158,15 @@ def make_batch(
     queries: int,
     config: TrainConfig,
     step: int,
+    pixel_values: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    images = load_images(pairs, indices, config, step)
+    """A training batch; ``pixel_values`` when an :class:`ImagePrefetch` already made them."""
     batch = encode_captions(
         tokenizer, [pairs[i].caption for i in indices], queries, config.max_caption_tokens
     )
-    batch["pixel_values"] = to_tensor(images, image_size)
+    if pixel_values is None:
+        pixel_values = to_tensor(load_images(pairs, indices, config, step), image_size)
+    batch["pixel_values"] = pixel_values
     return batch
 
 
@@ -198,7 +259,7 @@ def train_captioner(
         state = load_state(resume)
         distributed.load_optimizer(model, optimizer, state["optimizer"])
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state)
         if log and distributed.is_main():
             log(f"resumed from {resume.name} (step {step})")
     started = step
@@ -223,46 +284,43 @@ def train_captioner(
 
     train_mode(model, config)
     clock = time.perf_counter()
-    while step < config.max_steps:
-        lr = cosine_with_warmup(
-            step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
-        total = 0.0
-        for micro in range(config.grad_accumulation):
-            indices = distributed.shard(batch_indices(len(pairs), step, micro, config))
-            batch = {
-                k: v.to(device_)
-                for k, v in make_batch(
-                    pairs, indices, tokenizer, size, queries, config, step
-                ).items()
-            }
-            with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
-                loss = wrapped(**batch).loss / config.grad_accumulation
-                loss.backward()
-            total += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        history.append({"step": step, "loss": distributed.mean(total), "lr": lr})
-        main = distributed.is_main()
-        if log and main and (step % config.log_every == 0 or step == config.max_steps):
-            rate = (step - started) / (time.perf_counter() - clock)
-            log(
-                f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} lr {lr:.2e} "
-                f"({rate:.2f} steps/s)"
+    with ImagePrefetch(pairs, config, size) as prefetch:
+        while step < config.max_steps:
+            lr = cosine_with_warmup(
+                step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
             )
-        if evaluate is not None and step % config.eval_every == 0:
-            model.eval()  # every rank evaluates: a sharded model needs all of them
-            history[-1].update(evaluate(model, tokenizer, step))
-            train_mode(model, config)
-        if step % config.save_every == 0 and step < config.max_steps:
-            save(f"checkpoint-{step}")
-        distributed.barrier()
-        if stop_after is not None and step - started >= stop_after:
-            return TrainResult(model, tokenizer, history, out_dir, started)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_scale"]
+            total = 0.0
+            for micro in range(config.grad_accumulation):
+                indices, pixels = prefetch.pixels(step, micro)
+                batch = make_batch(pairs, indices, tokenizer, size, queries, config, step, pixels)
+                batch = {k: v.to(device_, non_blocking=True) for k, v in batch.items()}
+                with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
+                    loss = wrapped(**batch).loss / config.grad_accumulation
+                    loss.backward()
+                total += loss.item()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            history.append({"step": step, "loss": distributed.mean(total), "lr": lr})
+            main = distributed.is_main()
+            if log and main and (step % config.log_every == 0 or step == config.max_steps):
+                rate = (step - started) / (time.perf_counter() - clock)
+                log(
+                    f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} lr {lr:.2e} "
+                    f"({rate:.2f} steps/s)"
+                )
+            if evaluate is not None and step % config.eval_every == 0:
+                model.eval()  # every rank evaluates: a sharded model needs all of them
+                history[-1].update(evaluate(model, tokenizer, step))
+                train_mode(model, config)
+            if step % config.save_every == 0 and step < config.max_steps:
+                save(f"checkpoint-{step}")
+            distributed.barrier()
+            if stop_after is not None and step - started >= stop_after:
+                return TrainResult(model, tokenizer, history, out_dir, started)
     final = save("final")
     if distributed.is_main():
         (final / "history.json").write_text(json.dumps(history))

@@ -11,6 +11,7 @@ Both use AdamW with the warm-up and cosine schedule of :mod:`.schedule`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from PIL import Image
 from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
+from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
@@ -38,11 +40,14 @@ def pretrain_language_model(
     batch_size: int = 32,
     lr: float = 2e-3,
     seed: int = 0,
+    device: str | torch.device | None = None,
     log=None,
 ) -> OPTForCausalLM:
-    """Train the preset's OPT from scratch on ``texts`` (next-token prediction); returns it."""
+    """Train the preset's OPT from scratch on ``texts`` (next-token prediction) on ``device``
+    (default: a GPU if there is one; bf16 autocast there); returns it on the CPU."""
     torch.manual_seed(seed)
-    model = OPTForCausalLM(language_model_config(spec, tokenizer))
+    device_ = resolve_device(device or "auto")
+    model = OPTForCausalLM(language_model_config(spec, tokenizer)).to(device_)
     rng = np.random.default_rng(seed)
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:126] for t in texts]
     bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -53,18 +58,27 @@ def pretrain_language_model(
         ids = torch.full((len(rows), max(map(len, rows))), pad)
         for r, row in enumerate(rows):
             ids[r, : len(row)] = torch.tensor(row)
+        ids = ids.to(device_)
         mask = (ids != pad).long()
         _set_lr(optimizer, step, steps, lr, warmup=20)
-        loss = model(
-            input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
-        ).loss
+        with _autocast(device_):
+            loss = model(
+                input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
+            ).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if log and (step + 1) % 50 == 0:
             log(f"language model step {step + 1}/{steps} loss {loss.item():.3f}")
-    return model.eval()
+    return model.cpu().eval()
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on a GPU, nothing on a CPU (as the stage-2 loop)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def _image(item) -> Image.Image:
@@ -79,11 +93,14 @@ def pretrain_mae(
     batch_size: int = 64,
     lr: float = 1.5e-4,
     seed: int = 0,
+    device: str | torch.device | None = None,
     log=None,
 ) -> ViTMAEForPreTraining:
-    """Masked-autoencoder pre-training of the preset's encoder on face images (files or PIL)."""
+    """Masked-autoencoder pre-training of the preset's encoder on face images (files or PIL), on
+    ``device`` (default: a GPU if there is one); returns it on the CPU."""
     torch.manual_seed(seed)
-    model = build_mae(spec)
+    device_ = resolve_device(device or "auto")
+    model = build_mae(spec).to(device_)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     model.train()
@@ -94,10 +111,11 @@ def pretrain_mae(
             for j, i in enumerate(chosen)
         ]
         _set_lr(optimizer, step, steps, lr, warmup=max(1, steps // 20))
-        loss = model(pixel_values=to_tensor(faces, spec.vision.image_size)).loss
+        with _autocast(device_):
+            loss = model(pixel_values=to_tensor(faces, spec.vision.image_size).to(device_)).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if log and (step + 1) % 50 == 0:
             log(f"MAE step {step + 1}/{steps} loss {loss.item():.4f}")
-    return model.eval()
+    return model.cpu().eval()

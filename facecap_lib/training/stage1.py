@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
-from facecap_lib.data.images import to_tensor
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.presets import blip2_config, init_query_tokens, preset, tokenizer_ids
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
@@ -47,10 +46,11 @@ from facecap_lib.training.checkpoints import (
     finished,
     latest_checkpoint,
     load_state,
+    restore_rng,
     save_checkpoint,
 )
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import Pair, autocast_for, batch_indices, load_images, train_mode
+from facecap_lib.training.loop import ImagePrefetch, Pair, autocast_for, train_mode
 from facecap_lib.training.schedule import cosine_with_warmup
 
 HEADS_FILE = "stage1_heads.pt"
@@ -101,7 +101,9 @@ class QFormerPretrainer(nn.Module):
     def load(cls, folder: str | Path) -> QFormerPretrainer:
         folder = Path(folder)
         model = cls(from_pretrained(Blip2ForImageTextRetrieval, folder))
-        model.load_state_dict(torch.load(folder / HEADS_FILE, weights_only=True), strict=False)
+        model.load_state_dict(
+            torch.load(folder / HEADS_FILE, map_location="cpu", weights_only=True), strict=False
+        )
         return model
 
 
@@ -172,8 +174,11 @@ def itc_loss(
         the loss, ``sim_i2t`` (local images against all texts, ``[B, N]``; the best query) and
         ``sim_t2i`` (local texts against all images, ``[B, N]``).
     """
-    sim_i2t = torch.einsum("bqd,nd->bnq", image_feats, all_text_feats).amax(-1) / temp
-    sim_t2i = torch.einsum("bd,nqd->bnq", text_feats, all_image_feats).amax(-1) / temp
+    with torch.autocast(image_feats.device.type, enabled=False):  # similarities in fp32
+        image_feats, text_feats = image_feats.float(), text_feats.float()
+        all_image_feats, all_text_feats = all_image_feats.float(), all_text_feats.float()
+        sim_i2t = torch.einsum("bqd,nd->bnq", image_feats, all_text_feats).amax(-1) / temp.float()
+        sim_t2i = torch.einsum("bd,nqd->bnq", text_feats, all_image_feats).amax(-1) / temp.float()
     targets = same.float() / same.float().sum(1, keepdim=True)
     loss = (
         F.cross_entropy(sim_i2t, targets, label_smoothing=LABEL_SMOOTHING)
@@ -407,7 +412,7 @@ def train_qformer(
         state = load_state(resume)
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state)
         if log:
             log(f"resumed from {resume.name} (step {step})")
     wrapped = distributed.wrap(model, device_)
@@ -421,63 +426,65 @@ def train_qformer(
         model.save(folder)
         tokenizer.save_pretrained(folder)
 
-    while step < config.max_steps:
-        lr = cosine_with_warmup(
-            step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        totals = {"itc": 0.0, "itm": 0.0, "itg": 0.0}
-        for micro in range(config.grad_accumulation):
-            indices = distributed.shard(batch_indices(len(pairs), step, micro, config))
-            images = load_images(pairs, indices, config, step)
-            captions = [pairs[i].caption for i in indices]
-            text = {
-                k: v.to(device_)
-                for k, v in encode_texts(tokenizer, captions, config.max_caption_tokens).items()
-            }
-            caption_ids = torch.tensor([numbers[c] for c in captions], device=device_)
-            generator = torch.Generator().manual_seed(
-                zlib.crc32(f"{config.seed}/{step}/{micro}/{distributed.rank()}".encode())
+    with ImagePrefetch(pairs, config, size) as prefetch:
+        while step < config.max_steps:
+            lr = cosine_with_warmup(
+                step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
             )
-            with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
-                losses = wrapped(
-                    pixel_values=to_tensor(images, size).to(device_),
-                    **text,
-                    caption_ids=caption_ids,
-                    generator=generator,
-                    dec_id=dec_id,
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            totals = {"itc": 0.0, "itm": 0.0, "itg": 0.0}
+            for micro in range(config.grad_accumulation):
+                indices, pixels = prefetch.pixels(step, micro)
+                captions = [pairs[i].caption for i in indices]
+                text = {
+                    k: v.to(device_)
+                    for k, v in encode_texts(tokenizer, captions, config.max_caption_tokens).items()
+                }
+                caption_ids = torch.tensor([numbers[c] for c in captions], device=device_)
+                generator = torch.Generator().manual_seed(
+                    zlib.crc32(f"{config.seed}/{step}/{micro}/{distributed.rank()}".encode())
                 )
-                (losses["loss"] / config.grad_accumulation).backward()
-            for name in totals:
-                totals[name] += losses[name].item() / config.grad_accumulation
-        torch.nn.utils.clip_grad_norm_(trained, config.clip_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        totals = {k: distributed.mean(v) for k, v in totals.items()}
-        history.append({"step": step, "loss": sum(totals.values()), **totals, "lr": lr})
-        if (
-            log
-            and distributed.is_main()
-            and (step % config.log_every == 0 or step == config.max_steps)
-        ):
-            rate = (step - started) / (time.perf_counter() - clock)
-            parts = " ".join(f"{k} {v:.3f}" for k, v in totals.items())
-            log(f"stage 1 step {step}/{config.max_steps} {parts} lr {lr:.2e} ({rate:.2f} steps/s)")
-        if step % config.save_every == 0 and step < config.max_steps and distributed.is_main():
-            save_checkpoint(
-                out_dir,
-                f"checkpoint-{step}",
-                write,
-                optimizer_state=optimizer.state_dict(),
-                step=step,
-                history=history,
-                config=config,
-            )
-        distributed.barrier()
-        if stop_after is not None and step - started >= stop_after:
-            return Stage1Result(model, tokenizer, history, out_dir, started)
+                with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
+                    losses = wrapped(
+                        pixel_values=pixels.to(device_, non_blocking=True),
+                        **text,
+                        caption_ids=caption_ids,
+                        generator=generator,
+                        dec_id=dec_id,
+                    )
+                    (losses["loss"] / config.grad_accumulation).backward()
+                for name in totals:
+                    totals[name] += losses[name].item() / config.grad_accumulation
+            torch.nn.utils.clip_grad_norm_(trained, config.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            totals = {k: distributed.mean(v) for k, v in totals.items()}
+            history.append({"step": step, "loss": sum(totals.values()), **totals, "lr": lr})
+            if (
+                log
+                and distributed.is_main()
+                and (step % config.log_every == 0 or step == config.max_steps)
+            ):
+                rate = (step - started) / (time.perf_counter() - clock)
+                parts = " ".join(f"{k} {v:.3f}" for k, v in totals.items())
+                log(
+                    f"stage 1 step {step}/{config.max_steps} {parts} lr {lr:.2e} ({rate:.2f} steps/s)"
+                )
+            if step % config.save_every == 0 and step < config.max_steps and distributed.is_main():
+                save_checkpoint(
+                    out_dir,
+                    f"checkpoint-{step}",
+                    write,
+                    optimizer_state=optimizer.state_dict(),
+                    step=step,
+                    history=history,
+                    config=config,
+                )
+            distributed.barrier()
+            if stop_after is not None and step - started >= stop_after:
+                return Stage1Result(model, tokenizer, history, out_dir, started)
     final = out_dir / "final"
     if distributed.is_main():
         final = save_checkpoint(

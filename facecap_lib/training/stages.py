@@ -122,17 +122,20 @@ class RecipeConfig:
 
     @classmethod
     def small_gpu(cls) -> RecipeConfig:
+        """The ``small`` preset on one GPU in minutes: each captioner sees as many examples as in
+        the ``tiny`` CPU run (500 steps of 64, against 1000 of 32), on 224-pixel faces and a
+        12-layer encoder and language model."""
         return cls(
             preset="small",
-            lm_steps=3000,
+            lm_steps=1000,
             lm_lr=1e-3,
             qformer=TrainConfig.stage1(
-                preset="small", max_steps=2000, batch_size=64, lr=2e-4, warmup_steps=200,
-                save_every=500, log_every=100,
+                preset="small", max_steps=500, batch_size=64, lr=5e-4, warmup_steps=50,
+                save_every=250, log_every=50,
             ),
             captioner=TrainConfig(
-                preset="small", max_steps=3000, batch_size=64, lr=3e-4, warmup_steps=200,
-                save_every=500, eval_every=500, log_every=100,
+                preset="small", max_steps=500, batch_size=64, lr=5e-4, warmup_steps=50,
+                save_every=250, eval_every=250, log_every=50,
             ),
         )  # fmt: skip
 
@@ -183,10 +186,11 @@ class ModelPseudoCaptioner:
         *,
         beams: int = 5,
         chunk: int = 256,
+        batch_size: int = 64,
         device: str = "auto",
         progress: bool = True,
     ):
-        self.checkpoints = checkpoints
+        self.checkpoints, self.batch_size = checkpoints, batch_size
         self.folder = Path(folder)
         self.files = files
         self.beams, self.chunk, self.device, self.progress = beams, chunk, device, progress
@@ -221,6 +225,7 @@ class ModelPseudoCaptioner:
                     tokenizer=tokenizer,
                     crop="none",
                     beams=self.beams,
+                    batch_size=self.batch_size,
                     device=self.device,
                 )
                 failed = [d for d in out if d.caption is None]
@@ -377,6 +382,7 @@ class Recipe:
             lm_texts(self._all_captions()),
             steps=self.config.lm_steps,
             lr=self.config.lm_lr,
+            device=self.device,
             log=self.log,
         )
         model.save_pretrained(folder)

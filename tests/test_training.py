@@ -85,6 +85,17 @@ def test_prefetched_batches_are_those_of_a_serial_loop(pairs):
         assert torch.equal(pixels, serial), (step, micro)
 
 
+def test_a_nan_loss_stops_the_run_before_the_weights_take_it(pairs, tmp_path):
+    config = TrainConfig(max_steps=4, batch_size=3, warmup_steps=1, save_every=2, log_every=100)
+
+    def poison(model):
+        model.language_projection.bias.data[0] = float("nan")
+
+    with pytest.raises(FloatingPointError, match=r"run: the loss is nan at step 1;"):
+        train_captioner(pairs, tmp_path / "run", config, log=None, initialize=poison)
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
 def test_resume_after_a_crash_is_exact(pairs, tmp_path):
     config = TrainConfig(
         max_steps=6, batch_size=3, warmup_steps=2, save_every=3, log_every=100, freeze_lm=False

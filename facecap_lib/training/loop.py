@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 import zlib
@@ -131,6 +132,18 @@ class ImagePrefetch:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_finite(loss: float, where, step: int) -> float:
+    """``loss``, or ``FloatingPointError`` naming the run and the step, before the optimizer
+    writes NaN into the weights: the last checkpoint stays good, and no GPU time goes into a
+    run that can no longer learn."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"{where}: the loss is {loss} at step {step}; the weights are unchanged and the last "
+            "checkpoint is good. Lower the learning rate, or train in fp32 (precision='fp32')."
+        )
+    return loss
 
 
 def train_mode(model, config: TrainConfig) -> None:
@@ -300,11 +313,12 @@ def train_captioner(
                     loss = wrapped(**batch).loss / config.grad_accumulation
                     loss.backward()
                 total += loss.item()
+            total = check_finite(distributed.mean(total), out_dir, step + 1)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            history.append({"step": step, "loss": distributed.mean(total), "lr": lr})
+            history.append({"step": step, "loss": total, "lr": lr})
             main = distributed.is_main()
             if log and main and (step % config.log_every == 0 or step == config.max_steps):
                 rate = (step - started) / (time.perf_counter() - clock)

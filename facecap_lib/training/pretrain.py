@@ -23,6 +23,7 @@ from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
+from facecap_lib.training.loop import check_finite
 from facecap_lib.training.schedule import cosine_with_warmup
 
 
@@ -44,7 +45,9 @@ def pretrain_language_model(
     log=None,
 ) -> OPTForCausalLM:
     """Train the preset's OPT from scratch on ``texts`` (next-token prediction) on ``device``
-    (default: a GPU if there is one; bf16 autocast there); returns it on the CPU."""
+    (default: a GPU if there is one); returns it on the CPU. In fp32 everywhere: under bf16
+    autocast the ``small`` OPT diverged to NaN after ~150 steps on an H200 (2026-11-26), and
+    a model this small trains fast enough without it."""
     torch.manual_seed(seed)
     device_ = resolve_device(device or "auto")
     model = OPTForCausalLM(language_model_config(spec, tokenizer)).to(device_)
@@ -61,16 +64,16 @@ def pretrain_language_model(
         ids = ids.to(device_)
         mask = (ids != pad).long()
         _set_lr(optimizer, step, steps, lr, warmup=20)
-        with _autocast(device_):
-            loss = model(
-                input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
-            ).loss
+        loss = model(
+            input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
+        ).loss
         optimizer.zero_grad()
         loss.backward()
+        value = check_finite(loss.item(), "language-model pre-training", step + 1)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if log and (step + 1) % 50 == 0:
-            log(f"language model step {step + 1}/{steps} loss {loss.item():.3f}")
+            log(f"language model step {step + 1}/{steps} loss {value:.3f}")
     return model.cpu().eval()
 
 
@@ -115,7 +118,8 @@ def pretrain_mae(
             loss = model(pixel_values=to_tensor(faces, spec.vision.image_size).to(device_)).loss
         optimizer.zero_grad()
         loss.backward()
+        value = check_finite(loss.item(), "MAE pre-training", step + 1)
         optimizer.step()
         if log and (step + 1) % 50 == 0:
-            log(f"MAE step {step + 1}/{steps} loss {loss.item():.4f}")
+            log(f"MAE step {step + 1}/{steps} loss {value:.4f}")
     return model.cpu().eval()

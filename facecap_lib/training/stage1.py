@@ -50,7 +50,13 @@ from facecap_lib.training.checkpoints import (
     save_checkpoint,
 )
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import ImagePrefetch, Pair, autocast_for, train_mode
+from facecap_lib.training.loop import (
+    ImagePrefetch,
+    Pair,
+    autocast_for,
+    check_finite,
+    train_mode,
+)
 from facecap_lib.training.schedule import cosine_with_warmup
 
 HEADS_FILE = "stage1_heads.pt"
@@ -456,11 +462,12 @@ def train_qformer(
                     (losses["loss"] / config.grad_accumulation).backward()
                 for name in totals:
                     totals[name] += losses[name].item() / config.grad_accumulation
+            totals = {k: distributed.mean(v) for k, v in totals.items()}
+            check_finite(sum(totals.values()), out_dir, step + 1)
             torch.nn.utils.clip_grad_norm_(trained, config.clip_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            totals = {k: distributed.mean(v) for k, v in totals.items()}
             history.append({"step": step, "loss": sum(totals.values()), **totals, "lr": lr})
             if (
                 log

@@ -128,7 +128,7 @@ class RecipeConfig:
         return cls(
             preset="small",
             lm_steps=1000,
-            lm_lr=1e-3,
+            lm_lr=5e-4,
             qformer=TrainConfig.stage1(
                 preset="small", max_steps=500, batch_size=64, lr=5e-4, warmup_steps=50,
                 save_every=250, log_every=50,

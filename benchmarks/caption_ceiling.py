@@ -1,0 +1,78 @@
+"""How well could AU-BLIP's captions mention the right AUs? A supervised detector's F1 on the same data.
+
+    FACECAP_CACHE=build/work/full .venv/bin/python benchmarks/caption_ceiling.py [--preset tiny]
+        [--steps 3000] [--lr 1e-3]
+
+Chapter 4 scores AU-BLIP by the per-AU F1 of the AUs its captions mention, on 400 held-out faces
+of new people. Here the captioner's image encoder (the preset's, from scratch) is trained directly
+on the AU labels of the same training faces (binary cross-entropy on its CLS output, the
+fine-tuning probe of chapter 5) and scored on the same 400 faces with the same AUs (>= 10
+positives): F1 at threshold 0.5 and with the best threshold per AU chosen on the test faces
+themselves (an oracle, so an upper bound). A captioner learns the AUs only through its captions
+and a frozen language model, so it should not be expected to beat this.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from facecap_lib.data import default_corpus
+from facecap_lib.evaluation.probes import au_detection, fine_tune
+from facecap_lib.evaluation.report import AU_NAMES
+from facecap_lib.models.presets import build_model, preset
+from facecap_lib.training import stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    args = parser.parse_args()
+
+    recipe = stages.chapter_recipe(False, args.preset, log=None)
+    faces = recipe.faces
+    au_rows = faces[AU_NAMES].notna().any(axis=1)
+    train = faces[(faces["split"] == "train") & au_rows]
+    test = faces[(faces["split"] == "test") & au_rows]
+    test = test.sample(min(400, len(test)), random_state=1)  # chapter 4's held-out faces
+
+    def files(table):
+        return [str(default_corpus.image_file(table, i)) for i in range(len(table))]
+
+    torch.manual_seed(0)
+    model = build_model(preset(recipe.config.preset), recipe.tokenizer())
+    start = time.perf_counter()
+    score = fine_tune(
+        model, files(train), train[AU_NAMES].to_numpy(float), steps=args.steps, lr=args.lr
+    )
+    seconds = time.perf_counter() - start
+    scores, y = score(files(test)), test[AU_NAMES].to_numpy(float)
+    table = au_detection(y, scores, AU_NAMES)
+    table = table[(table["au"] != "mean") & (table["positives"] >= 10)]
+    oracle = []
+    for name in table["au"]:
+        k = AU_NAMES.index(name)
+        known = ~np.isnan(y[:, k])
+        truth = y[known, k] == 1
+        oracle.append(
+            max(
+                f1_score(truth, scores[known, k] >= t, zero_division=0)
+                for t in np.linspace(0.05, 0.95, 19)
+            )
+        )
+    table = table.assign(**{"F1 (oracle threshold)": 100 * np.array(oracle)})
+    print(table.round(3).to_string(index=False))
+    print(
+        f"{recipe.config.preset} encoder trained on {len(train)} faces, {args.steps} steps of 32 "
+        f"({seconds:.0f} s), scored on {len(test)} held-out faces: mean F1 over {len(table)} AUs "
+        f"{table['F1'].mean():.1f} at 0.5, {np.mean(oracle) * 100:.1f} with oracle thresholds; "
+        f"mean ROC-AUC {table['AUC'].mean():.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -432,7 +432,7 @@ def train_qformer(
         model.save(folder)
         tokenizer.save_pretrained(folder)
 
-    with ImagePrefetch(pairs, config, size) as prefetch:
+    with ImagePrefetch.for_device(pairs, config, size, device_) as prefetch:
         while step < config.max_steps:
             lr = cosine_with_warmup(
                 step, config.max_steps, config.warmup_steps, config.lr, config.min_lr

@@ -173,9 +173,9 @@ def train_mode(model, config: TrainConfig) -> None:
         vision.eval()
 
 
-def autocast_for(device: torch.device, config: TrainConfig):
-    """bf16 autocast on a GPU (unless ``config.precision`` says fp32), nothing on a CPU."""
-    if device.type == "cuda" and config.precision in ("auto", "bf16"):
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on a GPU (unless ``precision`` is ``"fp32"``), nothing on a CPU."""
+    if device.type == "cuda" and precision in ("auto", "bf16"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
@@ -293,7 +293,7 @@ def train_captioner(
         if log and distributed.is_main():
             log(f"resumed from {resume.name} (step {step})")
     started = step
-    autocast = autocast_for(device_, config)
+    autocast = autocast_for(device_, config.precision)
     size = model.config.vision_config.image_size
     queries = model.config.num_query_tokens
 

@@ -11,7 +11,6 @@ Both use AdamW with the warm-up and cosine schedule of :mod:`.schedule`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
-from facecap_lib.training.loop import check_finite
+from facecap_lib.training.loop import autocast_for, check_finite
 from facecap_lib.training.schedule import cosine_with_warmup
 
 
@@ -77,13 +76,6 @@ def pretrain_language_model(
     return model.cpu().eval()
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on a GPU, nothing on a CPU (as the stage-2 loop)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def _image(item) -> Image.Image:
     return item if isinstance(item, Image.Image) else load_rgb(item)
 
@@ -114,7 +106,7 @@ def pretrain_mae(
             for j, i in enumerate(chosen)
         ]
         _set_lr(optimizer, step, steps, lr, warmup=max(1, steps // 20))
-        with _autocast(device_):
+        with autocast_for(device_):
             loss = model(pixel_values=to_tensor(faces, spec.vision.image_size).to(device_)).loss
         optimizer.zero_grad()
         loss.backward()

@@ -424,7 +424,7 @@ def train_qformer(
     wrapped = distributed.wrap(model, device_)
     numbers = _caption_numbers(pairs)
     size = model.config.vision_config.image_size
-    autocast = autocast_for(device_, config)
+    autocast = autocast_for(device_, config.precision)
     started, clock = step, time.perf_counter()
     train_mode(model, config)
 

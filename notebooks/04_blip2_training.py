@@ -49,6 +49,7 @@ import transformers
 
 from facecap_lib import viz
 from facecap_lib.data import default_corpus
+from facecap_lib.evaluation import report
 from facecap_lib.evaluation.faithfulness import au_scores, emotion_named
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy
@@ -69,7 +70,7 @@ transformers.utils.logging.disable_progress_bar()  # no bars for loading and sav
 n_eval = 24 if SMOKE else N_EVAL
 pd.set_option("display.max_colwidth", 160)
 recipe = stages.chapter_recipe(SMOKE, PRESET)  # chapters 5 and 6 read the same run folder
-faces, tables, config = recipe.faces, recipe.tables, recipe.config
+tables, config = recipe.tables, recipe.config
 print(f"preset {config.preset} on {recipe.device}; run folder {recipe.run_dir}")
 
 # %% [markdown]
@@ -195,15 +196,10 @@ recipe.summary()
 # and Exp-BLIP with beam search (5 beams, the paper's setting).
 
 # %%
-test = faces[faces["split"] == "test"]
-au_test = test[
-    test[[c for c in test.columns if c.startswith("AU") and c[2:].isdigit()]].notna().any(axis=1)
-]
-emotion_test = test[test["emotions"].map(len) > 0]
-shown = pd.concat(
+shown = pd.concat(  # new people, never seen in training: half AU-labelled, half emotion-labelled
     [
-        au_test.sample(N_FACES // 2, random_state=0),
-        emotion_test.sample(N_FACES - N_FACES // 2, random_state=0),
+        report.held_out(recipe, N_FACES // 2, kind="au"),
+        report.held_out(recipe, N_FACES - N_FACES // 2, kind="emotion"),
     ]
 )
 files = [str(default_corpus.image_file(shown, i)) for i in range(len(shown))]
@@ -227,7 +223,7 @@ side_by_side
 # captions and a frozen language model.
 
 # %%
-scored = au_test.sample(min(n_eval, len(au_test)), random_state=1)
+scored = report.held_out(recipe, n_eval, kind="au", seed=1)
 au_captions = caption_faces(scored, results["au"].final, device=recipe.device)
 scores = au_scores(au_captions, scored)
 frequent = scores[scores["positives"] >= 10]
@@ -240,7 +236,7 @@ fig = viz.f1_bars(
 plt.show()
 
 # %%
-emotions = emotion_test.sample(min(n_eval, len(emotion_test)), random_state=1)
+emotions = report.held_out(recipe, n_eval, kind="emotion", seed=1)
 exp_captions = caption_faces(emotions, results["exp"].final, device=recipe.device)
 named = emotion_named(exp_captions, emotions)
 print(

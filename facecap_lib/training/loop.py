@@ -183,19 +183,16 @@ def autocast_for(device: torch.device, precision: str = "auto"):
 def make_batch(
     pairs: Sequence[Pair],
     indices: np.ndarray,
+    pixel_values: torch.Tensor,
     tokenizer,
-    image_size: int,
     queries: int,
     config: TrainConfig,
-    step: int,
-    pixel_values: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A training batch; ``pixel_values`` when an :class:`ImagePrefetch` already made them."""
+    """A training batch: the captions of ``indices``, tokenized here (in the training thread),
+    and their images' pixels from :class:`ImagePrefetch`."""
     batch = encode_captions(
         tokenizer, [pairs[i].caption for i in indices], queries, config.max_caption_tokens
     )
-    if pixel_values is None:
-        pixel_values = to_tensor(load_images(pairs, indices, config, step), image_size)
     batch["pixel_values"] = pixel_values
     return batch
 
@@ -324,7 +321,7 @@ def train_captioner(
             total = 0.0
             for micro in range(config.grad_accumulation):
                 indices, pixels = prefetch.pixels(step, micro)
-                batch = make_batch(pairs, indices, tokenizer, size, queries, config, step, pixels)
+                batch = make_batch(pairs, indices, pixels, tokenizer, queries, config)
                 batch = {k: v.to(device_, non_blocking=True) for k, v in batch.items()}
                 with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
                     loss = wrapped(**batch).loss / config.grad_accumulation

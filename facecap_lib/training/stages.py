@@ -404,41 +404,37 @@ class Recipe:
         """Train (or load) one captioner: ``au``, ``emot``, ``mix``, ``cat`` or ``exp``."""
         if name not in CAPTIONERS:
             raise ValueError(f"unknown captioner {name!r}; known: {list(CAPTIONERS)}")
-        folder = self.run_dir / f"{name}-blip"
-        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
         pairs = self.pairs(self.captions_for(name))
-        if (folder / "final").exists():
-            return train_captioner(pairs, folder, config, device=self.device, log=self.log)
-        stage1 = self.qformer()
-        if self.log:
+        if self.log and not (self.run_dir / f"{name}-blip" / "final").exists():
             self.log(f"{CAPTIONERS[name]}: {len(pairs)} training pairs")
+        evaluate = sample_evaluator(self.test_pairs(name), self.config.samples, self.device)
+        return self._stage2(f"{name}-blip", pairs, evaluate=evaluate, log=self.log)
+
+    def untrained(self) -> TrainResult:
+        """The baseline every captioner starts from, saved as a captioner: the frozen language
+        model and the stage-1 Q-Former, no stage-2 step (a projection the language model has
+        never read). Its encoder is the plain encoder of the probes."""
+        pairs = self.pairs(self.captions_for("au"))
+        return self._stage2("untrained-blip", pairs, max_steps=0, log=None)
+
+    def _stage2(self, folder_name, pairs, *, max_steps=None, evaluate=None, log=None):
+        """Stage 2 in ``run_dir/folder_name`` from the stage-1 Q-Former and the frozen language
+        model (or load it when finished)."""
+        folder = self.run_dir / folder_name
+        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
+        if max_steps is not None:
+            config = replace(config, max_steps=max_steps)
+        if (folder / "final").exists():
+            return train_captioner(pairs, folder, config, device=self.device, log=log)
+        stage1 = self.qformer()
         return train_captioner(
             pairs, folder, config,
             device=self.device,
             tokenizer=self.tokenizer(),
             language_model=self.language_model(),
             initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
-            evaluate=sample_evaluator(self.test_pairs(name), self.config.samples, self.device),
-            log=self.log,
-        )  # fmt: skip
-
-    def untrained(self) -> TrainResult:
-        """The baseline every captioner starts from, saved as a captioner: the frozen language
-        model and the stage-1 Q-Former, no stage-2 step (a projection the language model has
-        never read). Its encoder is the plain encoder of the probes."""
-        folder = self.run_dir / "untrained-blip"
-        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
-        config = replace(config, max_steps=0)
-        if (folder / "final").exists():
-            return train_captioner([], folder, config, device=self.device, log=None)
-        stage1 = self.qformer()
-        return train_captioner(
-            self.pairs(self.captions_for("au")), folder, config,
-            device=self.device,
-            tokenizer=self.tokenizer(),
-            language_model=self.language_model(),
-            initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
-            log=None,
+            evaluate=evaluate,
+            log=log,
         )  # fmt: skip
 
     def pseudo_captioner(self) -> ModelPseudoCaptioner:

@@ -8,9 +8,10 @@ when stopped by SIGTERM, e.g. by ``timeout``) prints the peak GPU memory and wri
 histories (``histories.json``), the recipe and the chapter's scores (``stats.json``) to ``$OUT``.
 Copy ``build/work/full/captions`` into ``$FACECAP_CACHE`` first to skip chapter 3's synthesis.
 
-On one H200 (2026-11-26, before the language model's pre-training moved to fp32): data 33 s,
-language model 1000 steps 64 s, stage 1 500 steps of 64 in 100 s, each captioner 500 steps of 64
-in about 80 s (6.4 steps/s), pseudo-captions 18 s; 7.6 GiB peak GPU memory.
+On one H100 (2026-11-26, ``RecipeConfig.small_gpu``: captioners 400 steps of 64): data 35 s,
+language model 1000 steps in fp32 48 s, stage 1 300 steps 70 s, each captioner 65-74 s (5.6-6.4
+steps/s), pseudo-captions 33 s, training done at 546 s; 8.3 GiB peak GPU memory. The chapter's
+evaluation cells after AU-BLIP's F1 (0.203) take more than the 10 minutes a device call allows.
 """
 
 import builtins

@@ -274,7 +274,8 @@ def train_captioner(
     if config.freeze_vision:
         model.vision_model.requires_grad_(False)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x
+        (enable or model.gradient_checkpointing_enable)()
     wrapped = distributed.wrap(model, device_, config.parallel)  # before the optimizer (FSDP)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.weight_decay, config.layer_decay),

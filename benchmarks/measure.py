@@ -1,0 +1,110 @@
+"""What the GPU benchmarks share: synthetic inputs at a preset's shapes, FLOP counting, the
+device's peak, peak memory, and one printed table.
+
+Model FLOPs are counted by ``torch.utils.flop_counter`` on one real pass (matrix products,
+convolutions and attention, forward and backward as executed: a frozen language model costs its
+forward and the gradients of its inputs, not of its weights). MFU is model FLOPs per second over
+the device's dense bf16 peak, so a run that recomputes activations (gradient checkpointing) is
+not credited for the recomputation.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from facecap_lib.models.captions import encode_captions
+from facecap_lib.models.presets import Preset
+from facecap_lib.models.tokenizer import train_tokenizer
+from facecap_lib.training.loop import Pair
+
+# Dense bf16 tensor-core peaks (vendor datasheets, without sparsity), matched by device name.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
+
+
+def bf16_peak(device: torch.device) -> float | None:
+    """The device's dense bf16 peak in TFLOP/s, or None (a CPU, an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def synthetic_pairs(folder: Path, count: int, image_size: int, tokens: int, seed: int = 0):
+    """``count`` noise JPEGs of the preset's size and captions of at least ``tokens`` tokens
+    (truncate them with ``max_caption_tokens = tokens + 2``), and a tokenizer trained on them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = [f"w{i}" for i in range(400)]
+    pairs = []
+    for i in range(count):
+        path = folder / f"{i:05d}.jpg"
+        pixels = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path, quality=90)
+        caption = " ".join(rng.choice(words, 2 * tokens))
+        pairs.append(Pair(str(path), caption))
+    return pairs, train_tokenizer([p.caption for p in pairs])
+
+
+def training_batch(spec: Preset, tokenizer, pairs, batch: int, tokens: int, device) -> dict:
+    encoded = encode_captions(
+        tokenizer, [p.caption for p in pairs[:batch]], spec.qformer.queries, tokens + 2
+    )
+    size = spec.vision.image_size
+    encoded["pixel_values"] = torch.randn(batch, 3, size, size)
+    return {k: v.to(device) for k, v in encoded.items()}
+
+
+def count_flops(run) -> float:
+    """FLOPs of ``run()`` as executed."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def reset_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepClock:
+    """A trainer's ``log`` callback (``log_every=1``): the time at which each step ended."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.times = device, []
+
+    def __call__(self, _line: str) -> None:
+        synchronize(self.device)
+        self.times.append(time.perf_counter())
+
+    def rate(self, warmup: int) -> float:
+        """Steps per second after the first ``warmup`` steps."""
+        timed = self.times[warmup:]
+        if len(timed) < 2:
+            raise ValueError(f"need at least {warmup + 2} logged steps, got {len(self.times)}")
+        return (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def row(name: str, per_second: float, unit: str, flops_each: float | None, peak, memory) -> str:
+    tflops = per_second * flops_each / 1e12 if flops_each else None
+    mfu = f"{100 * tflops / peak:5.1f}%" if tflops is not None and peak else "  n/a"
+    tf = f"{tflops:8.2f}" if tflops is not None else "     n/a"
+    mem = f"{memory:7.1f}" if memory is not None else "    n/a"
+    return f"{name:<26} {per_second:10.2f} {unit:<9} {tf} TFLOP/s  MFU {mfu}  peak {mem} GiB"

@@ -1,0 +1,62 @@
+"""The GPU benchmarks run end to end on tiny shapes on the CPU, so they cannot rot unseen."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, "benchmarks")  # noqa: E402 (the scripts import their shared module so)
+
+import measure  # noqa: E402
+
+
+def run_script(repo, name, *args):
+    return subprocess.run(
+        [sys.executable, f"benchmarks/{name}", *args],
+        cwd=repo, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+
+
+def test_train_throughput_runs_the_trainer_for_every_variant(repo, tmp_path):
+    out = tmp_path / "train.json"
+    run_script(
+        repo, "train_throughput.py", "--preset", "tiny", "--batch", "4", "--steps", "3",
+        "--warmup", "1", "--tokens", "12", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert set(result["variants"]) == {"plain", "bf16", "bf16-ckpt"}
+    for figures in result["variants"].values():
+        assert figures["images_per_s"] > 0 and math.isfinite(figures["final_loss"])
+    assert result["tflop_per_image"] > 0 and result["loader_images_per_s"] > 0
+
+
+def test_generate_throughput_reports_every_variant(repo, tmp_path):
+    out = tmp_path / "generate.json"
+    run_script(
+        repo, "generate_throughput.py", "--preset", "tiny", "--images", "4", "--batch", "2",
+        "--tokens", "6", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert set(result["variants"]) == {"plain", "bf16"}
+    assert all(v["captions_per_s"] > 0 for v in result["variants"].values())
+
+
+def test_unknown_variant_is_refused(repo):
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        run_script(repo, "train_throughput.py", "--preset", "tiny", "--variants", "fp8")
+    assert "unknown variants ['fp8']" in failure.value.stderr
+
+
+def test_flops_of_a_matrix_product_and_the_step_clock():
+    import torch
+
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert measure.count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+    clock = measure.StepClock(torch.device("cpu"))
+    clock.times = [0.0, 10.0, 11.0, 12.0]  # a slow first step, then one per second
+    assert clock.rate(warmup=1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 5 logged steps"):
+        clock.rate(warmup=3)
+    assert measure.bf16_peak(torch.device("cpu")) is None

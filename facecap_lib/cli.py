@@ -203,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         config = stages.replace(
             config, captioner=stages.replace(config.captioner, parallel=args.parallel)
         )
-    run_dir = args.run or stages.default_run_dir(config)
+    run_dir = args.run or stages.default_run_dir(config, data=spec.key())
     recipe = stages.Recipe(
         faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
     )

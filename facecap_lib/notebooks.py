@@ -172,8 +172,9 @@ def _kernel_environment(root: Path, smoke: bool) -> Iterator[Path]:
         # figures belong in the executed copy, whatever backend the caller uses
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
-    if not os.environ.get("FACECAP_CACHE"):
-        changes["FACECAP_CACHE"] = str(default_work_dir(root, smoke))
+    # absolute: the kernel runs inside the work folder, where a relative path would nest a new one
+    chosen = os.environ.get("FACECAP_CACHE") or default_work_dir(root, smoke)
+    changes["FACECAP_CACHE"] = str(Path(chosen).resolve())
     saved = {name: os.environ.get(name) for name in changes}
     os.environ.update(changes)
     work = Path(os.environ["FACECAP_CACHE"])

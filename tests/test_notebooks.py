@@ -185,6 +185,19 @@ def test_kernels_run_in_the_work_folder(toy_repo, tmp_path, monkeypatch):
     assert "FACECAP_CACHE" not in os.environ
 
 
+def test_a_relative_work_folder_is_the_callers_not_nested_in_itself(toy_repo, monkeypatch):
+    (toy_repo / "notebooks" / "03_cwd.py").write_text(
+        _notebook("\n# %%\nimport os\nprint('cache=' + os.environ['FACECAP_CACHE'])\n")
+    )
+    monkeypatch.chdir(toy_repo)
+    monkeypatch.setenv("FACECAP_CACHE", "build/mine")
+    run = runner.run_notebooks(
+        ["03"], smoke=True, output_dir=toy_repo / "out", root=toy_repo, log=None
+    )
+    assert f"cache={toy_repo / 'build' / 'mine'}\\n" in run[0].output.read_text()
+    assert os.environ["FACECAP_CACHE"] == "build/mine"  # the caller's setting is given back
+
+
 def test_failure_removes_a_stale_good_copy(toy_repo):
     out = toy_repo / "out"
     runner.run_notebooks(["02"], smoke=False, output_dir=out, root=toy_repo, log=None)

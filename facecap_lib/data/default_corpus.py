@@ -20,6 +20,7 @@ import pandas as pd
 from facecap_lib.data import sources
 from facecap_lib.data.curate import curate
 from facecap_lib.data.synth.corpus import FORMATS, VIDEO_FORMATS, CorpusConfig, synthesize
+from facecap_lib.data.synth.render import RENDERER_VERSION
 from facecap_lib.data.table import load_face_table, save_face_table
 from facecap_lib.paths import cache_root
 
@@ -54,7 +55,9 @@ class DefaultCorpus:
         return replace(base, seed=self.seed, occluder_rate=occluders, sequences=sequences)
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        """12 hex digits of these settings and the renderer's version: new images, new folder."""
+        settings = {**asdict(self), "renderer": RENDERER_VERSION}
+        text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

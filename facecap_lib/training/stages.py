@@ -512,11 +512,15 @@ def recipe_config(smoke: bool = False, preset_name: str = "auto") -> RecipeConfi
     return RecipeConfig(preset=preset_name)
 
 
-def default_run_dir(config: RecipeConfig) -> Path:
-    """``<cache>/runs/<preset>-<settings digest>``: new settings never reuse old runs."""
+def default_run_dir(config: RecipeConfig, data: str = "") -> Path:
+    """``<cache>/runs/<preset>-<digest>`` of the settings and ``data`` (a key naming the training
+    data, such as the default corpus's): new settings or new images never reuse old runs."""
     from facecap_lib.paths import cache_root
 
-    return cache_root() / "runs" / f"{config.preset}-{config.fingerprint()}"
+    digest = config.fingerprint()
+    if data:
+        digest = hashlib.sha256(f"{digest}/{data}".encode()).hexdigest()[:12]
+    return cache_root() / "runs" / f"{config.preset}-{digest}"
 
 
 def chapter_recipe(smoke: bool = False, preset_name: str = "auto", *, log=print) -> Recipe:
@@ -536,7 +540,7 @@ def chapter_recipe(smoke: bool = False, preset_name: str = "auto", *, log=print)
     return Recipe(
         faces,
         caption_corpus(faces, describer),
-        default_run_dir(config),
+        default_run_dir(config, data=spec.key()),
         describer,
         config,
         device=device,

@@ -2,14 +2,16 @@
 
 Each rendered AU is a displacement field over the mesh vertices at full intensity (FACS E = 5),
 split into a left and a right half so that unilateral actions (``R12`` in contempt) can be drawn;
-intensity scales the field linearly. Fields are built once from the canonical mesh by placing
+intensity scales the field by :func:`~.render.response` (A draws 45% of E). Fields are built once from the canonical mesh by placing
 Gaussian "bumps" (a displacement and a radius in centimetres) at anatomical points, following the
 appearance changes the FACS manual describes for each AU. Some AUs also darken wrinkle lines
 (forehead, glabella, crow's feet, nasolabial fold, dimples, chin), listed in :data:`WRINKLES`.
 
-Faces are shown frontally at about 5 px per centimetre at 128 px, so displacements are a little
-larger than anatomy would have them: the point of SynthFACS is that every AU is visible and
-learnable, and each one stays recognisable in combination.
+Faces are shown frontally at about 5 px per centimetre at 128 px, so displacements are larger
+than anatomy would have them: the point of SynthFACS is that every AU is visible and learnable,
+and each one stays recognisable in combination. The test suite holds the renderer to that at the
+``tiny`` preset's 64 pixels: every AU at C changes at least 8 pixels by more than 20 levels (the
+subtle ones, AU6, 7, 9, 14, 17, 23 and 24, got larger fields and darker wrinkles for it).
 """
 
 from __future__ import annotations
@@ -173,31 +175,29 @@ def _fields(v: np.ndarray) -> dict[int, np.ndarray]:
         v, *_mirror(rb_in, (0.35, -0.15, 0.0)), 0.8
     )
     f[5] = _both_lids(v, (0, 0.5, 0.02), (0, -0.06, 0))
-    f[6] = _bump(v, *_mirror(cheek, (0.05, 0.5, 0.12)), 1.1) + _both_lids(
-        v, (0, 0, 0), (0, 0.14, 0)
-    )
-    f[7] = _both_lids(v, (0, -0.1, 0), (0, 0.4, 0.02))
-    f[9] = _bump(v, *_mirror(nose_side, (0.0, 0.38, 0.0)), 0.7) + _lips(v, outer_upper=(0, 0.12, 0))
+    f[6] = _bump(v, *_mirror(cheek, (0.05, 0.9, 0.2)), 1.1) + _both_lids(v, (0, 0, 0), (0, 0.3, 0))
+    f[7] = _both_lids(v, (0, -0.2, 0), (0, 0.65, 0.02))
+    f[9] = _bump(v, *_mirror(nose_side, (0.0, 0.6, 0.0)), 0.7) + _lips(v, outer_upper=(0, 0.3, 0))
     f[10] = _lip_region(v, (0, 0.5, 0.05), upper=True) + _lips(
         v, outer_upper=(0, 0.15, 0), sigma=0.3
     )
     f[12] = _corners(v, (-0.6, 0.55, -0.15), 0.9) + _bump(v, *_mirror(cheek, (0, 0.15, 0.05)), 1.0)
-    f[14] = _corners(v, (0.15, 0.05, -0.35), 0.6)
+    f[14] = _corners(v, (0.4, 0.05, -0.5), 0.6)
     f[15] = _corners(v, (-0.1, -0.6, 0.0), 0.9)
     f[16] = _lip_region(v, (0, -0.6, 0.12), upper=False)
-    f[17] = _bump(v, chin, (0.0, 0.45, 0.1), 1.1) + _lips(
-        v, outer_lower=(0, 0.3, 0.15), inner_lower=(0, 0.12, 0.05)
+    f[17] = _bump(v, chin, (0.0, 0.8, 0.15), 1.1) + _lips(
+        v, outer_lower=(0, 0.5, 0.15), inner_lower=(0, 0.2, 0.05)
     )
     f[20] = _corners(v, (-1.0, -0.12, -0.1), 1.0) + _lips(
         v, outer_upper=(0, -0.15, 0), outer_lower=(0, 0.15, 0), sigma=0.25
     )
     f[23] = _lips(
-        v, outer_upper=(0, -0.28, 0.05), outer_lower=(0, 0.28, 0.05), sigma=0.25
-    ) + _corners(v, (0.25, 0.0, 0.0), 0.5)
+        v, outer_upper=(0, -0.45, 0.05), outer_lower=(0, 0.45, 0.05), sigma=0.25
+    ) + _corners(v, (0.45, 0.0, 0.0), 0.5)
     f[24] = (
-        _lips(v, outer_upper=(0, -0.3, 0), outer_lower=(0, 0.3, 0), sigma=0.25)
-        + _corners(v, (-0.1, 0.0, -0.1), 0.5)
-        + _bump(v, [[0, -2.9], [0, -6.1]], (0, 0, 0.2), 0.8)
+        _lips(v, outer_upper=(0, -0.5, 0), outer_lower=(0, 0.5, 0), sigma=0.25)
+        + _corners(v, (-0.2, 0.0, -0.1), 0.5)
+        + _bump(v, [[0, -2.9], [0, -6.1]], (0, 0, 0.3), 0.8)
     )
     f[25] = _lip_region(v, (0, -0.5, 0), upper=False) + _lip_region(v, (0, 0.12, 0), upper=True)
     f[26] = _jaw(v, 1.1)

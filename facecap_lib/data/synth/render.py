@@ -30,6 +30,20 @@ FACE_FRACTION = 0.6  # of the image height, at scale 1
 CENTRE_Y = 0.52  # where the pivot lands, fraction of the image height
 PIVOT = np.array([0.0, -0.6, 0.0])  # the point of the face the pose rotates about
 FACS_LETTERS = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5}
+RENDERER_VERSION = (
+    2  # bump whenever the same FaceSpec draws another image: cached corpora key on it
+)
+WRINKLE_DARKNESS = 0.7  # a fully acting wrinkle line is drawn at 30% of the skin's brightness
+
+
+def response(level: float) -> float:
+    """How much of an AU's full (E) appearance change a FACS intensity draws: ``sqrt(level / 5)``.
+
+    FACS intensities are ordinal, and a trace (A) is defined as the least change a coder can see.
+    A linear scale drew A at a fifth of E: on a 64-pixel face most AUs at A or B moved less than a
+    pixel, so the labels of a video's onset frames named actions the image did not show. The
+    square root keeps the order and draws A at 45% of E, B at 63%, C at 77%."""
+    return float(np.sqrt(level / 5.0))
 
 
 def intensity_value(value: float | int | str) -> float:
@@ -172,8 +186,8 @@ class Renderer:
             side = sides.get(au, "B").upper()
             if side not in ("L", "R", "B"):
                 raise ValueError(f"AU{au}: side {side!r} must be 'L', 'R' or 'B' (both)")
-            right = level / 5.0 if side in ("R", "B") else 0.0
-            left = level / 5.0 if side in ("L", "B") else 0.0
+            right = response(level) if side in ("R", "B") else 0.0
+            left = response(level) if side in ("L", "B") else 0.0
             v = v + right * self.fields.right[au] + left * self.fields.left[au]
             per_side[au] = (right, left)
         return v, per_side
@@ -361,7 +375,7 @@ class Renderer:
             c = project(centre[None, :])[0]
             rx, ry = 0.32 * scale, 0.15 * scale
             draw.ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=nostril)
-        line_width = max(1, int(round(scale * 0.12)))
+        line_width = max(1, int(round(scale * 0.2)))
         for wrinkle, anchors in zip(WRINKLES, self._anchors, strict=True):
             for idx, offset, side in anchors:
                 k = 1 if side == "L" else 0
@@ -371,7 +385,7 @@ class Renderer:
                 if weight < 0.08:
                     continue
                 pts = project(verts[idx] + offset)[:, :2]
-                colour = _rgb(skin, 1.0 - 0.5 * min(weight, 1.0))
+                colour = _rgb(skin, 1.0 - WRINKLE_DARKNESS * min(weight, 1.0))
                 draw.line([tuple(p) for p in pts], fill=colour, width=line_width)
 
     def _draw_hair_front(self, draw, identity, project, verts, scale) -> None:

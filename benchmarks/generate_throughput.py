@@ -13,7 +13,6 @@ peak and peak GPU memory. Runs on a CPU too, which is how it is tested.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -28,36 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402
 
 from facecap_lib.inference import describe  # noqa: E402
-from facecap_lib.models.device import resolve_device  # noqa: E402
-from facecap_lib.models.presets import build_model, preset  # noqa: E402
+from facecap_lib.models.presets import build_model  # noqa: E402
 
 VARIANTS = {"plain": torch.float32, "bf16": torch.bfloat16}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="vitg-opt2.7b")
+    parser = measure.arguments(__doc__, VARIANTS)
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=60)
-    parser.add_argument("--variants", default="plain,bf16")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    unknown = set(args.variants.split(",")) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants {sorted(unknown)}; known: {list(VARIANTS)}")
-
-    device = resolve_device(args.device)
-    spec = preset(args.preset)
-    peak = measure.bf16_peak(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    bench = measure.setting(parser, VARIANTS)
+    args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     print(
-        f"{args.preset} on {name}: {args.images} images in batches of {args.batch}, "
+        f"{args.preset} on {bench.device_name}: {args.images} images in batches of {args.batch}, "
         f"beam {args.beams}, {args.tokens} new tokens"
     )
-    results = {"preset": args.preset, "device": name, "batch": args.batch, "variants": {}}
+    results = bench.results()
     with tempfile.TemporaryDirectory() as tmp:
         pairs, tokenizer = measure.synthetic_pairs(
             Path(tmp), args.images, spec.vision.image_size, 8
@@ -78,7 +64,7 @@ def main() -> None:
         flops = measure.count_flops(lambda: run(images[:1], 1))
         print(f"model FLOPs per caption: {flops / 1e12:.4f} T")
         results["tflop_per_caption"] = flops / 1e12
-        for variant in args.variants.split(","):
+        for variant in bench.variants:
             model.to(VARIANTS[variant])
             measure.reset_memory(device)
             run(images[: args.batch], args.batch)  # warm-up

@@ -10,8 +10,10 @@ not credited for the recomputation.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,52 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from facecap_lib.models.captions import encode_captions
-from facecap_lib.models.presets import Preset
+from facecap_lib.models.device import resolve_device
+from facecap_lib.models.presets import Preset, preset
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.loop import Pair
 
 # Dense bf16 tensor-core peaks (vendor datasheets, without sparsity), matched by device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
+
+
+def arguments(doc: str, variants: dict) -> argparse.ArgumentParser:
+    """The options every benchmark takes; a script adds its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--preset", default="vitg-opt2.7b")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--variants", default=",".join(variants))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    return parser
+
+
+@dataclass
+class Setting:
+    """What a benchmark run is about: its options, device, preset and the device's peak."""
+
+    args: argparse.Namespace
+    variants: list[str]
+    device: torch.device
+    spec: Preset
+    peak: float | None
+    device_name: str
+
+    def results(self) -> dict:
+        """The start of the figures written with ``--json``."""
+        out = {"preset": self.args.preset, "device": self.device_name, "batch": self.args.batch}
+        return {**out, "bf16_peak_tflops": self.peak, "variants": {}}
+
+
+def setting(parser: argparse.ArgumentParser, variants: dict) -> Setting:
+    args = parser.parse_args()
+    chosen = args.variants.split(",")
+    unknown = set(chosen) - set(variants)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; known: {list(variants)}")
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return Setting(args, chosen, device, preset(args.preset), bf16_peak(device), name)
 
 
 def bf16_peak(device: torch.device) -> float | None:

@@ -25,7 +25,6 @@ the loader does not bound it). toolchain.md's plain bf16 + SDPA port did 118 ima
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -39,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure  # noqa: E402
 
-from facecap_lib.models.device import resolve_device  # noqa: E402
-from facecap_lib.models.presets import build_model, preset  # noqa: E402
+from facecap_lib.models.presets import build_model  # noqa: E402
 from facecap_lib.training.config import TrainConfig  # noqa: E402
 from facecap_lib.training.loop import ImagePrefetch, autocast_for, train_captioner  # noqa: E402
 
@@ -74,27 +72,18 @@ def loader_rate(pairs, config: TrainConfig, size: int, device: torch.device, ste
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="vitg-opt2.7b")
-    parser.add_argument("--batch", type=int, default=32)
+    parser = measure.arguments(__doc__, VARIANTS)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--variants", default="plain,bf16,bf16-ckpt")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    unknown = set(args.variants.split(",")) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants {sorted(unknown)}; known: {list(VARIANTS)}")
-
-    device = resolve_device(args.device)
-    spec = preset(args.preset)
+    bench = measure.setting(parser, VARIANTS)
+    args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     size = spec.vision.image_size
-    peak = measure.bf16_peak(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{args.preset} on {name}: batch {args.batch}, {size} px, {args.tokens} caption tokens")
-    results = {"preset": args.preset, "device": name, "batch": args.batch, "variants": {}}
+    print(
+        f"{args.preset} on {bench.device_name}: batch {args.batch}, {size} px, "
+        f"{args.tokens} caption tokens"
+    )
+    results = bench.results()
     with tempfile.TemporaryDirectory() as tmp:
         count = args.batch * 4  # distinct images; batches cycle through them
         pairs, tokenizer = measure.synthetic_pairs(Path(tmp) / "images", count, size, args.tokens)
@@ -106,7 +95,7 @@ def main() -> None:
             warmup_steps=1, max_caption_tokens=args.tokens + 2, log_every=1,
             eval_every=10**9, save_every=10**9,
         )  # fmt: skip
-        for variant in args.variants.split(","):
+        for variant in bench.variants:
             config = replace(base, **VARIANTS[variant])
             measure.reset_memory(device)
             clock = measure.StepClock(device)
@@ -131,8 +120,6 @@ def main() -> None:
         loader = loader_rate(pairs, base, size, device, args.steps)
         print(measure.row("loader alone", loader, "images/s", None, None, None))
         results["loader_images_per_s"] = loader
-    if peak:
-        results["bf16_peak_tflops"] = peak
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 def cache_root(path: str | os.PathLike | None = None) -> Path:
     """The work folder: ``path`` if given, else ``$FACECAP_CACHE``, else ``~/.cache/facecap``."""
     chosen = path or os.environ.get("FACECAP_CACHE") or Path.home() / ".cache" / "facecap"
-    return Path(chosen).expanduser()
+    # absolute: tables saved here name their images by it, and are read from other folders
+    return Path(chosen).expanduser().resolve()
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:

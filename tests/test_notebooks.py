@@ -198,6 +198,17 @@ def test_a_relative_work_folder_is_the_callers_not_nested_in_itself(toy_repo, mo
     assert os.environ["FACECAP_CACHE"] == "build/mine"  # the caller's setting is given back
 
 
+def test_the_work_folder_is_absolute_so_saved_tables_can_be_read_from_anywhere(
+    tmp_path, monkeypatch
+):
+    from facecap_lib.paths import cache_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FACECAP_CACHE", "work")
+    assert cache_root() == tmp_path.resolve() / "work"
+    assert cache_root("other") == tmp_path.resolve() / "other"
+
+
 def test_failure_removes_a_stale_good_copy(toy_repo):
     out = toy_repo / "out"
     runner.run_notebooks(["02"], smoke=False, output_dir=out, root=toy_repo, log=None)

@@ -2,10 +2,11 @@
 
 Each rendered AU is a displacement field over the mesh vertices at full intensity (FACS E = 5),
 split into a left and a right half so that unilateral actions (``R12`` in contempt) can be drawn;
-intensity scales the field by :func:`~.render.response` (A draws 45% of E). Fields are built once from the canonical mesh by placing
-Gaussian "bumps" (a displacement and a radius in centimetres) at anatomical points, following the
-appearance changes the FACS manual describes for each AU. Some AUs also darken wrinkle lines
-(forehead, glabella, crow's feet, nasolabial fold, dimples, chin), listed in :data:`WRINKLES`.
+intensity scales the field by :func:`~.render.response` (A draws 45% of E). Fields are built once
+from the canonical mesh by placing Gaussian "bumps" (a displacement and a radius in centimetres)
+at anatomical points, following the appearance changes the FACS manual describes for each AU.
+Some AUs also darken wrinkle lines (forehead, glabella, crow's feet, nasolabial fold, dimples,
+chin), listed in :data:`WRINKLES`.
 
 Faces are shown frontally at about 5 px per centimetre at 128 px, so displacements are larger
 than anatomy would have them: the point of SynthFACS is that every AU is visible and learnable,

@@ -30,9 +30,9 @@ FACE_FRACTION = 0.6  # of the image height, at scale 1
 CENTRE_Y = 0.52  # where the pivot lands, fraction of the image height
 PIVOT = np.array([0.0, -0.6, 0.0])  # the point of the face the pose rotates about
 FACS_LETTERS = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5}
-RENDERER_VERSION = (
-    2  # bump whenever the same FaceSpec draws another image: cached corpora key on it
-)
+# Bump whenever the same FaceSpec draws another image: cached corpora (and the models trained on
+# them) are keyed by it. 2: AU response sqrt(level / 5), stronger subtle AUs and wrinkles.
+RENDERER_VERSION = 2
 WRINKLE_DARKNESS = 0.7  # a fully acting wrinkle line is drawn at 30% of the skin's brightness
 
 

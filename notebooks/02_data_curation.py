@@ -51,7 +51,7 @@ from facecap_lib.data.synth.identity import Identity
 from facecap_lib.data.synth.render import Renderer, Scene
 from facecap_lib.data.synth.sampling import emotion_aus
 from facecap_lib.data.table import label_summary
-from facecap_lib.lexicon import AU_BY_NUMBER
+from facecap_lib.lexicon import AU_BY_NUMBER, COMPOUND_EMOTIONS, EMOTION_NAMES
 
 # %% tags=["parameters"]
 SMOKE = False  # tiny corpora (CI); the full settings render about 9,300 faces
@@ -111,20 +111,7 @@ plt.close("all")
 
 # %%
 rng = np.random.default_rng(SEED)
-emotions = [
-    "neutral",
-    "happiness",
-    "sadness",
-    "surprise",
-    "fear",
-    "disgust",
-    "anger",
-    "contempt",
-    "happily surprised",
-    "sadly angry",
-    "fearfully surprised",
-    "angrily disgusted",
-]
+emotions = [*EMOTION_NAMES, *(c.name for c in COMPOUND_EMOTIONS[::4])]  # 8 + 4 compounds
 faces, labels = [], []
 for i, emotion in enumerate(emotions):
     action = emotion_aus(emotion, rng)

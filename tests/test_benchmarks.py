@@ -4,10 +4,12 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, "benchmarks")  # noqa: E402 (the scripts import their shared module so)
+# the scripts import their shared module from their own folder; so do these tests, from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import measure  # noqa: E402
 

@@ -66,3 +66,48 @@ def test_stem_weights_that_do_not_fit_name_the_folder(tokenizer, tmp_path):
     model.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=f"{tmp_path}: conv stem weights do not fit"):
         from_pretrained(Blip2ForConditionalGeneration, tmp_path)
+
+
+def test_both_layouts_compute_the_same_function_at_inference():
+    """Max-pool commutes with ReLU and with BatchNorm's per-channel increasing affine map."""
+    torch.manual_seed(0)
+    legacy = ConvStem((8, 16), hidden=24, layout="conv-norm-pool")
+    for module in legacy.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 2.0)  # positive scales
+            module.bias.data.normal_()
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    pooled_first = ConvStem((8, 16), hidden=24)
+    assert pooled_first.layout == "conv-pool-norm"
+    order = {0: 0, 1: 2, 4: 4, 5: 6, 8: 8}  # legacy index -> index of the same layer
+    state = {}
+    for key, value in legacy.state_dict().items():
+        _, index, name = key.split(".", 2)
+        state[f"layers.{order[int(index)]}.{name}"] = value
+    pooled_first.load_state_dict(state)
+    legacy.eval(), pooled_first.eval()
+    pixels = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(pooled_first(pixels), legacy(pixels))
+
+
+def test_a_config_without_a_layout_loads_the_legacy_stem(tokenizer, tmp_path):
+    import json
+
+    spec = preset("tiny")
+    legacy = replace(spec, vision=replace(spec.vision, stem_layout="conv-norm-pool"))
+    model = build_model(legacy, tokenizer)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["vision_config"].pop("conv_stem_layout") == "conv-norm-pool"
+    (tmp_path / "config.json").write_text(json.dumps(config))  # as saved before layouts existed
+    loaded = from_pretrained(Blip2ForConditionalGeneration, tmp_path)
+    assert loaded.vision_model.embeddings.patch_embedding.layout == "conv-norm-pool"
+    state, back = model.state_dict(), loaded.state_dict()
+    assert state.keys() == back.keys() and all(torch.equal(state[k], back[k]) for k in state)
+
+
+def test_an_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="unknown conv stem layout 'pool-first'"):
+        ConvStem((8, 16), hidden=24, layout="pool-first")

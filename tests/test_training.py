@@ -9,7 +9,9 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.config import TrainConfig
+from facecap_lib.data.images import load_rgb
 from facecap_lib.training.loop import (
+    DecodedImages,
     ImagePrefetch,
     Pair,
     batch_indices,
@@ -50,10 +52,10 @@ def test_layer_wise_decay_and_no_decay_groups(pairs):
     decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
     named = dict(model.named_parameters())
     layers = model.config.vision_config.num_hidden_layers
-    stem = "vision_model.embeddings.patch_embedding.layers."  # the conv stem: embedding depth
+    stem = "vision_model.embeddings.patch_embedding.layers."  # conv stem: conv 0, pool 1, norm 2
     assert scale[id(named[stem + "0.weight"])] == pytest.approx(0.9 ** (layers + 1))
     assert (
-        decay[id(named[stem + "0.weight"])] == 0.05 and decay[id(named[stem + "1.weight"])] == 0.0
+        decay[id(named[stem + "0.weight"])] == 0.05 and decay[id(named[stem + "2.weight"])] == 0.0
     )
     assert scale[id(named["vision_model.encoder.layers.0.self_attn.qkv.weight"])] == pytest.approx(
         0.9**layers
@@ -83,6 +85,24 @@ def test_prefetched_batches_are_those_of_a_serial_loop(pairs):
         assert indices.tolist() == expected.tolist()
         serial = to_tensor(load_images(pairs, expected, config, step), 32)
         assert torch.equal(pixels, serial), (step, micro)
+
+
+def test_decoded_images_keep_what_fits_the_budget_and_stay_unchanged(pairs):
+    one = 64 * 64 * 3 / 2**20  # one 64-pixel RGB face, in MB
+    read = DecodedImages(budget_mb=2.5 * one)
+    files = [p.image for p in pairs]
+    first = [read(f) for f in files]
+    assert list(read.images) == files[:2]  # two fit; the rest are decoded at every use
+    assert all(
+        torch.equal(to_tensor([a], 32), to_tensor([load_rgb(f)], 32))
+        for a, f in zip(first, files, strict=True)
+    )
+    config = TrainConfig(batch_size=4, seed=1)
+    indices = batch_indices(len(pairs), 0, 0, config)
+    augmented = to_tensor(load_images(pairs, indices, config, 0, read=read), 32)
+    again = to_tensor(load_images(pairs, indices, config, 0, read=read), 32)
+    assert torch.equal(augmented, again)  # crops and flips did not write into the cache
+    assert torch.equal(augmented, to_tensor(load_images(pairs, indices, config, 0), 32))
 
 
 def test_a_nan_loss_stops_the_run_before_the_weights_take_it(pairs, tmp_path):

@@ -56,7 +56,7 @@ def build_mae(spec: Preset, mask_ratio: float = 0.75) -> ViTMAEForPreTraining:
     if spec.vision.stem:
         check_stem(spec.vision.stem, spec.vision.patch_size)
         mae.vit.embeddings.patch_embeddings.projection = ConvStem(
-            spec.vision.stem, spec.vision.hidden
+            spec.vision.stem, spec.vision.hidden, spec.vision.stem_layout
         )
     return mae
 

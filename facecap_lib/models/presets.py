@@ -20,7 +20,7 @@ from transformers import (
     OPTConfig,
 )
 
-from facecap_lib.models.stem import check_stem, install_conv_stem
+from facecap_lib.models.stem import LAYOUTS, check_layout, check_stem, install_conv_stem
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class VisionShape:
     heads: int
     mlp: int
     stem: tuple[int, ...] = ()  # conv stem channels (models.stem); () keeps the patch embedding
+    stem_layout: str = LAYOUTS[0]  # the order of each stem layer (models.stem.LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def blip2_config(
     )
     if v.stem:
         check_stem(v.stem, v.patch_size)
+        check_layout(v.stem_layout)
         vision.conv_stem = list(v.stem)
+        vision.conv_stem_layout = v.stem_layout
     qformer = Blip2QFormerConfig(
         hidden_size=q.hidden,
         num_hidden_layers=q.layers,

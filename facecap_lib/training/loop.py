@@ -75,12 +75,37 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return order
 
 
-def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int, pool=None) -> list:
+class DecodedImages:
+    """Decoded images kept in memory, up to ``budget_mb`` of pixels; images past the budget are
+    decoded at every use. A small corpus (the default data: 128-pixel JPEGs, 0.4 ms each to decode,
+    14 ms of a 200 ms ``tiny`` step on two cores) is decoded once; a paper-scale one fills the
+    budget and costs what it did. Images are never modified in place (crops and flips make new
+    ones), so a cached image is shared safely by threads and epochs."""
+
+    def __init__(self, budget_mb: float = 1024):
+        self.budget, self.used = int(budget_mb * 2**20), 0
+        self.images: dict[str, Image.Image] = {}
+
+    def __call__(self, path: str) -> Image.Image:
+        image = self.images.get(path)
+        if image is None:
+            image = load_rgb(path)
+            size = image.width * image.height * len(image.getbands())
+            if self.used + size <= self.budget:
+                self.images[path] = image
+                self.used += size
+        return image
+
+
+def load_images(
+    pairs: Sequence[Pair], indices, config: TrainConfig, step: int, pool=None, read=load_rgb
+) -> list:
     """The images of a batch, augmented with a seed of (run seed, step, example): the same
-    crops and flips after a resume, whichever thread of ``pool`` (if given) decodes them."""
+    crops and flips after a resume, whichever thread of ``pool`` (if given) decodes them.
+    ``read`` opens an image file (:func:`load_rgb`, or a :class:`DecodedImages`)."""
 
     def one(i) -> Image.Image:
-        image = load_rgb(pairs[i].image)
+        image = read(pairs[i].image)
         if config.augment:
             image = Augment(seed=zlib.crc32(f"{config.seed}/{step}/{i}".encode()))(image)
         return image
@@ -89,7 +114,8 @@ def load_images(pairs: Sequence[Pair], indices, config: TrainConfig, step: int, 
 
 
 class ImagePrefetch:
-    """The pixels of the next micro-batch, decoded in background threads while this one trains.
+    """The pixels of the next micro-batch, decoded in background threads while this one trains
+    (and kept decoded in memory up to ``cache_mb``: :class:`DecodedImages`).
 
     Decoding, augmenting and resizing a batch of images costs more than a small model's step on
     a GPU. Here ``pixels(step, micro)`` returns the batch's indices and pixel tensor and starts
@@ -105,9 +131,11 @@ class ImagePrefetch:
         image_size: int,
         threads: int | None = None,
         background: bool = True,
+        cache_mb: float = 1024,
     ):
         self.pairs, self.config, self.size = pairs, config, image_size
         self.background = background
+        self.read = DecodedImages(cache_mb)
         threads = threads or min(8, os.cpu_count() or 1)
         self.decoders = ThreadPoolExecutor(threads, thread_name_prefix="facecap-decode")
         self.ahead = ThreadPoolExecutor(1, thread_name_prefix="facecap-prefetch")
@@ -122,7 +150,7 @@ class ImagePrefetch:
     def _build(self, step: int, micro: int) -> tuple[np.ndarray, torch.Tensor]:
         indices = distributed.shard(batch_indices(len(self.pairs), step, micro, self.config))
         pool = self.decoders if self.background else None
-        images = load_images(self.pairs, indices, self.config, step, pool)
+        images = load_images(self.pairs, indices, self.config, step, pool, self.read)
         return indices, to_tensor(images, self.size)
 
     def pixels(self, step: int, micro: int) -> tuple[np.ndarray, torch.Tensor]:

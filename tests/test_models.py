@@ -149,3 +149,32 @@ def test_language_model_pretraining_learns_the_caption_language(tokenizer):
     )
     with pytest.raises(ValueError, match="does not fit"):
         install_language_model(build_model(preset("small"), tokenizer), lm)
+
+
+@pytest.mark.parametrize("init, lowest, highest", [("xavier", 0.01, 1.0), ("bert", 0.0, 0.002)])
+def test_a_random_qformer_sees_the_image_only_when_xavier_initialised(
+    tokenizer, init, lowest, highest
+):
+    """With BERT-base's N(0, 0.02) a narrow from-scratch Q-Former gives every image nearly the same
+    output, which stage 1's ITC and the captioners cannot start from: the share of its output
+    variance that is across eight solid grey images is about 100 times smaller than with Xavier."""
+    from dataclasses import replace
+
+    spec = preset("tiny")
+    torch.manual_seed(0)
+    model = build_model(replace(spec, qformer=replace(spec.qformer, init=init)), tokenizer).eval()
+    pixels = torch.stack([torch.full((3, 64, 64), v) for v in torch.linspace(-1.5, 1.5, 8)])
+    with torch.no_grad():
+        image = model.vision_model(pixel_values=pixels).last_hidden_state
+        queries = model.query_tokens.expand(8, -1, -1)
+        out = model.qformer(query_embeds=queries, encoder_hidden_states=image).last_hidden_state
+    share = (out.var(0).sum(-1).mean() / out.pow(2).sum(-1).mean()).item()
+    assert lowest <= share <= highest
+
+
+def test_an_unknown_qformer_init_is_refused(tokenizer):
+    from dataclasses import replace
+
+    spec = preset("tiny")
+    with pytest.raises(ValueError, match="unknown Q-Former init 'normal'"):
+        build_model(replace(spec, qformer=replace(spec.qformer, init="normal")), tokenizer)

@@ -4,12 +4,11 @@ import pytest
 import torch
 
 from facecap_lib.captions.rules import au_caption
-from facecap_lib.data.images import to_tensor
+from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.data.images import load_rgb
 from facecap_lib.training.loop import (
     DecodedImages,
     ImagePrefetch,

@@ -41,9 +41,9 @@ def to_tensor(images: Sequence[Image.Image | np.ndarray], size: int) -> torch.Te
     arrays = []
     for image in images:
         image = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-        resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-        arrays.append(np.asarray(resized, dtype=np.float32) / 255.0)
-    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        arrays.append(np.asarray(image.resize((size, size), Image.Resampling.BICUBIC)))
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (batch - mean) / std

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from torch import nn
 
-
 LAYOUTS = ("conv-pool-norm", "conv-norm-pool")
 LEGACY_LAYOUT = "conv-norm-pool"  # what a config without ``conv_stem_layout`` was saved with
 
@@ -48,7 +47,9 @@ class ConvStem(nn.Module):
         for width in channels:  # a 3x3 at the current resolution, then halve the grid
             conv = nn.Conv2d(previous, width, 3, padding=1, bias=False)
             norm, act, pool = nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)
-            layers += [conv, pool, norm, act] if layout == "conv-pool-norm" else [conv, norm, act, pool]
+            layers += (
+                [conv, pool, norm, act] if layout == "conv-pool-norm" else [conv, norm, act, pool]
+            )
             previous = width
         layers.append(nn.Conv2d(previous, hidden, 1))
         self.layers = nn.Sequential(*layers)

@@ -38,7 +38,7 @@ from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
 from facecap_lib.models.device import resolve_device
-from facecap_lib.models.presets import blip2_config, init_query_tokens, preset, tokenizer_ids
+from facecap_lib.models.presets import blip2_config, init_qformer, preset, tokenizer_ids
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
@@ -118,7 +118,7 @@ def build_pretrainer(spec, tokenizer) -> QFormerPretrainer:
     config = blip2_config(spec, vocab_size=len(tokenizer), **tokenizer_ids(tokenizer))
     config.qformer_config.use_qformer_text_input = True
     config.image_text_hidden_size = spec.qformer.embed_dim
-    retrieval = init_query_tokens(Blip2ForImageTextRetrieval(config))
+    retrieval = init_qformer(Blip2ForImageTextRetrieval(config), spec.qformer.init)
     install_conv_stem(retrieval)
     return QFormerPretrainer(retrieval)
 

@@ -77,7 +77,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
         VisionShape(
-            image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256, stem=(32, 64, 128)
+            image_size=64, patch_size=8, hidden=128, layers=3, heads=4, mlp=256, stem=(16, 64, 128)
         ),
         QFormerShape(
             hidden=128, layers=2, heads=4, intermediate=256, queries=8, embed_dim=64, dropout=0.0
@@ -213,9 +213,9 @@ def init_qformer(model, init: str = "xavier"):
       input-independent: each block adds about 5% to the LayerNorm-ed residual of the queries
       (or of the text's first token) at width 128, against about 40% at 768. With it, the
       ``tiny`` preset's queries gave every face the same output (cosine 1.000), stage 1's ITC sat
-      at log(batch) and AU-BLIP's soft prompt hardly varied with the face (0.35 mean per-AU F1,
-      14 distinct captions on 400 faces); with Xavier, 0.45 and 35 (chapter 4's check, 1000
-      steps, 2026-11-26).
+      at log(batch) and AU-BLIP wrote 14 distinct captions for chapter 4's 400 held-out faces
+      (its soft prompt: 9% of the variance across faces). With Xavier: 35 to 50 distinct
+      captions, 26-34% of the variance across faces, ITC 3.47 -> 3.26 in 400 steps (2026-11-26).
     - ``init="bert"`` keeps transformers' initialisation (weights loaded over it anyway).
     """
     if init not in QFORMER_INITS:

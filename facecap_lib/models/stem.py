@@ -24,7 +24,8 @@ per-channel increasing affine map, which BatchNorm is at inference whenever its 
 first normalises and activates a quarter of the values. On two CPU cores that makes the ``tiny``
 stem 87 -> 70 ms per training step of 32 (forward and backward), and the supervised AU probe of
 ``benchmarks/caption_ceiling.py`` at 1000 steps learns as well: mean F1 56.2 -> 55.6, ROC-AUC
-0.841 -> 0.860.
+0.841 -> 0.860. The ``tiny`` stem's first layer, the only one at full resolution, has 16
+channels rather than 32: 70 -> 52 ms, and the same probe 57.7 / 0.853 (2026-11-26).
 """
 
 from __future__ import annotations

@@ -33,10 +33,12 @@
 # | {doc}`02_data_curation` | Necessary | the curated faces and their subject-disjoint splits |
 # | {doc}`03_caption_synthesis` | Necessary | the caption corpus this chapter trains on |
 #
-# **Compute budget:** on two CPU cores the `tiny` preset trains every stage in roughly 20 minutes
-# (smoke mode: about a minute). On a GPU the `small` preset (224-pixel faces, 12-layer encoder and
-# language model) is chosen automatically. On one H100 (2026-11-26, `benchmarks/chapter4_gpu.py`)
-# the whole training took 9 minutes with 8.3 GiB of peak GPU memory:
+# **Compute budget:** on two CPU cores the `tiny` preset trains every stage in about 16 minutes
+# (2026-11-26: language model 60 s, stage 1 96 s, the five captioners 134-172 s each; smoke
+# mode: about a minute). On a GPU the `small` preset (224-pixel faces, 12-layer encoder and
+# language model) is chosen automatically. On one H100 (2026-11-26, `benchmarks/chapter4_gpu.py`,
+# before the Q-Former's Xavier initialisation of section 3) the whole training took 9 minutes
+# with 8.3 GiB of peak GPU memory:
 #
 # | stage | steps of 64 | time | final loss |
 # |---|---|---|---|
@@ -49,8 +51,8 @@
 # | Mix-BLIP, Cat-BLIP, Exp-BLIP | 400 each | 73, 73, 72 s | 0.63, 0.37, 0.56 |
 #
 # That run's AU-BLIP scored a mean per-AU F1 of 0.20 on the held-out faces below (the CPU `tiny`
-# run: 0.35, on faces drawn since with more visible AUs): a bigger encoder from scratch does not
-# see more AUs in 400 steps.
+# run of the same code: 0.35, on faces drawn since with more visible AUs): a bigger encoder from
+# scratch does not see more AUs in 400 steps.
 # Every stage is saved in the work folder and skipped when it is already there.
 
 # %%

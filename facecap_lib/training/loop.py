@@ -91,7 +91,7 @@ class DecodedImages:
         if image is None:
             image = load_rgb(path)
             size = image.width * image.height * len(image.getbands())
-            if self.used + size <= self.budget:
+            if path not in self.images and self.used + size <= self.budget:  # (another thread)
                 self.images[path] = image
                 self.used += size
         return image

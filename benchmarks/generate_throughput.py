@@ -1,14 +1,23 @@
 """Caption generation throughput of ``facecap_lib.inference.describe`` at a preset's shapes.
 
     .venv/bin/python benchmarks/generate_throughput.py [--preset vitg-opt2.7b] [--images 64]
-        [--batch 32] [--beams 5] [--tokens 60] [--variants plain,bf16] [--json F]
+        [--batch 32] [--beams 5] [--tokens 60] [--variants plain,bf16@128,...]
+        [--check-greedy N] [--json F]
 
 Random weights, noise images of the preset's size, beam search (the paper's beam 5) forced to
 write exactly ``--tokens`` new tokens per caption (``min_new_tokens``), so that an untrained
-model's early end-of-text cannot flatter the figure. Variants: ``plain`` keeps the weights in
-fp32 (the baseline), ``bf16`` casts them to bf16. Prints captions/s after one warm-up batch,
-model TFLOP/s (FLOPs counted on one caption's generation), MFU against the device's dense bf16
-peak and peak GPU memory. Runs on a CPU too, which is how it is tested.
+model's early end-of-text cannot flatter the figure. Variants:
+
+- ``plain``: fp32 weights, the dynamic key-value cache (the baseline);
+- ``bf16``: bf16 weights;
+- ``bf16-compile``: bf16 weights, ``describe(compile=True)``: static cache, compiled decoding
+  step (CUDA graphs on a GPU).
+
+``NAME@N`` runs a variant at batch N instead of ``--batch``. Each variant captions ``--images``
+images after one warm-up batch (which also pays any compilation); prints captions/s, model TFLOP/s
+(FLOPs counted on one caption's generation), MFU against the device's dense bf16 peak and peak
+GPU memory. ``--check-greedy N`` then captions N images greedily with ``bf16`` and
+``bf16-compile`` and counts identical captions. Runs on a CPU too, which is how it is tested.
 """
 
 from __future__ import annotations
@@ -28,8 +37,13 @@ import measure  # noqa: E402
 
 from facecap_lib.inference import describe  # noqa: E402
 from facecap_lib.models.presets import build_model  # noqa: E402
+from facecap_lib.training.loop import building_on  # noqa: E402
 
-VARIANTS = {"plain": torch.float32, "bf16": torch.bfloat16}
+VARIANTS = {  # weights' dtype, compiled decoding
+    "plain": (torch.float32, False),
+    "bf16": (torch.bfloat16, False),
+    "bf16-compile": (torch.bfloat16, True),
+}
 
 
 def main() -> None:
@@ -37,11 +51,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=60)
+    parser.add_argument("--check-greedy", type=int, default=0, metavar="N")
     bench = measure.setting(parser, VARIANTS)
     args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     print(
-        f"{args.preset} on {bench.device_name}: {args.images} images in batches of {args.batch}, "
-        f"beam {args.beams}, {args.tokens} new tokens"
+        f"{args.preset} on {bench.device_name}: {args.images} images, beam {args.beams}, "
+        f"{args.tokens} new tokens"
     )
     results = bench.results()
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,13 +65,15 @@ def main() -> None:
         )
         images = [Image.open(p.image).convert("RGB") for p in pairs]
         torch.manual_seed(0)
-        model = build_model(spec, tokenizer).to(device).eval().requires_grad_(False)
+        with building_on(device):
+            model = build_model(spec, tokenizer)
+        model = model.to(device).eval().requires_grad_(False)
         model.generation_config.min_new_tokens = args.tokens  # every caption full length
 
-        def run(chosen, batch_size):
+        def run(chosen, batch_size, beams=args.beams, compiled=False):
             out = describe(
-                chosen, model=model, tokenizer=tokenizer, crop="none", beams=args.beams,
-                max_new_tokens=args.tokens, batch_size=batch_size,
+                chosen, model=model, tokenizer=tokenizer, crop="none", beams=beams,
+                max_new_tokens=args.tokens, batch_size=batch_size, compile=compiled,
             )  # fmt: skip
             measure.synchronize(device)
             return out
@@ -65,15 +82,35 @@ def main() -> None:
         print(f"model FLOPs per caption: {flops / 1e12:.4f} T")
         results["tflop_per_caption"] = flops / 1e12
         for variant in bench.variants:
-            model.to(VARIANTS[variant])
+            name, _, batch = variant.partition("@")
+            batch = int(batch) if batch else args.batch
+            dtype, compiled = VARIANTS[name]
+            model.to(dtype)
             measure.reset_memory(device)
-            run(images[: args.batch], args.batch)  # warm-up
-            start = time.perf_counter()
-            captions = run(images, args.batch)
+            try:
+                run(images[:batch], batch, compiled=compiled)  # warm-up (and compilation)
+                start = time.perf_counter()
+                captions = run(images, batch, compiled=compiled)
+            except torch.OutOfMemoryError:
+                print(f"{variant:<26} out of memory")
+                results["variants"][variant] = "out of memory"
+                continue
             rate = len(captions) / (time.perf_counter() - start)
             memory = measure.peak_gib(device)
             print(measure.row(variant, rate, "captions/s", flops, peak, memory), flush=True)
-            results["variants"][variant] = {"captions_per_s": rate, "peak_gib": memory}
+            results["variants"][variant] = {
+                "captions_per_s": rate, "peak_gib": memory, "batch": batch,
+            }  # fmt: skip
+        if args.check_greedy:
+            model.to(torch.bfloat16)
+            chosen = images[: args.check_greedy]
+            plain = run(chosen, len(chosen), beams=1)
+            fast = run(chosen, len(chosen), beams=1, compiled=True)
+            same = sum(a.caption == b.caption for a, b in zip(plain, fast, strict=True))
+            print(
+                f"greedy, bf16: {same} of {len(chosen)} captions identical with compiled decoding"
+            )
+            results["greedy_identical"] = {"same": same, "of": len(chosen)}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

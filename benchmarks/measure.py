@@ -36,7 +36,10 @@ def arguments(doc: str, variants: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--preset", default="vitg-opt2.7b")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--variants", default=",".join(variants))
+    parser.add_argument(
+        "--variants", default=",".join(variants),
+        help="comma-separated; NAME@N runs NAME at batch N where the script allows it",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser
@@ -62,7 +65,7 @@ class Setting:
 def setting(parser: argparse.ArgumentParser, variants: dict) -> Setting:
     args = parser.parse_args()
     chosen = args.variants.split(",")
-    unknown = set(chosen) - set(variants)
+    unknown = {name.split("@")[0] for name in chosen} - set(variants)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; known: {list(variants)}")
     device = resolve_device(args.device)

@@ -1,26 +1,33 @@
 """Stage-2 training throughput of the project's trainer at a preset's shapes, random weights.
 
     .venv/bin/python benchmarks/train_throughput.py [--preset vitg-opt2.7b] [--batch 32]
-        [--tokens 64] [--steps 10] [--warmup 3] [--variants plain,bf16,bf16-ckpt] [--json F]
+        [--tokens 64] [--steps 10] [--warmup 3] [--variants plain,bf16,...] [--profile VARIANT]
+        [--json F]
 
 Runs ``facecap_lib.training.loop.train_captioner`` itself (image decoding and augmentation from
 JPEG files, tokenizing, the optimizer, the per-step loss check) on noise images and captions of
 exactly ``--tokens`` tokens, language model frozen, encoder and Q-Former trained, as the paper's
 stage 2. Each variant is a ``TrainConfig``:
 
-- ``plain``: fp32, no gradient checkpointing (the baseline: a plain port);
-- ``bf16``: the project's default on a GPU (bf16 autocast);
-- ``bf16-ckpt``: bf16 with gradient checkpointing (what the authors' LAVIS config does, in fp16).
+- ``plain``: fp32, AdamW one arithmetic step at a time (the baseline: a plain port);
+- ``bf16-foreach``: bf16 autocast, the same AdamW (the trainer's GPU default until 2026-11-26);
+- ``bf16``: the trainer's GPU default: bf16 autocast and the fused AdamW kernel;
+- ``bf16-compile``: ``bf16`` with every repeated block compiled (``training.compile``);
+- ``bf16-ckpt``: ``bf16`` with gradient checkpointing (what the authors' LAVIS config does, in
+  fp16);
+
+and ``model-only`` is no trainer at all: one batch already on the device, forward, backward and a
+fused AdamW with a single group, no clipping, no loss check, no data. What the trainer loses
+against it is the trainer's own cost.
 
 Prints images/s after ``--warmup`` steps, model TFLOP/s, MFU against the device's dense bf16
 peak and peak GPU memory, one line per variant, then the image loader alone (decoding and
 augmenting ``--steps`` batches on the trainer's threads) for comparison: if the loader is not far
-faster than training, the GPU waits for it. A variant that runs out of memory says so and the
-others still run. On a CPU it runs too (autocast is off there), which is how it is tested.
-
-On one H100 (2026-11-26, ``--variants bf16 --steps 5 --warmup 2``): 2.656 TFLOP per image;
-bf16 90.4 images/s, 240 TFLOP/s, 24.3% MFU, 54.3 GiB peak; the loader alone 737 images/s (so
-the loader does not bound it). toolchain.md's plain bf16 + SDPA port did 118 images/s.
+faster than training, the GPU waits for it. ``--profile VARIANT`` then runs that variant again
+under ``torch.profiler`` and prints where a step's time goes: the trainer's regions (batch,
+forward, backward, optimizer), the share of the step the GPU is busy, and the kernels by kind.
+A variant that runs out of memory says so and the others still run. On a CPU it runs too
+(autocast is off there), which is how it is tested.
 """
 
 from __future__ import annotations
@@ -40,19 +47,35 @@ import measure  # noqa: E402
 
 from facecap_lib.models.presets import build_model  # noqa: E402
 from facecap_lib.training.config import TrainConfig  # noqa: E402
-from facecap_lib.training.loop import ImagePrefetch, autocast_for, train_captioner  # noqa: E402
+from facecap_lib.training.loop import (  # noqa: E402
+    ImagePrefetch,
+    autocast_for,
+    building_on,
+    train_captioner,
+    train_mode,
+)
 
+MODEL_ONLY = "model-only"
 VARIANTS = {
-    "plain": {"precision": "fp32"},
+    "plain": {"precision": "fp32", "fused_optimizer": False},
+    "bf16-foreach": {"precision": "bf16", "fused_optimizer": False},
     "bf16": {"precision": "bf16"},
+    "bf16-compile": {"precision": "bf16", "compile": True},
     "bf16-ckpt": {"precision": "bf16", "gradient_checkpointing": True},
+    MODEL_ONLY: {"precision": "bf16"},
 }
+
+
+def new_model(spec, tokenizer, device: torch.device):
+    with building_on(device):
+        model = build_model(spec, tokenizer)
+    model.to(device).language_model.requires_grad_(False)
+    return model
 
 
 def flops_per_image(spec, tokenizer, pairs, tokens: int, device: torch.device) -> float:
     """Model FLOPs of one training step's forward and backward, per image (batch of 2)."""
-    model = build_model(spec, tokenizer).to(device)
-    model.language_model.requires_grad_(False)
+    model = new_model(spec, tokenizer, device)
     batch = measure.training_batch(spec, tokenizer, pairs, 2, tokens, device)
 
     def step():
@@ -60,6 +83,36 @@ def flops_per_image(spec, tokenizer, pairs, tokens: int, device: torch.device) -
             model(**batch).loss.backward()
 
     return measure.count_flops(step) / 2  # the model is freed on return
+
+
+def model_only(spec, tokenizer, pairs, config: TrainConfig, tokens: int, device, clock) -> float:
+    """Forward, backward and a fused single-group AdamW on one batch already on the device;
+    returns the last loss. ``clock`` is called after every step, as the trainer's ``log``."""
+    torch.manual_seed(config.seed)
+    model = new_model(spec, tokenizer, device)
+    train_mode(model, config)
+    batch = measure.training_batch(spec, tokenizer, pairs, config.batch_size, tokens, device)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, fused=device.type == "cuda")
+    for _ in range(config.max_steps):
+        with autocast_for(device, config.precision):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        clock("")
+    return float(loss.detach())
+
+
+def run_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, log):
+    """The final loss of ``config.max_steps`` steps of variant ``name``, ``log`` after each."""
+    if name == MODEL_ONLY:
+        return model_only(spec, tokenizer, pairs, config, tokens, device, log)
+    result = train_captioner(
+        pairs, folder, config, device=str(device), tokenizer=tokenizer, log=log,
+        stop_after=config.max_steps,
+    )  # fmt: skip
+    return result.history[-1]["loss"]
 
 
 def loader_rate(pairs, config: TrainConfig, size: int, device: torch.device, steps: int) -> float:
@@ -71,11 +124,91 @@ def loader_rate(pairs, config: TrainConfig, size: int, device: torch.device, ste
         return steps * config.batch_size / (time.perf_counter() - start)
 
 
+REGIONS = ("facecap.batch", "facecap.forward", "facecap.backward", "facecap.optimizer")
+KERNEL_KINDS = {  # kernel-name fragments, first match wins
+    "matrix products": ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma"),
+    "attention": ("flash", "fmha", "attention", "efficient_attention"),
+    "optimizer": ("adam", "multi_tensor"),
+    "norms and softmax": ("layer_norm", "norm_", "softmax", "nll", "cross_entropy"),
+    "copies and casts": ("copy", "cat", "index", "gather", "scatter", "memcpy", "memset", "fill"),
+}
+
+
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    for kind, fragments in KERNEL_KINDS.items():
+        if any(f in lowered for f in fragments):
+            return kind
+    return "other elementwise"
+
+
+def profile_summary(profiler, steps: int, step_seconds: float) -> dict:
+    """Per step: each trainer region's host time, the device's busy time, kernels by kind."""
+    events = profiler.key_averages()
+    regions = {
+        e.key: e.cpu_time_total / 1e3 / steps for e in events if e.key in REGIONS
+    }  # ms per step
+    kinds: dict[str, float] = {}
+    kernels = []
+    for e in events:
+        device_ms = getattr(e, "self_device_time_total", 0.0) / 1e3 / steps
+        if device_ms <= 0 or e.key in REGIONS or e.key.startswith("ProfilerStep"):
+            continue
+        if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
+            continue
+        kinds[kernel_kind(e.key)] = kinds.get(kernel_kind(e.key), 0.0) + device_ms
+        kernels.append((device_ms, e.count // steps, e.key[:90]))
+    busy = sum(kinds.values())
+    return {
+        "step_ms": 1e3 * step_seconds,
+        "regions_host_ms": regions,
+        "device_busy_ms": busy,
+        "device_busy_share": busy / (1e3 * step_seconds) if step_seconds else None,
+        "kernel_kinds_ms": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "top_kernels": [
+            {"ms": ms, "calls": calls, "name": name}
+            for ms, calls, name in sorted(kernels)[-15:][::-1]
+        ],
+    }
+
+
+def print_profile(name: str, summary: dict) -> None:
+    print(f"profile of {name}, per step ({summary['step_ms']:.1f} ms timed without the profiler):")
+    for region, ms in summary["regions_host_ms"].items():
+        print(f"  host {region:<22} {ms:9.2f} ms")
+    if not summary["kernel_kinds_ms"]:
+        return  # a CPU: no device kernels
+    share = summary["device_busy_share"]
+    busy = f"{summary['device_busy_ms']:.1f} ms"
+    print(f"  device busy {busy}" + (f" ({100 * share:.0f}% of the step)" if share else ""))
+    for kind, ms in summary["kernel_kinds_ms"].items():
+        print(f"  device {kind:<22} {ms:9.2f} ms")
+    for kernel in summary["top_kernels"]:
+        print(f"    {kernel['ms']:8.2f} ms  x{kernel['calls']:<5} {kernel['name']}")
+
+
+def profile_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, steps: int):
+    """Run ``name`` again with ``steps`` steps under the profiler, after ``config``'s warm-up."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    warm = config.max_steps - steps
+    with profile(
+        activities=activities, schedule=schedule(wait=warm - 1, warmup=1, active=steps)
+    ) as prof:
+        run_variant(
+            name, config, pairs, tokenizer, spec, tokens, device, folder, lambda _: prof.step()
+        )
+    return prof
+
+
 def main() -> None:
     parser = measure.arguments(__doc__, VARIANTS)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--profile", choices=list(VARIANTS), help="profile this variant too")
+    parser.add_argument("--profile-steps", type=int, default=3)
     bench = measure.setting(parser, VARIANTS)
     args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     size = spec.vision.image_size
@@ -95,31 +228,41 @@ def main() -> None:
             warmup_steps=1, max_caption_tokens=args.tokens + 2, log_every=1,
             eval_every=10**9, save_every=10**9,
         )  # fmt: skip
+        step_seconds = {}
         for variant in bench.variants:
             config = replace(base, **VARIANTS[variant])
             measure.reset_memory(device)
             clock = measure.StepClock(device)
             try:
-                result = train_captioner(
-                    pairs, Path(tmp) / variant, config, device=str(device), tokenizer=tokenizer,
-                    log=clock, stop_after=config.max_steps,
+                loss = run_variant(
+                    variant, config, pairs, tokenizer, spec, args.tokens, device,
+                    Path(tmp) / variant, clock,
                 )  # fmt: skip
             except torch.OutOfMemoryError:
                 print(f"{variant:<26} out of memory at batch {args.batch}")
                 results["variants"][variant] = "out of memory"
                 continue
             images = clock.rate(args.warmup) * args.batch
+            step_seconds[variant] = args.batch / images
             memory = measure.peak_gib(device)
             print(measure.row(variant, images, "images/s", flops, peak, memory), flush=True)
             results["variants"][variant] = {
-                "images_per_s": images,
-                "peak_gib": memory,
-                "final_loss": result.history[-1]["loss"],
-            }
-            del result
+                "images_per_s": images, "peak_gib": memory, "final_loss": loss,
+            }  # fmt: skip
         loader = loader_rate(pairs, base, size, device, args.steps)
         print(measure.row("loader alone", loader, "images/s", None, None, None))
         results["loader_images_per_s"] = loader
+        if args.profile:
+            measure.reset_memory(device)
+            steps = args.profile_steps
+            config = replace(base, max_steps=args.warmup + steps + 1, **VARIANTS[args.profile])
+            prof = profile_variant(
+                args.profile, config, pairs, tokenizer, spec, args.tokens, device,
+                Path(tmp) / f"profile-{args.profile}", steps,
+            )  # fmt: skip
+            summary = profile_summary(prof, steps, step_seconds.get(args.profile, 0.0))
+            print_profile(args.profile, summary)
+            results["profile"] = {"variant": args.profile, **summary}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

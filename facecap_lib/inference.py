@@ -102,6 +102,19 @@ def _prepare(item, crop: str) -> tuple[Image.Image | None, Description]:
     return crop_face(image, box), Description(source, None, face_box=box)
 
 
+def decoding_options(device: torch.device) -> dict:
+    """``generate`` options for compiled decoding: a static key-value cache (fixed shapes, so the
+    step compiles once) and transformers' automatic ``torch.compile`` of the decoding step, with
+    CUDA graphs on a GPU (mode ``reduce-overhead``: one graph launch per token instead of one
+    kernel launch per operation). Greedy and beam outputs equal the dynamic-cache path's up to
+    floating-point ties (tested on tiny models)."""
+    from transformers import CompileConfig
+
+    config = CompileConfig(mode="reduce-overhead" if device.type == "cuda" else "default")
+    config._compile_all_devices = True  # transformers compiles on GPUs only unless told
+    return {"cache_implementation": "static", "compile_config": config}
+
+
 def describe(
     images: Sequence[str | Path | Image.Image],
     checkpoint=None,
@@ -116,10 +129,15 @@ def describe(
     temperature: float = 1.0,
     batch_size: int = 16,
     device: str = "auto",
+    compile: bool = False,
 ) -> list[Description]:
     """Caption every image (see the module docstring); results keep the input order.
 
-    Give either ``checkpoint`` (a folder) or ``model`` and ``tokenizer``.
+    Give either ``checkpoint`` (a folder) or ``model`` and ``tokenizer``. ``compile=True`` decodes
+    with a static key-value cache and the language model's decoding step compiled
+    (:func:`decoding_options`): the same captions, far less time per token on a GPU once
+    compiled (the first batch of each size pays the compilation). Use large batches on a GPU:
+    beam search at batch 16 is bound by per-token overhead, not arithmetic.
     """
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
@@ -145,6 +163,7 @@ def describe(
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
                 **({"top_p": top_p, "temperature": temperature} if do_sample else {}),
+                **(decoding_options(device_) if compile else {}),
             )
         texts = tokenizer.batch_decode(
             out[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True

@@ -25,23 +25,28 @@ def test_train_throughput_runs_the_trainer_for_every_variant(repo, tmp_path):
     out = tmp_path / "train.json"
     run_script(
         repo, "train_throughput.py", "--preset", "tiny", "--batch", "4", "--steps", "3",
-        "--warmup", "1", "--tokens", "12", "--json", str(out),
+        "--warmup", "1", "--tokens", "12", "--variants", "plain,bf16-foreach,bf16-ckpt,model-only",
+        "--profile", "bf16", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
-    assert set(result["variants"]) == {"plain", "bf16", "bf16-ckpt"}
+    assert set(result["variants"]) == {"plain", "bf16-foreach", "bf16-ckpt", "model-only"}
     for figures in result["variants"].values():
         assert figures["images_per_s"] > 0 and math.isfinite(figures["final_loss"])
     assert result["tflop_per_image"] > 0 and result["loader_images_per_s"] > 0
+    regions = result["profile"]["regions_host_ms"]  # the trainer's own profiling regions
+    assert set(regions) == {f"facecap.{r}" for r in ("batch", "forward", "backward", "optimizer")}
+    assert all(ms > 0 for ms in regions.values())
 
 
 def test_generate_throughput_reports_every_variant(repo, tmp_path):
     out = tmp_path / "generate.json"
     run_script(
         repo, "generate_throughput.py", "--preset", "tiny", "--images", "4", "--batch", "2",
-        "--tokens", "6", "--json", str(out),
+        "--tokens", "6", "--variants", "plain,bf16@4", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
-    assert set(result["variants"]) == {"plain", "bf16"}
+    assert set(result["variants"]) == {"plain", "bf16@4"}
+    assert [v["batch"] for v in result["variants"].values()] == [2, 4]
     assert all(v["captions_per_s"] > 0 for v in result["variants"].values())
 
 

@@ -110,3 +110,5 @@ def test_settings_fingerprint_follows_recipe_and_preset():
     assert config.fingerprint() == RecipeConfig.smoke().fingerprint() != other.fingerprint()
     assert _changed(config.settings(), other.settings()) == ["recipe.lm_steps"]
     assert "preset" in config.settings() and "stem" in config.settings()["preset"]["vision"]
+    fast = replace(config, captioner=replace(config.captioner, compile=True, log_every=1))
+    assert fast.fingerprint() == config.fingerprint()  # how a run goes, not what it trains

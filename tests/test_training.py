@@ -1,5 +1,7 @@
 """The stage-2 loop: schedules, parameter groups, data order, and exact resume after a crash."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -145,3 +147,45 @@ def test_frozen_language_model_does_not_move(pairs, tmp_path):
     after = result.model.language_model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert (result.final / "history.json").exists() and len(result.history) == 2
+
+
+def test_fused_optimizer_and_compiled_blocks_change_the_run_only_by_rounding(
+    pairs, tmp_path, monkeypatch
+):
+    """The GPU's fast settings, run here on the CPU: same losses and weights up to rounding.
+    Compiled dropout draws its masks from its own generator; here it takes eager's, so that the
+    arithmetic is what is compared."""
+    import collections
+
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+
+    from facecap_lib.training.compile import repeated_blocks
+
+    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+    model = build_model(preset("tiny"), tokenizer)
+    kinds = collections.Counter(type(b).__name__ for b in repeated_blocks(model))
+    assert kinds == {"Blip2EncoderLayer": 3, "Blip2QFormerLayer": 2, "OPTDecoderLayer": 2}
+    config = TrainConfig(max_steps=3, batch_size=3, warmup_steps=1, save_every=100, log_every=100)
+    runs = {
+        name: train_captioner(
+            pairs, tmp_path / name, replace(config, **changes), tokenizer=tokenizer, log=None
+        )
+        for name, changes in {
+            "plain": {"fused_optimizer": False},
+            "fused": {"fused_optimizer": True},
+            "compiled": {"compile": True},
+        }.items()
+    }
+    plain = runs.pop("plain")
+    weights = plain.model.state_dict()
+    for name, run in runs.items():
+        losses = [h["loss"] for h in run.history]
+        assert losses == pytest.approx([h["loss"] for h in plain.history], rel=1e-4), name
+        for key, value in run.model.state_dict().items():
+            torch.testing.assert_close(value, weights[key], rtol=1e-4, atol=1e-5, msg=key)
+    torch.manual_seed(config.seed)  # as the trainer does before building its model
+    start = build_model(preset("tiny"), tokenizer).state_dict()
+    moved = "language_projection.weight"  # the runs moved the weights: not copies compared
+    assert (weights[moved] - start[moved]).abs().max() > 10 * 1e-5  # ten times the tolerance

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Settings that change how fast a run goes or how often it reports; the weights it ends with change
+# at most by rounding.
+RUNTIME_ONLY = ("log_every", "save_every", "fused_optimizer", "compile")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -35,6 +39,9 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # bf16 autocast on a GPU, fp32 on a CPU
     gradient_checkpointing: bool = False
+    # How the step runs, not what it computes (left out of run fingerprints, RUNTIME_ONLY):
+    fused_optimizer: bool | None = None  # AdamW's one-kernel update; None: on a GPU (PyTorch's)
+    compile: bool = False  # torch.compile each repeated block (training.compile)
     parallel: str = "ddp"  # under torchrun: "ddp" (copies) or "fsdp" (shards, for OPT-6.7B)
 
     @classmethod

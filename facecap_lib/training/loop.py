@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.profiler import record_function
 from transformers import Blip2ForConditionalGeneration
 
 from facecap_lib.data.images import Augment, load_rgb, to_tensor
@@ -44,8 +45,9 @@ from facecap_lib.training.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
+from facecap_lib.training.compile import compile_blocks
 from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
+from facecap_lib.training.schedule import adamw, cosine_with_warmup, parameter_groups
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,13 @@ class ImagePrefetch:
         self.close()
 
 
+def building_on(device: torch.device):
+    """Where a new model's random weights are drawn: on a GPU, on the GPU itself (ViT-g and
+    OPT-2.7B take about a minute to initialise on two CPU cores and a second on an H100); on a
+    CPU, where it would be anyway. Same seed, same device: same weights."""
+    return torch.device(device) if device.type == "cuda" else nullcontext()
+
+
 def check_finite(loss: float, where, step: int) -> float:
     """``loss``, or ``FloatingPointError`` naming the run and the step, before the optimizer
     writes NaN into the weights: the last checkpoint stays good, and no GPU time goes into a
@@ -287,7 +296,8 @@ def train_captioner(
             model, tokenizer = load_pretrained(config.init)
         else:
             tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
-            model = build_model(preset(config.preset), tokenizer)
+            with building_on(device_):
+                model = build_model(preset(config.preset), tokenizer)
             if language_model is not None:
                 install_language_model(model, language_model)
         if config.lavis_checkpoint:
@@ -304,11 +314,11 @@ def train_captioner(
     if config.gradient_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x
         (enable or model.gradient_checkpointing_enable)()
+    if config.compile:
+        compile_blocks(model)
     wrapped = distributed.wrap(model, device_, config.parallel)  # before the optimizer (FSDP)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, config.weight_decay, config.layer_decay),
-        lr=config.lr,
-        betas=config.betas,
+    optimizer = adamw(
+        parameter_groups(model, config.weight_decay, config.layer_decay), config, device_
     )
     step, history = 0, []
     if resume is not None:
@@ -349,17 +359,21 @@ def train_captioner(
                 group["lr"] = lr * group["lr_scale"]
             total = 0.0
             for micro in range(config.grad_accumulation):
-                indices, pixels = prefetch.pixels(step, micro)
-                batch = make_batch(pairs, indices, pixels, tokenizer, queries, config)
-                batch = {k: v.to(device_, non_blocking=True) for k, v in batch.items()}
+                with record_function("facecap.batch"):
+                    indices, pixels = prefetch.pixels(step, micro)
+                    batch = make_batch(pairs, indices, pixels, tokenizer, queries, config)
+                    batch = {k: v.to(device_, non_blocking=True) for k, v in batch.items()}
                 with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
-                    loss = wrapped(**batch).loss / config.grad_accumulation
-                    loss.backward()
+                    with record_function("facecap.forward"):
+                        loss = wrapped(**batch).loss / config.grad_accumulation
+                    with record_function("facecap.backward"):
+                        loss.backward()
                 total += loss.item()
             total = check_finite(distributed.mean(total), out_dir, step + 1)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            with record_function("facecap.optimizer"):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             step += 1
             history.append({"step": step, "loss": total, "lr": lr})
             main = distributed.is_main()

@@ -49,15 +49,17 @@ from facecap_lib.training.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
+from facecap_lib.training.compile import compile_blocks
 from facecap_lib.training.config import TrainConfig
 from facecap_lib.training.loop import (
     ImagePrefetch,
     Pair,
     autocast_for,
+    building_on,
     check_finite,
     train_mode,
 )
-from facecap_lib.training.schedule import cosine_with_warmup
+from facecap_lib.training.schedule import adamw, cosine_with_warmup
 
 HEADS_FILE = "stage1_heads.pt"
 LABEL_SMOOTHING = 0.1  # LAVIS blip2_qformer: ITC and ITG
@@ -396,23 +398,23 @@ def train_qformer(
         model = QFormerPretrainer.load(resume)
     else:
         tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
-        model = build_pretrainer(preset(config.preset), tokenizer)
+        with building_on(device_):
+            model = build_pretrainer(preset(config.preset), tokenizer)
         if image_encoder is not None:
             image_encoder(model.retrieval.vision_model)
     _, dec_id = text_token_ids(tokenizer)
     model.to(device_)
     if config.freeze_vision:
         model.retrieval.vision_model.requires_grad_(False)
+    if config.compile:
+        compile_blocks(model)
     trained = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trained if p.ndim >= 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-        betas=config.betas,
-    )
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    optimizer = adamw(groups, config, device_)
     step, history = 0, []
     if resume is not None:
         state = load_state(resume)

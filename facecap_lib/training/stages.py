@@ -43,7 +43,7 @@ from facecap_lib.lexicon import EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import STAGES
-from facecap_lib.training.config import TrainConfig
+from facecap_lib.training.config import RUNTIME_ONLY, TrainConfig
 from facecap_lib.training.loop import Pair, TrainResult, train_captioner
 from facecap_lib.training.pretrain import pretrain_language_model
 from facecap_lib.training.stage1 import Stage1Result, install_qformer, train_qformer
@@ -95,11 +95,15 @@ class RecipeConfig:
     samples: int = 4  # test images captioned at every evaluation
 
     def settings(self) -> dict:
-        """Everything that shapes the trained models: these settings and the preset's shapes."""
+        """Everything that shapes the trained models: these settings (less the stages'
+        ``RUNTIME_ONLY`` ones) and the preset's shapes."""
         from dataclasses import asdict
 
+        recipe = asdict(self)
+        for stage in ("qformer", "captioner"):
+            recipe[stage] = {k: v for k, v in recipe[stage].items() if k not in RUNTIME_ONLY}
         return json.loads(
-            json.dumps({"recipe": asdict(self), "preset": asdict(preset(self.preset))}, default=str)
+            json.dumps({"recipe": recipe, "preset": asdict(preset(self.preset))}, default=str)
         )
 
     def fingerprint(self) -> str:

@@ -130,21 +130,25 @@ def synchronize(device: torch.device) -> None:
 
 
 class StepClock:
-    """A trainer's ``log`` callback (``log_every=1``): the time at which each step ended."""
+    """A trainer's ``log`` callback: when each logged step ended (lines ``step N/...``).
+
+    The trainer reads its losses only when it logs (``LossBook``), so the log interval decides
+    how often the host waits for the GPU: log every few steps, as a real run does every 50."""
 
     def __init__(self, device: torch.device):
         self.device, self.times = device, []
 
-    def __call__(self, _line: str) -> None:
+    def __call__(self, line: str) -> None:
         synchronize(self.device)
-        self.times.append(time.perf_counter())
+        self.times.append((int(line.split()[1].split("/")[0]), time.perf_counter()))
 
     def rate(self, warmup: int) -> float:
-        """Steps per second after the first ``warmup`` steps."""
-        timed = self.times[warmup:]
+        """Steps per second between the first logged step at or after ``warmup`` and the last."""
+        timed = [(step, t) for step, t in self.times if step >= warmup]
         if len(timed) < 2:
-            raise ValueError(f"need at least {warmup + 2} logged steps, got {len(self.times)}")
-        return (len(timed) - 1) / (timed[-1] - timed[0])
+            raise ValueError(f"need two logged steps from step {warmup} on, got {self.times}")
+        (first, start), (last, end) = timed[0], timed[-1]
+        return (last - first) / (end - start)
 
 
 def row(name: str, per_second: float, unit: str, flops_each: float | None, peak, memory) -> str:

@@ -80,7 +80,7 @@ def flops_per_image(spec, tokenizer, pairs, tokens: int, device: torch.device) -
 
     def step():
         with autocast_for(device):
-            model(**batch).loss.backward()
+            model(**batch, use_cache=False).loss.backward()
 
     return measure.count_flops(step) / 2  # the model is freed on return
 
@@ -94,13 +94,14 @@ def model_only(spec, tokenizer, pairs, config: TrainConfig, tokens: int, device,
     batch = measure.training_batch(spec, tokenizer, pairs, config.batch_size, tokens, device)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, fused=device.type == "cuda")
-    for _ in range(config.max_steps):
+    for step in range(1, config.max_steps + 1):
         with autocast_for(device, config.precision):
-            loss = model(**batch).loss
+            loss = model(**batch, use_cache=False).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        clock("")
+        if step % config.log_every == 0 or step == config.max_steps:
+            clock(f"step {step}/{config.max_steps} loss {loss.item():.4f}")
     return float(loss.detach())
 
 
@@ -124,10 +125,13 @@ def loader_rate(pairs, config: TrainConfig, size: int, device: torch.device, ste
         return steps * config.batch_size / (time.perf_counter() - start)
 
 
-REGIONS = ("facecap.batch", "facecap.forward", "facecap.backward", "facecap.optimizer")
+REGIONS = (
+    "facecap.batch", "facecap.wait_for_images", "facecap.forward", "facecap.backward",
+    "facecap.optimizer",
+)  # fmt: skip
 KERNEL_KINDS = {  # kernel-name fragments, first match wins
+    "attention": ("flash", "fmha", "sdpa", "attention"),
     "matrix products": ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma"),
-    "attention": ("flash", "fmha", "attention", "efficient_attention"),
     "optimizer": ("adam", "multi_tensor"),
     "norms and softmax": ("layer_norm", "norm_", "softmax", "nll", "cross_entropy"),
     "copies and casts": ("copy", "cat", "index", "gather", "scatter", "memcpy", "memset", "fill"),
@@ -154,7 +158,9 @@ def profile_summary(profiler, steps: int, step_seconds: float) -> dict:
     kernels = []
     for e in events:
         device_ms = getattr(e, "self_device_time_total", 0.0) / 1e3 / steps
-        if device_ms <= 0 or e.key in REGIONS or e.key.startswith("ProfilerStep"):
+        if device_ms <= 0 or e.key in REGIONS or getattr(e, "is_user_annotation", False):
+            continue  # annotations (regions, optimizer steps) span kernels already counted
+        if e.key.startswith("ProfilerStep") or "#" in e.key:
             continue
         if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
             continue
@@ -190,17 +196,20 @@ def print_profile(name: str, summary: dict) -> None:
 
 
 def profile_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, steps: int):
-    """Run ``name`` again with ``steps`` steps under the profiler, after ``config``'s warm-up."""
-    from torch.profiler import ProfilerActivity, profile, schedule
+    """Run ``name`` again, profiling its last ``steps`` steps (from one log line to the last)."""
+    from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    warm = config.max_steps - steps
-    with profile(
-        activities=activities, schedule=schedule(wait=warm - 1, warmup=1, active=steps)
-    ) as prof:
-        run_variant(
-            name, config, pairs, tokenizer, spec, tokens, device, folder, lambda _: prof.step()
-        )
+    prof = profile(activities=activities)
+
+    def at_log_line(line: str) -> None:
+        step = int(line.split()[1].split("/")[0])
+        if step == config.max_steps - steps:
+            prof.start()
+        elif step == config.max_steps:
+            prof.stop()
+
+    run_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, at_log_line)
     return prof
 
 
@@ -209,6 +218,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--log-every", type=int, default=1,
+        help="steps between the trainer's log lines, at which it reads its losses (make "
+        "--warmup and --steps multiples of it)",
+    )  # fmt: skip
     parser.add_argument("--profile", choices=list(VARIANTS), help="profile this variant too")
     parser.add_argument("--profile-steps", type=int, default=3)
     bench = measure.setting(parser, VARIANTS)
@@ -227,7 +241,7 @@ def main() -> None:
         results["tflop_per_image"] = flops / 1e12
         base = TrainConfig(
             preset=args.preset, max_steps=args.warmup + args.steps, batch_size=args.batch,
-            warmup_steps=1, max_caption_tokens=args.tokens + 2, log_every=1,
+            warmup_steps=1, max_caption_tokens=args.tokens + 2, log_every=args.log_every,
             eval_every=10**9, save_every=10**9,
         )  # fmt: skip
         step_seconds = {}
@@ -257,7 +271,7 @@ def main() -> None:
         if args.profile:
             measure.reset_memory(device)
             steps = args.profile_steps
-            config = replace(base, max_steps=args.warmup + steps + 1, **VARIANTS[args.profile])
+            config = replace(base, max_steps=args.warmup + steps, **VARIANTS[args.profile])
             prof = profile_variant(
                 args.profile, config, pairs, tokenizer, spec, args.tokens, device,
                 Path(tmp) / f"profile-{args.profile}", steps,

@@ -62,8 +62,10 @@ def test_flops_of_a_matrix_product_and_the_step_clock():
     a, b = torch.randn(8, 16), torch.randn(16, 4)
     assert measure.count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
     clock = measure.StepClock(torch.device("cpu"))
-    clock.times = [0.0, 10.0, 11.0, 12.0]  # a slow first step, then one per second
-    assert clock.rate(warmup=1) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="at least 5 logged steps"):
-        clock.rate(warmup=3)
+    for step in (2, 4, 6):
+        clock(f"step {step}/6 loss 1.0")
+    clock.times = [(2, 10.0), (4, 11.0), (6, 12.0)]  # slow first steps, then two per second
+    assert clock.rate(warmup=2) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="need two logged steps from step 5 on"):
+        clock.rate(warmup=5)
     assert measure.bf16_peak(torch.device("cpu")) is None

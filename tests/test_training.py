@@ -106,21 +106,32 @@ def test_decoded_images_keep_what_fits_the_budget_and_stay_unchanged(pairs):
     assert torch.equal(augmented, to_tensor(load_images(pairs, indices, config, 0), 32))
 
 
-def test_a_nan_loss_stops_the_run_before_the_weights_take_it(pairs, tmp_path):
-    config = TrainConfig(max_steps=4, batch_size=3, warmup_steps=1, save_every=2, log_every=100)
+@pytest.mark.parametrize("fused", [False, True])  # True: checked one step late (LossBook)
+def test_a_nan_loss_stops_the_run_before_the_weights_take_it(pairs, tmp_path, fused):
+    config = TrainConfig(
+        max_steps=4, batch_size=3, warmup_steps=1, save_every=2, log_every=100,
+        fused_optimizer=fused,
+    )  # fmt: skip
+    seen = {}
 
     def poison(model):
         model.language_projection.bias.data[0] = float("nan")
+        seen["model"], seen["start"] = model, {k: v.clone() for k, v in model.state_dict().items()}
 
     with pytest.raises(FloatingPointError, match=r"run: the loss is nan at step 1;"):
         train_captioner(pairs, tmp_path / "run", config, log=None, initialize=poison)
     assert not list((tmp_path / "run").glob("checkpoint-*"))
+    for key, value in seen["model"].state_dict().items():  # no update reached the weights
+        if "running_" not in key and not key.endswith("num_batches_tracked"):  # BatchNorm's own
+            torch.testing.assert_close(value, seen["start"][key], rtol=0, atol=0, equal_nan=True)
 
 
-def test_resume_after_a_crash_is_exact(pairs, tmp_path):
+@pytest.mark.parametrize("fused", [False, True])
+def test_resume_after_a_crash_is_exact(pairs, tmp_path, fused):
     config = TrainConfig(
-        max_steps=6, batch_size=3, warmup_steps=2, save_every=3, log_every=100, freeze_lm=False
-    )
+        max_steps=6, batch_size=3, warmup_steps=2, save_every=3, log_every=100, freeze_lm=False,
+        fused_optimizer=fused,
+    )  # fmt: skip
     straight = train_captioner(pairs, tmp_path / "straight", config, log=None)
     crashed = train_captioner(pairs, tmp_path / "crashed", config, log=None, stop_after=3)
     assert crashed.history[-1]["step"] == 3 and (tmp_path / "crashed" / "checkpoint-3").exists()

@@ -6,18 +6,20 @@
 
 Random weights, noise images of the preset's size, beam search (the paper's beam 5) forced to
 write exactly ``--tokens`` new tokens per caption (``min_new_tokens``), so that an untrained
-model's early end-of-text cannot flatter the figure. Variants:
+model's early end-of-text cannot flatter the figure. Variants (``describe``'s ``decoding``):
 
-- ``plain``: fp32 weights, the dynamic key-value cache (the baseline);
-- ``bf16``: bf16 weights;
-- ``bf16-compile``: bf16 weights, ``describe(compile=True)``: static cache, compiled decoding
-  step (CUDA graphs on a GPU).
+- ``plain``: fp32 weights, transformers' dynamic key-value cache (the baseline);
+- ``bf16-dynamic``: bf16 weights, the same cache;
+- ``bf16``: bf16 weights, the project's default (the beam cache, ``models.beam_cache``);
+- ``bf16-compile``: bf16 weights, a static cache and a compiled decoding step (CUDA graphs on a
+  GPU).
 
 ``NAME@N`` runs a variant at batch N instead of ``--batch``. Each variant captions ``--images``
 images after one warm-up batch (which also pays any compilation); prints captions/s, model TFLOP/s
 (FLOPs counted on one caption's generation), MFU against the device's dense bf16 peak and peak
-GPU memory. ``--check-greedy N`` then captions N images greedily with ``bf16`` and
-``bf16-compile`` and counts identical captions. Runs on a CPU too, which is how it is tested.
+GPU memory. ``--check-greedy N`` then captions N images with bf16 weights, greedily with the
+compiled decoding and with ``--beams`` beams with the beam cache (those of them among the
+variants), and counts the captions identical to the dynamic cache's. Runs on a CPU too, which is how it is tested.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from facecap_lib.inference import describe  # noqa: E402
 from facecap_lib.models.presets import build_model  # noqa: E402
 from facecap_lib.training.loop import building_on  # noqa: E402
 
-VARIANTS = {  # weights' dtype, compiled decoding
-    "plain": (torch.float32, False),
-    "bf16": (torch.bfloat16, False),
-    "bf16-compile": (torch.bfloat16, True),
+VARIANTS = {  # weights' dtype, describe's decoding
+    "plain": (torch.float32, "dynamic"),
+    "bf16-dynamic": (torch.bfloat16, "dynamic"),
+    "bf16": (torch.bfloat16, "beam-cache"),
+    "bf16-compile": (torch.bfloat16, "compiled"),
 }
 
 
@@ -70,10 +73,10 @@ def main() -> None:
         model = model.to(device).eval().requires_grad_(False)
         model.generation_config.min_new_tokens = args.tokens  # every caption full length
 
-        def run(chosen, batch_size, beams=args.beams, compiled=False):
+        def run(chosen, batch_size, beams=args.beams, decoding="dynamic"):
             out = describe(
                 chosen, model=model, tokenizer=tokenizer, crop="none", beams=beams,
-                max_new_tokens=args.tokens, batch_size=batch_size, compile=compiled,
+                max_new_tokens=args.tokens, batch_size=batch_size, decoding=decoding,
             )  # fmt: skip
             measure.synchronize(device)
             return out
@@ -84,13 +87,13 @@ def main() -> None:
         for variant in bench.variants:
             name, _, batch = variant.partition("@")
             batch = int(batch) if batch else args.batch
-            dtype, compiled = VARIANTS[name]
+            dtype, decoding = VARIANTS[name]
             model.to(dtype)
             measure.reset_memory(device)
             try:
-                run(images[:batch], batch, compiled=compiled)  # warm-up (and compilation)
+                run(images[:batch], batch, decoding=decoding)  # warm-up (and compilation)
                 start = time.perf_counter()
-                captions = run(images, batch, compiled=compiled)
+                captions = run(images, batch, decoding=decoding)
             except torch.OutOfMemoryError:
                 print(f"{variant:<26} out of memory")
                 results["variants"][variant] = "out of memory"
@@ -104,13 +107,18 @@ def main() -> None:
         if args.check_greedy:
             model.to(torch.bfloat16)
             chosen = images[: args.check_greedy]
-            plain = run(chosen, len(chosen), beams=1)
-            fast = run(chosen, len(chosen), beams=1, compiled=True)
-            same = sum(a.caption == b.caption for a, b in zip(plain, fast, strict=True))
-            print(
-                f"greedy, bf16: {same} of {len(chosen)} captions identical with compiled decoding"
-            )
-            results["greedy_identical"] = {"same": same, "of": len(chosen)}
+            results["identical"] = {}
+            names = {v.partition("@")[0] for v in bench.variants}
+            checks = {"bf16-compile": ("compiled", 1), "bf16": ("beam-cache", args.beams)}
+            for decoding, beams in (checks[n] for n in checks if n in names):
+                plain = run(chosen, len(chosen), beams=beams)
+                fast = run(chosen, len(chosen), beams=beams, decoding=decoding)
+                same = sum(a.caption == b.caption for a, b in zip(plain, fast, strict=True))
+                what = f"{decoding}, beam {beams}"
+                print(
+                    f"bf16, {what}: {same} of {len(chosen)} captions identical to the dynamic cache's"
+                )
+                results["identical"][what] = {"same": same, "of": len(chosen)}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

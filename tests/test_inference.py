@@ -107,9 +107,9 @@ def test_caption_faces_caches_by_weights_images_and_beams(
     assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 3  # other images, other beams
 
 
-def test_compiled_decoding_writes_the_same_captions(checkpoint, photos):
-    """The fast path (static cache, compiled decoding step) against the plain one, same weights:
-    greedy as issue 7 asks, and the paper's beam 5."""
+def test_every_decoding_writes_the_same_captions(checkpoint, photos):
+    """The fast paths (the beam cache; a static cache with a compiled decoding step) against
+    transformers' dynamic cache, same weights: greedy as issue 7 asks, and the paper's beam 5."""
     from facecap_lib.inference import load_captioner
 
     model, tokenizer = load_captioner(checkpoint, "cpu")
@@ -120,10 +120,43 @@ def test_compiled_decoding_writes_the_same_captions(checkpoint, photos):
     model.generation_config.min_new_tokens = 12  # and no early end of text
     faces = [Image.open(photos / n) for n in ("face.jpg", "grey.png", "alpha.png", "sky.jpg")]
     for beams in (1, 5):
-        plain, fast = (
+        plain, *fast = (
             describe(faces, model=model, tokenizer=tokenizer, crop="none", beams=beams,
-                     max_new_tokens=12, batch_size=4, compile=compiled)
-            for compiled in (False, True)
+                     max_new_tokens=12, batch_size=4, decoding=decoding)
+            for decoding in ("dynamic", "beam-cache", "compiled")
         )  # fmt: skip
-        assert [r.caption for r in fast] == [r.caption for r in plain]
+        for other in fast:
+            assert [r.caption for r in other] == [r.caption for r in plain]
         assert len({r.caption for r in plain}) >= 3  # different captions for different faces
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        describe(faces, model=model, tokenizer=tokenizer, crop="none", decoding="paged")
+
+
+def test_the_beam_cache_reorders_what_beam_search_chose(checkpoint):
+    """Without its reorder the beam cache writes other captions: the test above can fail."""
+    from facecap_lib.models import beam_cache
+
+    cache = beam_cache.BeamCache(layers=1, capacity=4)
+    layer = cache.layers[0]
+    prompt = torch.zeros(2, 1, 2, 3)  # two rows (beams) share a 2-token prompt
+    layer.update(prompt, prompt)
+    step = torch.tensor([1.0, 2.0]).view(2, 1, 1, 1).expand(2, 1, 1, 3)
+    keys, _ = layer.update(step, step)
+    assert keys.shape == (2, 1, 3, 3) and layer.get_seq_length() == 3
+    layer.reorder_cache(torch.tensor([1, 1]))  # both rows continue beam 1
+    assert layer.keys[:, 0, 2, 0].tolist() == [2.0, 2.0]
+    assert torch.equal(layer.keys[:, :, :2], prompt)  # the prompt stayed where it was
+    with pytest.raises(ValueError, match="holds 4 tokens; 5 were written"):
+        layer.update(torch.zeros(2, 1, 2, 3), torch.zeros(2, 1, 2, 3))
+
+
+def test_captioner_weights_in_bf16(checkpoint, photos):
+    """The GPU default (bf16 weights) through the same code path, here on the CPU."""
+    from facecap_lib.inference import load_captioner
+
+    model, tokenizer = load_captioner(checkpoint, "cpu", torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert load_captioner(checkpoint, "cpu")[0].dtype == torch.float32  # the CPU default
+    out = describe([Image.open(photos / "face.jpg")], model=model, tokenizer=tokenizer,
+                   crop="none", beams=2, max_new_tokens=6)  # fmt: skip
+    assert out[0].error is None and out[0].caption is not None

@@ -98,7 +98,7 @@ class FeatureCache:
         if self._loaded is None or self._loaded[0] != folder:
             from facecap_lib.inference import load_captioner
 
-            self._loaded = (folder, load_captioner(folder, self.device)[0])
+            self._loaded = (folder, load_captioner(folder, self.device, torch.float32)[0])
         values = extract(self._loaded[1], list(images), source)
         self.root.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".tmp.npy")

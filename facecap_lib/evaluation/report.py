@@ -254,13 +254,15 @@ def fine_tune_table(
     """The paper's second strategy: each model's image encoder and a linear layer trained end to
     end on AU detection (``steps`` AdamW steps on the train faces with AU labels), then scored
     on the test faces like :func:`probe_tables`."""
+    import torch
+
     from facecap_lib.inference import load_captioner
 
     train = train[train[AU_NAMES].notna().any(axis=1)]
     test = test[test[AU_NAMES].notna().any(axis=1)]
     results = {}
     for title, folder in models.items():
-        model, _ = load_captioner(folder, recipe.device)
+        model, _ = load_captioner(folder, recipe.device, torch.float32)  # it trains
         score = probes.fine_tune(
             model, _files(train), train[AU_NAMES].to_numpy(float), steps=steps, progress=False
         )

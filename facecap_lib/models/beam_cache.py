@@ -1,0 +1,83 @@
+"""A key-value cache for beam search that copies less memory per token than transformers' own.
+
+Beam search keeps ``beams`` rows per image. After every token, each row continues one of its
+image's beams, so the cache of every row is replaced by its chosen beam's: transformers'
+``DynamicCache`` does that with an ``index_select`` of the whole cache, after growing it with a
+``torch.cat`` that also copies it whole. At paper scale (OPT-2.7B, 256 images, 1,280 rows) each
+of those moves about 26 GB per token on average, and the two together take longer than the
+model's arithmetic.
+
+:class:`BeamCache` writes keys and values into buffers allocated once for the longest caption,
+and, when the beams are reordered, copies only the tokens written after the prompt: the prompt
+(the 32 image queries and ``</s>``) is the same in every beam of an image, so its rows never need
+to move. The attention reads exactly the values it would read from ``DynamicCache``, so the
+captions are the same (tested against it, greedy and beam 5).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+
+class BeamLayer(DynamicLayer):
+    """One decoder layer's keys and values, ``[rows, heads, capacity, dim]`` buffers."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length, self.prompt = capacity, 0, None
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        rows = key_states.shape[0]
+        self.key_buffer = key_states.new_empty(
+            rows, key_states.shape[1], self.capacity, key_states.shape[-1]
+        )
+        self.value_buffer = value_states.new_empty(
+            rows, value_states.shape[1], self.capacity, value_states.shape[-1]
+        )
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise ValueError(f"BeamCache holds {self.capacity} tokens; {end} were written")
+        self.key_buffer[:, :, self.length : end] = key_states
+        self.value_buffer[:, :, self.length : end] = value_states
+        if self.prompt is None:  # the first write is the prompt: the same in every beam
+            self.prompt = end
+        self.length = end
+        self.keys = self.key_buffer[:, :, :end]
+        self.values = self.value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Every row takes its chosen beam's tokens after the prompt."""
+        if self.prompt is None or self.length == self.prompt:
+            return
+        beam_idx = beam_idx.to(self.device)
+        for buffer in (self.key_buffer, self.value_buffer):
+            written = buffer[:, :, self.prompt : self.length]
+            written.copy_(written.index_select(0, beam_idx))
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("BeamCache is for beam search; it cannot be cropped")
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("BeamCache is for beam search; it cannot be repeated")
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        raise NotImplementedError("BeamCache is for beam search; rows cannot be dropped")
+
+
+class BeamCache(Cache):
+    """A cache of ``layers`` :class:`BeamLayer` holding up to ``capacity`` tokens per row (the
+    prompt and every new token). Pass a new one to each ``generate`` call as ``cache=``."""
+
+    def __init__(self, layers: int, capacity: int):
+        super().__init__(layers=[BeamLayer(capacity) for _ in range(layers)])

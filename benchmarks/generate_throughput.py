@@ -17,7 +17,9 @@ model's early end-of-text cannot flatter the figure. Variants (``describe``'s ``
 ``NAME@N`` runs a variant at batch N instead of ``--batch``. Each variant captions ``--images``
 images after one warm-up batch (which also pays any compilation); prints captions/s, model TFLOP/s
 (FLOPs counted on one caption's generation), MFU against the device's dense bf16 peak and peak
-GPU memory. ``--check-greedy N`` then captions N images with bf16 weights, greedily with the
+GPU memory. ``--profile VARIANT[@N]`` profiles one batch (kernels by kind, the share of the
+time the GPU is busy; per new token, the prefill and the image encoder included).
+``--check-greedy N`` then captions N images with bf16 weights, greedily with the
 compiled decoding and with ``--beams`` beams with the beam cache (those of them among the
 variants), and counts the captions identical to the dynamic cache's. Runs on a CPU too, which is how it is tested.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -55,6 +58,9 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=60)
     parser.add_argument("--check-greedy", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--profile", metavar="VARIANT[@N]", help="profile one batch of this variant too"
+    )
     bench = measure.setting(parser, VARIANTS)
     args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     print(
@@ -104,6 +110,20 @@ def main() -> None:
             results["variants"][variant] = {
                 "captions_per_s": rate, "peak_gib": memory, "batch": batch,
             }  # fmt: skip
+        if args.profile:
+            name, _, batch = args.profile.partition("@")
+            batch = int(batch) if batch else args.batch
+            dtype, decoding = VARIANTS[name]
+            model.to(dtype)
+            start = time.perf_counter()
+            run(images[:batch], batch, decoding=decoding)  # warm, and the time without profiler
+            seconds = time.perf_counter() - start
+            with profile(activities=measure.activities(device)) as prof:
+                run(images[:batch], batch, decoding=decoding)
+            summary = measure.profile_summary(prof, args.tokens, seconds / args.tokens)
+            print(f"(per new token: one batch of {batch} images, {args.tokens} tokens)")
+            measure.print_profile(args.profile, summary)
+            results["profile"] = {"variant": args.profile, "per": "new token", **summary}
         if args.check_greedy:
             model.to(torch.bfloat16)
             chosen = images[: args.check_greedy]

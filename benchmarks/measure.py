@@ -113,6 +113,13 @@ def count_flops(run) -> float:
     return float(counter.get_total_flops())
 
 
+def activities(device: torch.device) -> list:
+    """What ``torch.profiler`` records on ``device``: the host, and the GPU's kernels if any."""
+    from torch.profiler import ProfilerActivity
+
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+
+
 def reset_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -157,3 +164,71 @@ def row(name: str, per_second: float, unit: str, flops_each: float | None, peak,
     tf = f"{tflops:8.2f}" if tflops is not None else "     n/a"
     mem = f"{memory:7.1f}" if memory is not None else "    n/a"
     return f"{name:<26} {per_second:10.2f} {unit:<9} {tf} TFLOP/s  MFU {mfu}  peak {mem} GiB"
+
+
+KERNEL_KINDS = {  # kernel-name fragments, first match wins
+    "attention": ("flash", "fmha", "sdpa", "attention"),
+    "matrix products": ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma"),
+    "optimizer": ("adam", "multi_tensor"),
+    "norms and softmax": ("layer_norm", "norm_", "softmax", "nll", "cross_entropy"),
+    "copies and casts": ("copy", "cat", "index", "gather", "scatter", "memcpy", "memset", "fill"),
+}
+
+
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    for kind, fragments in KERNEL_KINDS.items():
+        if any(f in lowered for f in fragments):
+            return kind
+    return "other elementwise"
+
+
+def profile_summary(profiler, steps: int, step_seconds: float, regions=()) -> dict:
+    """Per step (of ``steps`` profiled, each ``step_seconds`` long without the profiler): the
+    host time of each of ``regions`` (``record_function`` names), the device's busy time, and
+    its kernels by kind."""
+    events = profiler.key_averages()
+    host = {  # ms per step; the host's record (a GPU also lists each region as an annotation)
+        e.key: e.cpu_time_total / 1e3 / steps
+        for e in events
+        if e.key in regions and "CUDA" not in str(getattr(e, "device_type", ""))
+    }
+    kinds: dict[str, float] = {}
+    kernels = []
+    for e in events:
+        device_ms = getattr(e, "self_device_time_total", 0.0) / 1e3 / steps
+        if device_ms <= 0 or e.key in regions or getattr(e, "is_user_annotation", False):
+            continue  # annotations (regions, optimizer steps) span kernels already counted
+        if e.key.startswith("ProfilerStep") or "#" in e.key:
+            continue
+        if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
+            continue
+        kinds[kernel_kind(e.key)] = kinds.get(kernel_kind(e.key), 0.0) + device_ms
+        kernels.append((device_ms, e.count // steps, e.key[:90]))
+    busy = sum(kinds.values())
+    return {
+        "step_ms": 1e3 * step_seconds,
+        "regions_host_ms": host,
+        "device_busy_ms": busy,
+        "device_busy_share": busy / (1e3 * step_seconds) if step_seconds else None,
+        "kernel_kinds_ms": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "top_kernels": [
+            {"ms": ms, "calls": calls, "name": name}
+            for ms, calls, name in sorted(kernels)[-15:][::-1]
+        ],
+    }
+
+
+def print_profile(name: str, summary: dict) -> None:
+    print(f"profile of {name}, per step ({summary['step_ms']:.1f} ms timed without the profiler):")
+    for region, ms in summary["regions_host_ms"].items():
+        print(f"  host {region:<22} {ms:9.2f} ms")
+    if not summary["kernel_kinds_ms"]:
+        return  # a CPU: no device kernels
+    share = summary["device_busy_share"]
+    busy = f"{summary['device_busy_ms']:.1f} ms"
+    print(f"  device busy {busy}" + (f" ({100 * share:.0f}% of the step)" if share else ""))
+    for kind, ms in summary["kernel_kinds_ms"].items():
+        print(f"  device {kind:<22} {ms:9.2f} ms")
+    for kernel in summary["top_kernels"]:
+        print(f"    {kernel['ms']:8.2f} ms  x{kernel['calls']:<5} {kernel['name']}")

@@ -5,13 +5,14 @@
 #
 #   bash benchmarks/paper_scale.sh [OUT] [PYTHON]
 #
-# PRESET=tiny makes it a CPU dry run; STEPS="train generate" runs only those steps.
+# PRESET=tiny makes it a CPU dry run; STEPS="train generate" runs only those steps (all of
+# them take up to 15 minutes: where one command may run for 10, run them in two goes).
 # Writes OUT/<step>.json and OUT/<step>.log (default OUT: build/benchmarks).
 set -u
 out=${1:-build/benchmarks}
 python=${2:-python3}
 preset=${PRESET:-vitg-opt2.7b}
-steps=${STEPS:-train generate generate-large train-checkpointing}
+steps=${STEPS:-train train-batch48 generate generate-large train-checkpointing}
 mkdir -p "$out"
 
 step() {  # step NAME SECONDS SCRIPT ARGS...
@@ -28,9 +29,11 @@ step() {  # step NAME SECONDS SCRIPT ARGS...
 step train 240 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 --steps 6 \
     --log-every 3 --variants plain,bf16-foreach,bf16,bf16-compile,model-only \
     --profile bf16-compile --profile-steps 3
+step train-batch48 200 benchmarks/train_throughput.py --batch 48 --tokens 64 --warmup 3 \
+    --steps 6 --log-every 3 --variants bf16,model-only,bf16-compile
 step generate 120 benchmarks/generate_throughput.py --images 128 --tokens 60 \
-    --variants plain@32,bf16@32,bf16@128
-step generate-large 150 benchmarks/generate_throughput.py --images 512 --tokens 60 \
-    --variants bf16@256,bf16-compile@256 --check-greedy 16
+    --variants plain@32,bf16-dynamic@32,bf16-dynamic@128,bf16@128
+step generate-large 200 benchmarks/generate_throughput.py --images 512 --tokens 60 \
+    --variants bf16-dynamic@256,bf16@256,bf16-compile@256 --profile bf16@256 --check-greedy 16
 step train-checkpointing 100 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 \
     --steps 6 --log-every 3 --variants bf16-ckpt

@@ -129,78 +129,13 @@ REGIONS = (
     "facecap.batch", "facecap.wait_for_images", "facecap.forward", "facecap.backward",
     "facecap.optimizer",
 )  # fmt: skip
-KERNEL_KINDS = {  # kernel-name fragments, first match wins
-    "attention": ("flash", "fmha", "sdpa", "attention"),
-    "matrix products": ("gemm", "cutlass", "xmma", "nvjet", "cublas", "wgmma"),
-    "optimizer": ("adam", "multi_tensor"),
-    "norms and softmax": ("layer_norm", "norm_", "softmax", "nll", "cross_entropy"),
-    "copies and casts": ("copy", "cat", "index", "gather", "scatter", "memcpy", "memset", "fill"),
-}
-
-
-def kernel_kind(name: str) -> str:
-    lowered = name.lower()
-    for kind, fragments in KERNEL_KINDS.items():
-        if any(f in lowered for f in fragments):
-            return kind
-    return "other elementwise"
-
-
-def profile_summary(profiler, steps: int, step_seconds: float) -> dict:
-    """Per step: each trainer region's host time, the device's busy time, kernels by kind."""
-    events = profiler.key_averages()
-    regions = {  # ms per step; the host's record (a GPU also lists each region as an annotation)
-        e.key: e.cpu_time_total / 1e3 / steps
-        for e in events
-        if e.key in REGIONS and "CUDA" not in str(getattr(e, "device_type", ""))
-    }
-    kinds: dict[str, float] = {}
-    kernels = []
-    for e in events:
-        device_ms = getattr(e, "self_device_time_total", 0.0) / 1e3 / steps
-        if device_ms <= 0 or e.key in REGIONS or getattr(e, "is_user_annotation", False):
-            continue  # annotations (regions, optimizer steps) span kernels already counted
-        if e.key.startswith("ProfilerStep") or "#" in e.key:
-            continue
-        if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
-            continue
-        kinds[kernel_kind(e.key)] = kinds.get(kernel_kind(e.key), 0.0) + device_ms
-        kernels.append((device_ms, e.count // steps, e.key[:90]))
-    busy = sum(kinds.values())
-    return {
-        "step_ms": 1e3 * step_seconds,
-        "regions_host_ms": regions,
-        "device_busy_ms": busy,
-        "device_busy_share": busy / (1e3 * step_seconds) if step_seconds else None,
-        "kernel_kinds_ms": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-        "top_kernels": [
-            {"ms": ms, "calls": calls, "name": name}
-            for ms, calls, name in sorted(kernels)[-15:][::-1]
-        ],
-    }
-
-
-def print_profile(name: str, summary: dict) -> None:
-    print(f"profile of {name}, per step ({summary['step_ms']:.1f} ms timed without the profiler):")
-    for region, ms in summary["regions_host_ms"].items():
-        print(f"  host {region:<22} {ms:9.2f} ms")
-    if not summary["kernel_kinds_ms"]:
-        return  # a CPU: no device kernels
-    share = summary["device_busy_share"]
-    busy = f"{summary['device_busy_ms']:.1f} ms"
-    print(f"  device busy {busy}" + (f" ({100 * share:.0f}% of the step)" if share else ""))
-    for kind, ms in summary["kernel_kinds_ms"].items():
-        print(f"  device {kind:<22} {ms:9.2f} ms")
-    for kernel in summary["top_kernels"]:
-        print(f"    {kernel['ms']:8.2f} ms  x{kernel['calls']:<5} {kernel['name']}")
 
 
 def profile_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, steps: int):
     """Run ``name`` again, profiling its last ``steps`` steps (from one log line to the last)."""
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    prof = profile(activities=activities)
+    prof = profile(activities=measure.activities(device))
 
     def at_log_line(line: str) -> None:
         step = int(line.split()[1].split("/")[0])
@@ -276,8 +211,10 @@ def main() -> None:
                 args.profile, config, pairs, tokenizer, spec, args.tokens, device,
                 Path(tmp) / f"profile-{args.profile}", steps,
             )  # fmt: skip
-            summary = profile_summary(prof, steps, step_seconds.get(args.profile, 0.0))
-            print_profile(args.profile, summary)
+            summary = measure.profile_summary(
+                prof, steps, step_seconds.get(args.profile, 0.0), REGIONS
+            )
+            measure.print_profile(args.profile, summary)
             results["profile"] = {"variant": args.profile, **summary}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -42,10 +42,13 @@ def test_generate_throughput_reports_every_variant(repo, tmp_path):
     out = tmp_path / "generate.json"
     run_script(
         repo, "generate_throughput.py", "--preset", "tiny", "--images", "4", "--batch", "2",
-        "--tokens", "6", "--variants", "plain,bf16@4", "--json", str(out),
+        "--tokens", "6", "--variants", "plain,bf16@4", "--profile", "bf16@2", "--check-greedy",
+        "2", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
     assert set(result["variants"]) == {"plain", "bf16@4"}
+    assert result["identical"] == {"beam-cache, beam 5": {"same": 2, "of": 2}}
+    assert result["profile"]["variant"] == "bf16@2" and result["profile"]["step_ms"] > 0
     assert [v["batch"] for v in result["variants"].values()] == [2, 4]
     assert all(v["captions_per_s"] > 0 for v in result["variants"].values())
 

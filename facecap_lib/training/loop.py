@@ -188,7 +188,7 @@ class ImagePrefetch:
 
 def building_on(device: torch.device):
     """Where a new model's random weights are drawn: on a GPU, on the GPU itself (ViT-g and
-    OPT-2.7B take about a minute to initialise on two CPU cores and a second on an H100); on a
+    OPT-2.7B take about a minute to initialise on two CPU cores, far less on a GPU); on a
     CPU, where it would be anyway. Same seed, same device: same weights."""
     return torch.device(device) if device.type == "cuda" else nullcontext()
 

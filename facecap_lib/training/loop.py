@@ -254,7 +254,8 @@ class LossBook:
         fused = bool(optimizer.defaults.get("fused"))
         self.optimizer, self.where = optimizer, where
         self.deferred = fused and not distributed.sharded(model)
-        self.pending: list[tuple[int, torch.Tensor, float]] = []
+        self.pending: list[tuple[int, torch.Tensor | float, float]] = []
+        self.checked: float | None = None
 
     def guard(self, step: int, loss: torch.Tensor, norm: torch.Tensor) -> None:
         """Before ``optimizer.step()``: skip it on the device if ``norm`` is not finite, or check
@@ -262,18 +263,20 @@ class LossBook:
         if self.deferred:
             self.optimizer.found_inf = (~torch.isfinite(norm)).float()
         else:
-            check_finite(distributed.mean(loss.item()), self.where, step)
+            self.checked = check_finite(distributed.mean(loss.item()), self.where, step)
 
     def add(self, step: int, loss: torch.Tensor, lr: float) -> None:
-        self.pending.append((step, loss, lr))
+        """After ``optimizer.step()``: the step's loss, checked already or to be read later."""
+        self.pending.append((step, loss if self.deferred else self.checked, lr))
 
     def settle(self) -> list[dict]:
-        """History entries of the steps whose loss was not read yet (the mean over ranks)."""
-        out = [
-            {"step": step, "loss": check_finite(distributed.mean(loss.item()), self.where, step),
-             "lr": lr}
-            for step, loss, lr in self.pending
-        ]  # fmt: skip
+        """History entries of the steps whose loss was not read yet (the mean over ranks: every
+        rank must call it at the same steps)."""
+        out = []
+        for step, loss, lr in self.pending:
+            if isinstance(loss, torch.Tensor):
+                loss = check_finite(distributed.mean(loss.item()), self.where, step)
+            out.append({"step": step, "loss": loss, "lr": lr})
         self.pending.clear()
         return out
 
@@ -422,14 +425,14 @@ def train_captioner(
                 optimizer.zero_grad(set_to_none=True)
             losses.add(step + 1, total, lr)
             step += 1
-            main = distributed.is_main()
-            if log and main and (step % config.log_every == 0 or step == config.max_steps):
-                history += losses.settle()
+            if step % config.log_every == 0 or step == config.max_steps:
+                history += losses.settle()  # on every rank: the mean over ranks is collective
                 rate = (step - started) / (time.perf_counter() - clock)
-                log(
-                    f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} lr {lr:.2e} "
-                    f"({rate:.2f} steps/s)"
-                )
+                if log and distributed.is_main():
+                    log(
+                        f"step {step}/{config.max_steps} loss {history[-1]['loss']:.4f} "
+                        f"lr {lr:.2e} ({rate:.2f} steps/s)"
+                    )
             if evaluate is not None and step % config.eval_every == 0:
                 history += losses.settle()
                 model.eval()  # every rank evaluates: a sharded model needs all of them

@@ -185,34 +185,18 @@ def _captions_build(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from facecap_lib.captions.corpus import caption_corpus
-    from facecap_lib.captions.synthesize import default_describer
-    from facecap_lib.data import default_corpus
-    from facecap_lib.paths import cache_root
     from facecap_lib.training import distributed, stages
 
-    spec = (
-        default_corpus.DefaultCorpus.smoke() if args.smoke else default_corpus.DefaultCorpus.full()
-    )
-    faces = default_corpus.curated_faces(spec, progress=distributed.is_main())
-    describer = default_describer(cache_root() / "llm" / "answers.sqlite")
-    config = stages.recipe_config(args.smoke, args.preset)
-    if args.init:
-        config = stages.replace(config, init=args.init)
-    if args.parallel != "ddp":
-        config = stages.replace(
-            config, captioner=stages.replace(config.captioner, parallel=args.parallel)
-        )
-    run_dir = args.run or stages.default_run_dir(config, data=spec.key())
-    recipe = stages.Recipe(
-        faces, caption_corpus(faces, describer), run_dir, describer, config, device=args.device
-    )
+    recipe = stages.chapter_recipe(
+        args.smoke, args.preset, init=args.init, parallel=args.parallel, run_dir=args.run,
+        device=args.device, progress=distributed.is_main(),
+    )  # fmt: skip
     names = list(stages.STAGES) if args.stage == "all" else [args.stage]
     for name in names:
         recipe.run(name)
     if distributed.is_main():
         print(recipe.summary().to_string(index=False))
-        print(f"run folder: {run_dir}")
+        print(f"run folder: {recipe.run_dir}")
     return 0
 
 

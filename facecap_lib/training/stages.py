@@ -527,24 +527,39 @@ def default_run_dir(config: RecipeConfig, data: str = "") -> Path:
     return cache_root() / "runs" / f"{config.preset}-{digest}"
 
 
-def chapter_recipe(smoke: bool = False, preset_name: str = "auto", *, log=print) -> Recipe:
+def chapter_recipe(
+    smoke: bool = False,
+    preset_name: str = "auto",
+    *,
+    log=print,
+    init: str | None = None,
+    parallel: str = "ddp",
+    run_dir: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> Recipe:
     """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
     settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
-    train them first when run on their own)."""
+    train them first when run on their own). ``facecap train`` runs it too, where ``init`` (a
+    pre-trained captioner), ``parallel`` (the captioners' ``TrainConfig.parallel``), ``run_dir``
+    and ``device`` can change; ``progress`` shows the curation's progress bar."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
     from facecap_lib.paths import cache_root
 
     spec = default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
-    faces = default_corpus.curated_faces(spec, progress=False)
+    faces = default_corpus.curated_faces(spec, progress=progress)
     describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
     config = recipe_config(smoke, preset_name)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if init:
+        config = replace(config, init=init)
+    if parallel != "ddp":
+        config = replace(config, captioner=replace(config.captioner, parallel=parallel))
     return Recipe(
         faces,
         caption_corpus(faces, describer),
-        default_run_dir(config, data=spec.key()),
+        run_dir or default_run_dir(config, data=spec.key()),
         describer,
         config,
         device=device,

@@ -213,8 +213,10 @@ def _describe(args: argparse.Namespace) -> int:
             beams=args.beams,
             max_new_tokens=args.max_new_tokens,
             do_sample=args.sample,
+            batch_size=args.batch_size,
+            **({"decoding": args.decoding} if args.decoding else {}),
         )
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for r in results:
@@ -360,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="no_crop",
         action="store_true",
         help="use whole images (no face detection)",
+    )
+    describe.add_argument(
+        "--batch-size", dest="batch_size", type=int, help="images per batch (128 on a GPU, 16 else)"
+    )
+    describe.add_argument(
+        "--decoding",
+        help="how the key-value cache is kept (facecap_lib.inference.DECODINGS; the captions are "
+        "the same): the beam cache by default",
     )
     describe.add_argument("--json", action="store_true", help="one JSON object per image")
     describe.set_defaults(func=_describe)

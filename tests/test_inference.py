@@ -71,6 +71,10 @@ def test_describe_cli(checkpoint, photos, capsys):
             "1",
             "--max-new-tokens",
             "4",
+            "--batch-size",
+            "1",
+            "--decoding",
+            "dynamic",
             "--json",
         ]
     )
@@ -78,6 +82,9 @@ def test_describe_cli(checkpoint, photos, capsys):
     assert code == 1 and lines[0]["caption"] is not None and "cannot read" in lines[1]["error"]
     assert main(["describe", "x.jpg", "--checkpoint", str(photos)]) == 1
     assert "no captioner checkpoint" in capsys.readouterr().err
+    command = ["describe", str(photos / "face.jpg"), "--checkpoint", str(checkpoint)]
+    assert main([*command, "--decoding", "paged"]) == 1
+    assert "decoding must be one of ('beam-cache'" in capsys.readouterr().err
 
 
 def test_caption_faces_caches_by_weights_images_and_beams(

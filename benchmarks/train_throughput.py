@@ -162,6 +162,9 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=3)
     bench = measure.setting(parser, VARIANTS)
     args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
+    counts = [args.warmup, args.steps] + ([args.profile_steps] if args.profile else [])
+    if any(count % args.log_every for count in counts):
+        parser.error("--warmup, --steps and --profile-steps must be multiples of --log-every")
     size = spec.vision.image_size
     print(
         f"{args.preset} on {bench.device_name}: batch {args.batch}, {size} px, "

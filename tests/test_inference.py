@@ -155,6 +155,11 @@ def test_the_beam_cache_reorders_what_beam_search_chose(checkpoint):
     assert torch.equal(layer.keys[:, :, :2], prompt)  # the prompt stayed where it was
     with pytest.raises(ValueError, match="holds 4 tokens; 5 were written"):
         layer.update(torch.zeros(2, 1, 2, 3), torch.zeros(2, 1, 2, 3))
+    layer.batch_select_indices(torch.tensor([1]))  # the other cache operations of transformers
+    layer.batch_repeat_interleave(3)
+    assert layer.keys.shape == (3, 1, 3, 3) and layer.keys[:, 0, 2, 0].tolist() == [2.0] * 3
+    layer.crop(-2)
+    assert layer.get_seq_length() == 1 == layer.keys.shape[2] and layer.prompt == 1
 
 
 def test_captioner_weights_in_bf16(checkpoint, photos):

@@ -49,8 +49,7 @@ class BeamLayer(DynamicLayer):
         if self.prompt is None:  # the first write is the prompt: the same in every beam
             self.prompt = end
         self.length = end
-        self.keys = self.key_buffer[:, :, :end]
-        self.values = self.value_buffer[:, :, :end]
+        self._view()
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -65,14 +64,33 @@ class BeamLayer(DynamicLayer):
             written = buffer[:, :, self.prompt : self.length]
             written.copy_(written.index_select(0, beam_idx))
 
+    def _view(self) -> None:
+        self.keys = self.key_buffer[:, :, : self.length]
+        self.values = self.value_buffer[:, :, : self.length]
+
     def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("BeamCache is for beam search; it cannot be cropped")
+        """Forget the last ``-tokens_to_remove`` tokens (transformers' convention: negative)."""
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a negative number of tokens, got {tokens_to_remove}")
+        if tokens_to_remove == 0 or not self.is_initialized:
+            return
+        self.length = max(0, self.length + tokens_to_remove)
+        self.prompt = min(self.prompt, self.length) if self.prompt is not None else None
+        self._view()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        raise NotImplementedError("BeamCache is for beam search; it cannot be repeated")
+        """Each row ``repeats`` times (rows of one input stay together, so the prompt is shared)."""
+        if self.is_initialized:
+            self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
+            self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
+            self._view()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        raise NotImplementedError("BeamCache is for beam search; rows cannot be dropped")
+        """Keep only the rows ``indices``."""
+        if self.is_initialized:
+            self.key_buffer = self.key_buffer[indices]
+            self.value_buffer = self.value_buffer[indices]
+            self._view()
 
 
 class BeamCache(Cache):

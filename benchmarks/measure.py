@@ -203,7 +203,8 @@ def profile_summary(profiler, steps: int, step_seconds: float, regions=()) -> di
             continue
         if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
             continue
-        kinds[kernel_kind(e.key)] = kinds.get(kernel_kind(e.key), 0.0) + device_ms
+        kind = kernel_kind(e.key)
+        kinds[kind] = kinds.get(kind, 0.0) + device_ms
         kernels.append((device_ms, e.count // steps, e.key[:90]))
     busy = sum(kinds.values())
     return {

@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument(
-        "--parallel", default="ddp", choices=["ddp", "fsdp"],
-        help="under torchrun: copy the model (ddp) or shard it (fsdp, captioners only)",
+        "--parallel", choices=["ddp", "fsdp"],
+        help="under torchrun: copy the model (ddp, the default) or shard it (fsdp, captioners only)",
     )  # fmt: skip
     train.set_defaults(func=_train)
 

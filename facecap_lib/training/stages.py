@@ -533,7 +533,7 @@ def chapter_recipe(
     *,
     log=print,
     init: str | None = None,
-    parallel: str = "ddp",
+    parallel: str | None = None,
     run_dir: str | Path | None = None,
     device: str = "auto",
     progress: bool = False,
@@ -554,7 +554,7 @@ def chapter_recipe(
     config = recipe_config(smoke, preset_name)
     if init:
         config = replace(config, init=init)
-    if parallel != "ddp":
+    if parallel:
         config = replace(config, captioner=replace(config.captioner, parallel=parallel))
     return Recipe(
         faces,

@@ -199,8 +199,8 @@ def profile_summary(profiler, steps: int, step_seconds: float, regions=()) -> di
         device_ms = getattr(e, "self_device_time_total", 0.0) / 1e3 / steps
         if device_ms <= 0 or e.key in regions or getattr(e, "is_user_annotation", False):
             continue  # annotations (regions, optimizer steps) span kernels already counted
-        if e.key.startswith("ProfilerStep") or "#" in e.key:
-            continue
+        if e.key.startswith(("ProfilerStep#", "Optimizer.")):
+            continue  # more annotations ("#" alone would also drop kernels named by lambdas)
         if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
             continue
         kind = kernel_kind(e.key)

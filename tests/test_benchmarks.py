@@ -72,3 +72,27 @@ def test_flops_of_a_matrix_product_and_the_step_clock():
     with pytest.raises(ValueError, match="need two logged steps from step 5 on"):
         clock.rate(warmup=5)
     assert measure.bf16_peak(torch.device("cpu")) is None
+
+
+def test_profile_summary_counts_every_kernel_and_no_annotation():
+    """Kernels named by lambdas ("{lambda()#1}") are kernels; steps and regions are not."""
+    from types import SimpleNamespace
+
+    def event(key, device_us, device="DeviceType.CUDA", annotation=False):
+        return SimpleNamespace(
+            key=key, self_device_time_total=device_us, device_type=device, count=2,
+            is_user_annotation=annotation, cpu_time_total=0.0,
+        )  # fmt: skip
+
+    copy = "void at::native::elementwise_kernel<direct_copy_kernel_cuda::{lambda()#3}>"
+    events = [
+        event(copy, 3000.0),
+        event("nvjet_sm90_tst_256x128_TNT", 5000.0),
+        event("ProfilerStep#4", 9000.0),  # the step, spanning both kernels
+        event("facecap.forward", 8000.0, annotation=True),
+        event("aten::addmm", 5000.0, device="DeviceType.CPU"),  # the op that launched a kernel
+    ]
+    prof = SimpleNamespace(key_averages=lambda: events)
+    summary = measure.profile_summary(prof, steps=2, step_seconds=0.005)
+    assert summary["kernel_kinds_ms"] == {"matrix products": 2.5, "copies and casts": 1.5}
+    assert summary["device_busy_ms"] == 4.0 and summary["device_busy_share"] == 0.8

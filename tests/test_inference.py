@@ -172,3 +172,26 @@ def test_captioner_weights_in_bf16(checkpoint, photos):
     out = describe([Image.open(photos / "face.jpg")], model=model, tokenizer=tokenizer,
                    crop="none", beams=2, max_new_tokens=6)  # fmt: skip
     assert out[0].error is None and out[0].caption is not None
+
+
+@pytest.mark.parametrize("dim", [80, 6, 3])
+def test_the_beam_cache_reorders_whole_words_bit_for_bit(dim):
+    """The reorder copies 8-, 4- or 2-byte words where the rows allow, and the values stay
+    exactly those of a plain row selection (a bf16 NaN's payload included)."""
+    from facecap_lib.models.beam_cache import BeamLayer, _as_words
+
+    torch.manual_seed(0)
+    layer = BeamLayer(capacity=9)
+    prompt = torch.randn(6, 2, 3, dim, dtype=torch.bfloat16)
+    layer.update(prompt, prompt.clone())
+    for index in ([1, 1, 0, 5, 4, 3], [2, 2, 2, 0, 0, 1], [0, 1, 2, 3, 4, 5]):
+        new = torch.randn(6, 2, 1, dim, dtype=torch.bfloat16)
+        new.view(torch.int16)[0, 0, 0, 0] = 0x7FC1  # a NaN: bit patterns must survive
+        layer.update(new, new.clone())
+        expected = layer.keys.clone()
+        expected[:, :, 3:] = expected[:, :, 3:][torch.tensor(index)]
+        layer.reorder_cache(torch.tensor(index))
+        assert torch.equal(layer.keys.view(torch.int16), expected.view(torch.int16))
+        assert torch.equal(layer.keys.view(torch.int16), layer.values.view(torch.int16))
+    written = layer.key_buffer.flatten(2)[:, :, 3 * dim : 6 * dim]
+    assert _as_words(written).dtype == {80: torch.int64, 6: torch.int32, 3: torch.bfloat16}[dim]

@@ -28,7 +28,7 @@ class BeamLayer(DynamicLayer):
         self.capacity, self.length, self.prompt = capacity, 0, None
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.device = key_states.device
+        self.device, self.dim = key_states.device, key_states.shape[-1]
         rows = key_states.shape[0]
         self.key_buffer = key_states.new_empty(
             rows, key_states.shape[1], self.capacity, key_states.shape[-1]
@@ -60,8 +60,9 @@ class BeamLayer(DynamicLayer):
         if self.prompt is None or self.length == self.prompt:
             return
         beam_idx = beam_idx.to(self.device)
-        for buffer in (self.key_buffer, self.value_buffer):
-            written = buffer[:, :, self.prompt : self.length]
+        after_prompt = slice(self.prompt * self.dim, self.length * self.dim)
+        for buffer in (self.key_buffer, self.value_buffer):  # [rows, heads, tokens x dim]
+            written = _as_words(buffer.flatten(2)[:, :, after_prompt])
             written.copy_(written.index_select(0, beam_idx))
 
     def _view(self) -> None:
@@ -99,3 +100,17 @@ class BeamCache(Cache):
 
     def __init__(self, layers: int, capacity: int):
         super().__init__(layers=[BeamLayer(capacity) for _ in range(layers)])
+
+
+def _as_words(tensor: torch.Tensor) -> torch.Tensor:
+    """The same memory, read as the widest integers that tile its rows (a bitwise view).
+
+    Copying 8-byte words instead of 2-byte bf16 values moves the same bytes with a quarter of the
+    elements: on an H100 at paper scale, the reorder's gather and copy took 36 ms per token as
+    bf16, about 40% of the time per token."""
+    size = tensor.element_size()
+    offsets = [tensor.shape[-1], tensor.storage_offset(), *tensor.stride()[:-1]]
+    for word in (torch.int64, torch.int32, torch.int16):
+        if word.itemsize > size and all(n * size % word.itemsize == 0 for n in offsets):
+            return tensor.view(word)
+    return tensor

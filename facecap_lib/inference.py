@@ -70,6 +70,11 @@ def crop_face(
     return image.crop((left, top, right, bottom))
 
 
+def default_dtype(device: torch.device) -> torch.dtype:
+    """The weights' dtype for captioning on ``device``: bf16 on a GPU, fp32 elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def load_captioner(checkpoint: str | Path, device: str = "auto", dtype: torch.dtype | None = None):
     """Model and tokenizer saved by the trainer (``save_pretrained`` folder), weights in ``dtype``
     (default: bf16 on a GPU, where beam search at paper scale ran 4.1 times faster than in fp32,
@@ -83,7 +88,7 @@ def load_captioner(checkpoint: str | Path, device: str = "auto", dtype: torch.dt
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no captioner checkpoint (config.json) in {path}")
     where = resolve_device(device)
-    dtype = dtype or (torch.bfloat16 if where.type == "cuda" else torch.float32)
+    dtype = dtype or default_dtype(where)
     model = from_pretrained(Blip2ForConditionalGeneration, path).to(where, dtype).eval()
     return model, load_tokenizer(path)
 
@@ -162,8 +167,9 @@ def describe(
     scale on an H100, 27 captions/s at batch 32 and 38 at 128) and 16 on a CPU.
     ``decoding`` chooses how the language model's keys and values are kept
     (:func:`decoding_options`); the captions are the same whichever is chosen. At paper scale on
-    an H100 (bf16, beam 5, batch 256) the default ``"beam-cache"`` gave 47.9 captions/s,
-    transformers' ``"dynamic"`` cache 39.8 and ``"compiled"`` 36.1 (``book/performance.md``).
+    an H100 (bf16, beam 5, batch 256) the default ``"beam-cache"`` gave 61.8 captions/s and
+    transformers' ``"dynamic"`` cache 40.6 in one run; ``"compiled"`` gave 36.1 in another
+    (``book/performance.md``).
     """
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
@@ -224,26 +230,29 @@ def caption_faces(
     *,
     beams: int = 5,
     device: str = "auto",
+    dtype: torch.dtype | None = None,
     cache: str | Path | None = None,
 ) -> list:
     """Captions of every row of a face table (rows carry ``data_root``; images are faces already,
     so no crop). A row whose image fails raises, naming it: a table is not a batch of photos.
+    Weights in ``dtype`` (:func:`load_captioner`'s default: bf16 on a GPU, fp32 on a CPU).
     With ``cache`` (a folder), captions are kept there under a key of the checkpoint's weights,
-    the images and the beam size, and read back instead of generated again."""
+    their dtype, the images and the beam size, and read back instead of generated again."""
     import hashlib
     import json
 
+    dtype = dtype or default_dtype(resolve_device(device))
     path = None
     if cache is not None:
         files = [
             str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)
         ]
-        ids = json.dumps([files, beams])
+        ids = json.dumps([files, beams, str(dtype)])
         key = hashlib.sha256((checkpoint_digest(checkpoint) + ids).encode()).hexdigest()[:16]
         path = Path(cache) / f"{Path(checkpoint).parent.name}-{key}.json"
         if path.exists():
             return json.loads(path.read_text())
-    captions = _caption_faces(faces, checkpoint, beams=beams, device=device)
+    captions = _caption_faces(faces, checkpoint, beams=beams, device=device, dtype=dtype)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".tmp")
@@ -252,8 +261,8 @@ def caption_faces(
     return captions
 
 
-def _caption_faces(faces, checkpoint, *, beams: int, device: str) -> list:
-    model, tokenizer = load_captioner(checkpoint, device)
+def _caption_faces(faces, checkpoint, *, beams: int, device: str, dtype: torch.dtype) -> list:
+    model, tokenizer = load_captioner(checkpoint, device, dtype)
     files = [str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)]
     out = describe(files, model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device)
     failed = [d for d in out if d.caption is None]

@@ -112,6 +112,8 @@ def test_caption_faces_caches_by_weights_images_and_beams(
     caption_faces(faces.iloc[:1], checkpoint, beams=1, device="cpu", cache=tmp_path)
     caption_faces(faces, checkpoint, beams=2, device="cpu", cache=tmp_path)
     assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 3  # other images, other beams
+    caption_faces(faces, checkpoint, beams=1, device="cpu", dtype=torch.bfloat16, cache=tmp_path)
+    assert len(calls) == 3 and len(list(tmp_path.glob("*.json"))) == 4  # other weights' dtype
 
 
 def test_every_decoding_writes_the_same_captions(checkpoint, photos):

@@ -19,13 +19,16 @@ images after one warm-up batch (which also pays any compilation); prints caption
 (FLOPs counted on one caption's generation), MFU against the device's dense bf16 peak and peak
 GPU memory. ``--profile VARIANT[@N]`` profiles one batch (kernels by kind, the share of the
 time the GPU is busy; per new token, the prefill and the image encoder included).
-``--check-greedy N`` then captions N images with bf16 weights, greedily with the
+``--attention KERNEL`` makes PyTorch prefer that attention kernel (``flash``, ``efficient``,
+``cudnn`` or ``math``; the others stay as fallbacks) for every variant; by default PyTorch
+chooses. ``--check-greedy N`` then captions N images with bf16 weights, greedily with the
 compiled decoding and with ``--beams`` beams with the beam cache (those of them among the
 variants), and counts the captions identical to the dynamic cache's. Runs on a CPU too, which is how it is tested.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,6 +54,20 @@ VARIANTS = {  # weights' dtype, describe's decoding
     "bf16": (torch.bfloat16, "beam-cache"),
     "bf16-compile": (torch.bfloat16, "compiled"),
 }
+ATTENTION = {  # --attention: the kernel scaled_dot_product_attention tries first
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "math": SDPBackend.MATH,
+}
+
+
+def preferring(attention: str | None):
+    """A context in which ``scaled_dot_product_attention`` tries ``attention`` first."""
+    if attention is None:
+        return contextlib.nullcontext()
+    first = ATTENTION[attention]
+    return sdpa_kernel([first, *(b for b in ATTENTION.values() if b != first)], set_priority=True)
 
 
 def main() -> None:
@@ -58,6 +76,7 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=60)
     parser.add_argument("--check-greedy", type=int, default=0, metavar="N")
+    parser.add_argument("--attention", choices=list(ATTENTION), help="the kernel to prefer")
     parser.add_argument(
         "--profile", metavar="VARIANT[@N]", help="profile one batch of this variant too"
     )
@@ -65,10 +84,10 @@ def main() -> None:
     args, device, spec, peak = bench.args, bench.device, bench.spec, bench.peak
     print(
         f"{args.preset} on {bench.device_name}: {args.images} images, beam {args.beams}, "
-        f"{args.tokens} new tokens"
+        f"{args.tokens} new tokens, attention: {args.attention or 'PyTorch chooses'}"
     )
-    results = bench.results()
-    with tempfile.TemporaryDirectory() as tmp:
+    results = {**bench.results(), "attention": args.attention}
+    with tempfile.TemporaryDirectory() as tmp, preferring(args.attention):
         pairs, tokenizer = measure.synthetic_pairs(
             Path(tmp), args.images, spec.vision.image_size, 8
         )

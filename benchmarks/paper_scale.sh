@@ -28,12 +28,13 @@ step() {  # step NAME SECONDS SCRIPT ARGS...
 # every 50, keeps the host from waiting for the GPU at every step.
 step train 240 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 --steps 6 \
     --log-every 3 --variants plain,bf16-foreach,bf16,bf16-compile,model-only \
-    --profile bf16-compile --profile-steps 3
+    --profile bf16 --profile-steps 3
 step train-batch48 200 benchmarks/train_throughput.py --batch 48 --tokens 64 --warmup 3 \
     --steps 6 --log-every 3 --variants bf16,model-only,bf16-compile
 step generate 120 benchmarks/generate_throughput.py --images 128 --tokens 60 \
     --variants plain@32,bf16-dynamic@32,bf16-dynamic@128,bf16@128
-step generate-large 200 benchmarks/generate_throughput.py --images 512 --tokens 60 \
-    --variants bf16-dynamic@256,bf16@256,bf16-compile@256 --profile bf16@256 --check-greedy 16
+step generate-large 300 benchmarks/generate_throughput.py --images 1280 --tokens 60 \
+    --variants bf16-dynamic@256,bf16@256,bf16@320,bf16-compile@256 --profile bf16@256 \
+    --check-greedy 16
 step train-checkpointing 100 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 \
     --steps 6 --log-every 3 --variants bf16-ckpt

@@ -303,8 +303,8 @@ named.groupby("labels")["hit"].agg(["mean", "size"]).sort_values("size", ascendi
 #   one step late; `TrainConfig(compile=True)` compiles each transformer block. At the
 #   vitg-opt2.7b shape one H100 trains about 100 images/s at batch 32 (127 at batch 48, compiled).
 #   Captioning (`describe`, `facecap describe`) loads bf16 weights, batches 128 images and keeps a
-#   beam-search cache that moves less memory: about 48 captions/s at beam 5. The figures, what
-#   bounds them and the commands are in {doc}`../performance`.
+#   beam-search cache that moves less memory: about 62 captions/s at beam 5 and batch 256. The
+#   figures, what bounds them and the commands are in {doc}`../performance`.
 
 # %% [markdown]
 # ## Summary

@@ -43,9 +43,10 @@ def test_generate_throughput_reports_every_variant(repo, tmp_path):
     run_script(
         repo, "generate_throughput.py", "--preset", "tiny", "--images", "4", "--batch", "2",
         "--tokens", "6", "--variants", "plain,bf16@4", "--profile", "bf16@2", "--check-greedy",
-        "2", "--json", str(out),
+        "2", "--attention", "math", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
+    assert result["attention"] == "math"
     assert set(result["variants"]) == {"plain", "bf16@4"}
     assert result["identical"] == {"beam-cache, beam 5": {"same": 2, "of": 2}}
     assert result["profile"]["variant"] == "bf16@2" and result["profile"]["step_ms"] > 0
@@ -96,3 +97,19 @@ def test_profile_summary_counts_every_kernel_and_no_annotation():
     summary = measure.profile_summary(prof, steps=2, step_seconds=0.005)
     assert summary["kernel_kinds_ms"] == {"matrix products": 2.5, "copies and casts": 1.5}
     assert summary["device_busy_ms"] == 4.0 and summary["device_busy_share"] == 0.8
+
+
+def test_generate_throughput_can_prefer_an_attention_kernel():
+    """``--attention`` puts its kernel first in PyTorch's order (which only a GPU consults), keeps
+    the others as fallbacks, and only inside the run."""
+    import generate_throughput
+    import torch
+
+    order = getattr(torch._C, "_get_sdp_priority_order", None)  # no public reader of the order
+    if order is None:
+        pytest.skip("this PyTorch cannot report its attention kernels' order")
+    before = order()
+    for name, backend in generate_throughput.ATTENTION.items():
+        with generate_throughput.preferring(name):
+            assert order()[0] == int(backend) and sorted(order()) == sorted(before)
+    assert order() == before

@@ -1,5 +1,6 @@
 """The conv stem: same tokens as the patch embedding, saved and loaded with its statistics."""
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -21,6 +22,26 @@ def test_stem_makes_the_patch_grid_of_the_embedding_it_replaces():
     plain = torch.nn.Conv2d(3, 48, kernel_size=8, stride=8)
     pixels = torch.randn(2, 3, 64, 64)
     assert stem(pixels).shape == plain(pixels).shape == (2, 48, 8, 8)
+
+
+def test_stem_computes_in_channels_last_what_its_layers_compute_in_the_default_layout():
+    """The stem switches to channels-last for speed; the function, its gradients and BatchNorm's
+    running statistics stay those of the same layers on ordinary tensors (to float rounding)."""
+    torch.manual_seed(0)
+    stem = ConvStem((8, 16, 32), hidden=48)
+    reference = copy.deepcopy(stem)
+    pixels = torch.randn(4, 3, 64, 64)
+    out, expected = stem(pixels), reference.layers(pixels)
+    assert out.is_contiguous(memory_format=torch.channels_last) and expected.is_contiguous()
+    pairs = [(out, expected), *zip(stem.buffers(), reference.buffers(), strict=True)]
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    pairs += [
+        (a.grad, b.grad) for a, b in zip(stem.parameters(), reference.parameters(), strict=True)
+    ]
+    for a, b in pairs:
+        assert (a.float() - b.float()).abs().max() <= 1e-4 * b.float().abs().max()
+    assert len(pairs) == 1 + 3 * 3 + 11  # output; mean, var, count of 3 norms; 11 parameters
 
 
 def test_stem_depth_must_match_the_patch_size():

@@ -6,7 +6,7 @@
 #   bash benchmarks/paper_scale.sh [OUT] [PYTHON]
 #
 # PRESET=tiny makes it a CPU dry run; STEPS="train generate" runs only those steps (all of
-# them take up to 15 minutes: where one command may run for 10, run them in two goes).
+# them take up to 16 minutes: where one command may run for 10, run them in two goes).
 # Writes OUT/<step>.json and OUT/<step>.log (default OUT: build/benchmarks).
 set -u
 out=${1:-build/benchmarks}

@@ -28,16 +28,12 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from facecap_lib.data import default_corpus
+from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import report
 from facecap_lib.evaluation.probes import au_detection, fine_tune
 from facecap_lib.evaluation.report import AU_NAMES
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.training import stages
-
-
-def files(table) -> list[str]:
-    return [str(default_corpus.image_file(table, i)) for i in range(len(table))]
 
 
 def main() -> None:
@@ -61,10 +57,10 @@ def main() -> None:
     model = build_model(preset(recipe.config.preset), recipe.tokenizer())
     start = time.perf_counter()
     score = fine_tune(
-        model, files(train), train[AU_NAMES].to_numpy(float), steps=args.steps, lr=args.lr
+        model, image_files(train), train[AU_NAMES].to_numpy(float), steps=args.steps, lr=args.lr
     )
     seconds = time.perf_counter() - start
-    scores, y = score(files(test)), test[AU_NAMES].to_numpy(float)
+    scores, y = score(image_files(test)), test[AU_NAMES].to_numpy(float)
     table = au_detection(y, scores, AU_NAMES)
     table = table[(table["au"] != "mean") & (table["positives"] >= 10)]
     oracle = []
@@ -98,8 +94,8 @@ def emotion_ceiling(recipe, args) -> None:
     model = build_model(preset(recipe.config.preset), recipe.tokenizer())
     start = time.perf_counter()
     y = np.array([names.index(labels[0]) for labels in train["emotions"]])
-    score = fine_tune(model, files(train), y, task="multiclass", steps=args.steps, lr=args.lr)
-    predicted = [names[i] for i in score(files(test)).argmax(1)]
+    score = fine_tune(model, image_files(train), y, task="multiclass", steps=args.steps, lr=args.lr)
+    predicted = [names[i] for i in score(image_files(test)).argmax(1)]
     hit = np.mean([p in labels for p, labels in zip(predicted, test["emotions"], strict=True)])
     print(
         f"{recipe.config.preset} encoder trained on the emotion of {len(train)} faces, "

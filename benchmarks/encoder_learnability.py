@@ -11,6 +11,7 @@ bounds chapter 4's "learning is real" check from above.
 """
 
 import argparse
+import tempfile
 import time
 from dataclasses import replace
 
@@ -25,7 +26,7 @@ from facecap_lib.models.mae import install_mae_encoder
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.stem import install_conv_stem
 from facecap_lib.models.tokenizer import train_tokenizer
-from facecap_lib.training.pretrain import pretrain_mae
+from facecap_lib.training.pretrain import MAEConfig, pretrain_mae
 
 
 class ViTProbe(torch.nn.Module):
@@ -106,7 +107,13 @@ def main() -> None:
     if args.mae_steps:
         start = time.perf_counter()
         faces = [Image.fromarray(image) for image in x_train]
-        install_mae_encoder(captioner, pretrain_mae(spec, faces, steps=args.mae_steps, lr=1.5e-3))
+        fit = replace(
+            MAEConfig().fit, max_steps=args.mae_steps, lr=1.5e-3,
+            warmup_steps=max(1, args.mae_steps // 20),
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as run:
+            mae = pretrain_mae(spec, faces, run, MAEConfig(fit=fit), progress=True)
+        install_mae_encoder(captioner, mae)
         mae_s = time.perf_counter() - start
     vit = ViTProbe(captioner.vision_model, len(RENDERED_AUS), args.pool)
     vit_loss, vit_s = train(vit, xt, yt, args.steps, args.lr)

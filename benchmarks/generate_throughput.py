@@ -46,7 +46,7 @@ import measure  # noqa: E402
 
 from facecap_lib.inference import describe  # noqa: E402
 from facecap_lib.models.presets import build_model  # noqa: E402
-from facecap_lib.training.loop import building_on  # noqa: E402
+from facecap_lib.training.fit import building_on  # noqa: E402
 
 VARIANTS = {  # weights' dtype, describe's decoding
     "plain": (torch.float32, "dynamic"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.presets import Preset, preset
 from facecap_lib.models.tokenizer import train_tokenizer
-from facecap_lib.training.loop import Pair
+from facecap_lib.training.data import Pair
 
 # Dense bf16 tensor-core peaks (vendor datasheets, without sparsity), matched by device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
@@ -137,7 +138,7 @@ def synchronize(device: torch.device) -> None:
 
 
 class StepClock:
-    """A trainer's ``log`` callback: when each logged step ended (lines ``step N/...``).
+    """A trainer's ``log`` callback: when each logged step ended (lines ``NAME: step N/...``).
 
     The trainer reads its losses only when it logs (``LossBook``), so the log interval decides
     how often the host waits for the GPU: log every few steps, as a real run does every 50."""
@@ -147,7 +148,7 @@ class StepClock:
 
     def __call__(self, line: str) -> None:
         synchronize(self.device)
-        self.times.append((int(line.split()[1].split("/")[0]), time.perf_counter()))
+        self.times.append((logged_step(line), time.perf_counter()))
 
     def rate(self, warmup: int) -> float:
         """Steps per second between the first logged step at or after ``warmup`` and the last."""
@@ -156,6 +157,14 @@ class StepClock:
             raise ValueError(f"need two logged steps from step {warmup} on, got {self.times}")
         (first, start), (last, end) = timed[0], timed[-1]
         return (last - first) / (end - start)
+
+
+def logged_step(line: str) -> int:
+    """The step of one of :func:`facecap_lib.training.fit.fit`'s log lines."""
+    match = re.search(r"\bstep (\d+)/", line)
+    if match is None:
+        raise ValueError(f"not a training log line: {line!r}")
+    return int(match.group(1))
 
 
 def row(name: str, per_second: float, unit: str, flops_each: float | None, peak, memory) -> str:

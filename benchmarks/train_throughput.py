@@ -4,10 +4,10 @@
         [--tokens 64] [--steps 10] [--warmup 3] [--variants plain,bf16,...] [--profile VARIANT]
         [--json F]
 
-Runs ``facecap_lib.training.loop.train_captioner`` itself (image decoding and augmentation from
+Runs ``facecap_lib.training.captioner.train_captioner`` itself (the one loop, ``training.fit``) (image decoding and augmentation from
 JPEG files, tokenizing, the optimizer, the per-step loss check) on noise images and captions of
 exactly ``--tokens`` tokens, language model frozen, encoder and Q-Former trained, as the paper's
-stage 2. Each variant is a ``TrainConfig``:
+stage 2. Each variant is a ``FitConfig``:
 
 - ``plain``: fp32, AdamW one arithmetic step at a time (the baseline: a plain port);
 - ``bf16-foreach``: bf16 autocast, the same AdamW (the trainer's GPU default until 2026-11-26);
@@ -46,14 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402
 
 from facecap_lib.models.presets import build_model  # noqa: E402
-from facecap_lib.training.config import TrainConfig  # noqa: E402
-from facecap_lib.training.loop import (  # noqa: E402
-    ImagePrefetch,
-    autocast_for,
-    building_on,
-    train_captioner,
-    train_mode,
-)
+from facecap_lib.training.captioner import CaptionerConfig, train_captioner  # noqa: E402
+from facecap_lib.training.config import FitConfig  # noqa: E402
+from facecap_lib.training.data import ImagePrefetch  # noqa: E402
+from facecap_lib.training.fit import autocast_for, building_on  # noqa: E402
 
 MODEL_ONLY = "model-only"
 VARIANTS = {
@@ -85,12 +81,12 @@ def flops_per_image(spec, tokenizer, pairs, tokens: int, device: torch.device) -
     return measure.count_flops(step) / 2  # the model is freed on return
 
 
-def model_only(spec, tokenizer, pairs, config: TrainConfig, tokens: int, device, clock) -> float:
+def model_only(spec, tokenizer, pairs, config: FitConfig, tokens: int, device, clock) -> float:
     """Forward, backward and a fused single-group AdamW on one batch already on the device;
     returns the last loss. ``clock`` is called after every step, as the trainer's ``log``."""
     torch.manual_seed(config.seed)
     model = new_model(spec, tokenizer, device)
-    train_mode(model, config)
+    model.train()
     batch = measure.training_batch(spec, tokenizer, pairs, config.batch_size, tokens, device)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, fused=device.type == "cuda")
@@ -109,15 +105,17 @@ def run_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, lo
     """The final loss of ``config.max_steps`` steps of variant ``name``, ``log`` after each."""
     if name == MODEL_ONLY:
         return model_only(spec, tokenizer, pairs, config, tokens, device, log)
+    captioner = CaptionerConfig(fit=config, max_caption_tokens=tokens + 2)
     result = train_captioner(
-        pairs, folder, config, device=str(device), tokenizer=tokenizer, log=log,
+        pairs, folder, captioner, spec=spec, device=str(device), tokenizer=tokenizer, log=log,
         stop_after=config.max_steps,
     )  # fmt: skip
     return result.history[-1]["loss"]
 
 
-def loader_rate(pairs, config: TrainConfig, size: int, device: torch.device, steps: int) -> float:
-    with ImagePrefetch.for_device(pairs, config, size, device) as prefetch:
+def loader_rate(pairs, config: FitConfig, size: int, device: torch.device, steps: int) -> float:
+    images = [p.image for p in pairs]
+    with ImagePrefetch.for_device(images, config, size, device) as prefetch:
         prefetch.pixels(0, 0)
         start = time.perf_counter()
         for step in range(1, steps + 1):
@@ -138,7 +136,7 @@ def profile_variant(name, config, pairs, tokenizer, spec, tokens, device, folder
     prof = profile(activities=measure.activities(device))
 
     def at_log_line(line: str) -> None:
-        step = int(line.split()[1].split("/")[0])
+        step = measure.logged_step(line)
         if step == config.max_steps - steps:
             prof.start()
         elif step == config.max_steps:
@@ -177,10 +175,9 @@ def main() -> None:
         flops = flops_per_image(spec, tokenizer, pairs, args.tokens, device)
         print(f"model FLOPs per image (forward and backward): {flops / 1e12:.3f} T")
         results["tflop_per_image"] = flops / 1e12
-        base = TrainConfig(
-            preset=args.preset, max_steps=args.warmup + args.steps, batch_size=args.batch,
-            warmup_steps=1, max_caption_tokens=args.tokens + 2, log_every=args.log_every,
-            eval_every=10**9, save_every=10**9,
+        base = FitConfig(
+            max_steps=args.warmup + args.steps, batch_size=args.batch, warmup_steps=1,
+            log_every=args.log_every, save_every=None,
         )  # fmt: skip
         step_seconds = {}
         for variant in bench.variants:

@@ -20,6 +20,7 @@ def _notebooks_run(args: argparse.Namespace) -> int:
             output_dir=args.out,
             force=args.force,
             root=args.root,
+            timeout=args.timeout,
             log=lambda line: print(line, file=sys.stderr, flush=True),
             progress_bar=sys.stderr.isatty(),
         )
@@ -187,6 +188,7 @@ def _captions_build(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from facecap_lib.training import distributed, stages
 
+    distributed.init()  # before is_main(): under torchrun every rank would think it is rank 0
     recipe = stages.chapter_recipe(
         args.smoke, args.preset, init=args.init, parallel=args.parallel, run_dir=args.run,
         device=args.device, progress=distributed.is_main(),
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument(
         "--parallel", choices=["ddp", "fsdp"],
-        help="under torchrun: copy the model (ddp, the default) or shard it (fsdp, captioners only)",
+        help="under torchrun: copy the model (ddp, the default) or shard it (fsdp), every stage",
     )  # fmt: skip
     train.set_defaults(func=_train)
 

@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from facecap_lib.data.images import load_rgb, to_tensor
+from facecap_lib.data.table import image_files
 from facecap_lib.models.captions import prompt_ids
 from facecap_lib.models.device import resolve_device
 
@@ -177,51 +178,89 @@ def describe(
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     if model is None:
         model, tokenizer = load_captioner(checkpoint, device)
-    prepared = [_prepare(item, crop) for item in images]
-    ready = [i for i, (image, _) in enumerate(prepared) if image is not None]
-    captions: dict[int, str] = {}
     size = model.config.vision_config.image_size
     queries = model.config.num_query_tokens
     device_ = next(model.parameters()).device
     batch_size = batch_size or (128 if device_.type == "cuda" else 16)
-    for start in range(0, len(ready), batch_size):
-        chunk = ready[start : start + batch_size]
-        pixels = to_tensor([prepared[i][0] for i in chunk], size).to(
-            device_, dtype=next(model.parameters()).dtype
-        )
-        prompt = {k: v.to(device_) for k, v in prompt_ids(tokenizer, len(chunk), queries).items()}
-        capacity = prompt["input_ids"].shape[1] + max_new_tokens
-        options = decoding_options(decoding, model, capacity, 1 if do_sample else beams)
-        with torch.no_grad():
-            out = model.generate(
-                pixel_values=pixels,
-                **prompt,
-                num_beams=1 if do_sample else beams,
+    out: list[Description] = []
+    for start in range(0, len(images), batch_size):  # decoded a batch at a time
+        prepared = [_prepare(item, crop) for item in images[start : start + batch_size]]
+        ready = [(image, d) for image, d in prepared if image is not None]
+        captions = iter(
+            _generate(
+                model,
+                tokenizer,
+                [image for image, _ in ready],
+                size,
+                queries,
+                beams=1 if do_sample else beams,
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
-                **({"top_p": top_p, "temperature": temperature} if do_sample else {}),
-                **options,
-            )
-        texts = tokenizer.batch_decode(
-            out[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True
+                top_p=top_p,
+                temperature=temperature,
+                decoding=decoding,
+            )  # fmt: skip
+            if ready
+            else []
         )
-        captions.update({i: t.strip() for i, t in zip(chunk, texts, strict=True)})
-    return [
-        Description(d.source, captions.get(i), d.error, d.face_box)
-        for i, (_, d) in enumerate(prepared)
-    ]
+        for image, d in prepared:
+            caption = next(captions) if image is not None else None
+            out.append(Description(d.source, caption, d.error, d.face_box))
+    return out
+
+
+def _generate(
+    model, tokenizer, images, size, queries, *, beams, max_new_tokens, do_sample, top_p,
+    temperature, decoding,
+) -> list[str]:  # fmt: skip
+    """Captions of one batch of prepared images."""
+    device = next(model.parameters()).device
+    pixels = to_tensor(images, size).to(device, dtype=next(model.parameters()).dtype)
+    prompt = {k: v.to(device) for k, v in prompt_ids(tokenizer, len(images), queries).items()}
+    capacity = prompt["input_ids"].shape[1] + max_new_tokens
+    options = decoding_options(decoding, model, capacity, beams)
+    with torch.no_grad():
+        generated = model.generate(
+            pixel_values=pixels,
+            **prompt,
+            num_beams=beams,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            **({"top_p": top_p, "temperature": temperature} if do_sample else {}),
+            **options,
+        )
+    texts = tokenizer.batch_decode(
+        generated[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+    return [t.strip() for t in texts]
 
 
 def checkpoint_digest(checkpoint: str | Path) -> str:
-    """16 hex digits naming a checkpoint folder's current weights (file names, sizes, times)."""
+    """16 hex digits naming a checkpoint by the bytes of its weights and its ``config.json``: the
+    same weights give the same digest wherever the folder lies, and retraining changes it. The
+    one identity of a checkpoint (caption, feature and pseudo-caption caches key on it); each file
+    is read once per process and version (size and modification time)."""
     import hashlib
 
     folder = Path(checkpoint)
-    digest = hashlib.sha256(str(folder.resolve()).encode())
-    for name in sorted(p.name for p in folder.glob("*.safetensors")) + ["config.json"]:
-        stat = (folder / name).stat()
-        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    if not files:
+        raise FileNotFoundError(f"no weights (*.safetensors, *.bin) in {folder}")
+    digest = hashlib.sha256()
+    for path in [*files, folder / "config.json"]:
+        stat = path.stat()
+        digest.update(
+            f"{path.name}:{_file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}".encode()
+        )
     return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def caption_faces(
@@ -244,10 +283,7 @@ def caption_faces(
     dtype = dtype or default_dtype(resolve_device(device))
     path = None
     if cache is not None:
-        files = [
-            str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)
-        ]
-        ids = json.dumps([files, beams, str(dtype)])
+        ids = json.dumps([image_files(faces), beams, str(dtype)])
         key = hashlib.sha256((checkpoint_digest(checkpoint) + ids).encode()).hexdigest()[:16]
         path = Path(cache) / f"{Path(checkpoint).parent.name}-{key}.json"
         if path.exists():
@@ -263,8 +299,14 @@ def caption_faces(
 
 def _caption_faces(faces, checkpoint, *, beams: int, device: str, dtype: torch.dtype) -> list:
     model, tokenizer = load_captioner(checkpoint, device, dtype)
-    files = [str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)]
-    out = describe(files, model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device)
+    out = describe(
+        image_files(faces),
+        model=model,
+        tokenizer=tokenizer,
+        crop="none",
+        beams=beams,
+        device=device,
+    )
     failed = [d for d in out if d.caption is None]
     if failed:
         raise RuntimeError(f"{failed[0].source}: {failed[0].error}")

@@ -64,7 +64,7 @@ import torch
 import transformers
 
 from facecap_lib import viz
-from facecap_lib.data import default_corpus
+from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import report
 from facecap_lib.evaluation.faithfulness import au_scores, emotion_named
 from facecap_lib.inference import caption_faces
@@ -233,7 +233,7 @@ shown = pd.concat(  # new people, never seen in training: half AU-labelled, half
         report.held_out(recipe, N_FACES - N_FACES // 2, kind="emotion"),
     ]
 )
-files = [str(default_corpus.image_file(shown, i)) for i in range(len(shown))]
+files = image_files(shown)
 side_by_side = pd.DataFrame(index=[f"face {i + 1}" for i in range(len(shown))])
 for name in ("au", "emot", "exp"):
     side_by_side[stages.CAPTIONERS[name]] = caption_faces(
@@ -288,19 +288,21 @@ named.groupby("labels")["hit"].agg(["mean", "size"]).sort_values("size", ascendi
 #
 # - **Data**: point chapter 2 at the real folders (`curated_faces(real={"bp4d": "/data/BP4D", ...})`)
 #   and chapter 3 at an LLM endpoint (`FACECAP_LLM_MODEL`, `OPENAI_BASE_URL`).
-# - **Weights**: `RecipeConfig(preset="vitg-opt2.7b", init="Salesforce/blip2-opt-2.7b")` starts
-#   from BLIP-2's weights and tokenizer (no language-model pre-training and no stage 1: the
-#   checkpoint brings both); `TrainConfig(lavis_checkpoint="au_blip.pth")` loads the authors'
-#   LAVIS checkpoints over them and reports what it loaded.
+# - **Weights**: `RecipeConfig(preset="vitg-opt2.7b", captioner=CaptionerConfig(init="Salesforce/blip2-opt-2.7b"))`
+#   starts from BLIP-2's weights and tokenizer (no language-model pre-training and no stage 1:
+#   the checkpoint brings both); `CaptionerConfig(lavis_checkpoint="au_blip.pth")` loads the
+#   authors' LAVIS checkpoints over them and reports what it loaded.
 # - **Hyper-parameters**: the paper fine-tunes with peak lr 1e-5, batch 32, warm-up 1000 steps,
-#   20 epochs (supplementary Table 12); `TrainConfig.stage1()` holds the stage-1 values.
+#   20 epochs (supplementary Table 12): `FitConfig()`'s defaults; `QFormerConfig()` holds the
+#   stage-1 values. Every stage trains through one loop, `training.fit.fit`, with one task object
+#   per stage, so all of this holds for each of them.
 # - **Several GPUs**: the same command under torchrun or accelerate runs data-parallel (DDP):
 #   `torchrun --nproc-per-node 8 -m facecap_lib.cli train au --preset vitg-opt2.7b --init Salesforce/blip2-opt-2.7b`.
 #   The batch size is global; only rank 0 writes checkpoints.
 # - **Resuming**: kill any stage and run it again: it continues from its last checkpoint with the
 #   same data order, optimizer state and random state.
 # - **Speed**: on a GPU the trainer uses bf16 autocast and the fused AdamW, and reads its losses
-#   one step late; `TrainConfig(compile=True)` compiles each transformer block. At the
+#   one step late; `FitConfig(compile=True)` compiles each transformer block. At the
 #   vitg-opt2.7b shape one H100 trains about 100 images/s at batch 32 (127 at batch 48, compiled).
 #   Captioning (`describe`, `facecap describe`) loads bf16 weights, batches 128 images and keeps a
 #   beam-search cache that moves less memory: about 62 captions/s at beam 5 and batch 256. The

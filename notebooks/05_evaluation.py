@@ -64,7 +64,7 @@ n_eval, n_rate = (16, 12) if SMOKE else (N_EVAL, N_RATE)
 n_train, n_test = (48, 24) if SMOKE else (N_PROBE_TRAIN, N_PROBE_TEST)
 fine_tune_steps = 4 if SMOKE else FINE_TUNE_STEPS
 recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
-models = report.checkpoints(recipe)
+models = recipe.checkpoints()
 print(f"run folder {recipe.run_dir}")
 pd.Series({title: str(folder) for title, folder in models.items()}, name="checkpoint").to_frame()
 

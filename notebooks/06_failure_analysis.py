@@ -44,9 +44,10 @@ import transformers
 from PIL import Image
 
 from facecap_lib import viz
-from facecap_lib.data import default_corpus
 from facecap_lib.data.synth.batch import render_arrays
+from facecap_lib.data.synth.corpus import unseen_faces
 from facecap_lib.data.synth.render import OCCLUDERS
+from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import failures, report
 from facecap_lib.training import stages
 
@@ -65,7 +66,7 @@ transformers.utils.logging.disable_progress_bar()
 pd.set_option("display.max_colwidth", 140)
 n_eval, n_occluded, n_maps = (16, 4, 1) if SMOKE else (N_EVAL, N_OCCLUDED, N_MAPS)
 recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
-models = report.checkpoints(recipe)
+models = recipe.checkpoints()
 faces = report.held_out(recipe, n_eval, kind="au")
 generated = report.captions(recipe, faces, models, beams=BEAMS)
 print(f"{len(models)} captioners, {len(faces)} held-out faces; run folder {recipe.run_dir}")
@@ -94,7 +95,7 @@ repeats
 
 # %%
 au_captioner = report.captioner(models["AU-BLIP"], recipe.device)
-twins = report.new_faces(n_occluded, seed=7)
+twins = unseen_faces(n_occluded, seed=7)
 recall = failures.occluder_recall(twins, au_captioner, OCCLUDERS, size=128)
 drops = recall[recall["positives"] >= (1 if SMOKE else 5)].pivot(
     index="occluder", columns="au", values="drop"
@@ -120,7 +121,7 @@ plt.show()
 # brows' cells blue for AU1 and the mouth's for AU25.
 
 # %%
-files = [default_corpus.image_file(faces, i) for i in range(n_maps)]
+files = image_files(faces)[:n_maps]
 for file in files:
     image = Image.open(file).convert("RGB")
     base, maps = failures.occlusion_map(image, au_captioner, grid=GRID)
@@ -168,7 +169,7 @@ worst[["image_id", "caption", "missed", "invented", "au_f1"]]
 
 # %%
 rows = faces.iloc[worst.index]  # per_face keeps the order of the faces
-pictures = [default_corpus.image_file(rows, i) for i in range(len(rows))]
+pictures = image_files(rows)
 notes = [
     f"missed {m}, invented {v}: {c}"
     for m, v, c in zip(worst["missed"], worst["invented"], worst["caption"], strict=True)

@@ -1,6 +1,6 @@
-"""The trainers under torchrun with two CPU processes (gloo): both ranks finish with the same
-weights (DDP averaged their gradients), only rank 0 wrote checkpoints, and FSDP (sharded weights)
-trains to the same weights as DDP."""
+"""Every task of the one loop under torchrun with two CPU processes (gloo): both ranks finish with
+the same weights (DDP averaged their gradients), a DDP run killed after a checkpoint resumes, only
+rank 0 writes checkpoints and logs, and FSDP (sharded weights) trains to DDP's weights."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+from tests.training_tasks import AU_SETS, TASKS, assert_same_weights, render
 
 WORKER = Path(__file__).parent / "workers" / "ddp_train.py"
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm: per rank on CPU
@@ -21,53 +21,42 @@ def learned(weights: dict) -> dict:
     return {k: v for k, v in weights.items() if not k.endswith(STATISTICS)}
 
 
-AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
-
-
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    specs = [
-        FaceSpec({au: 4 for au in s}, identity=i, path=f"{i}.png") for i, s in enumerate(AU_SETS)
-    ]
-    render_to_files(specs, root, size=64, workers=1, progress=False)
+    render(root, AU_SETS[:4])
     return root
 
 
-def launch(stage: str, faces: Path, out: Path) -> list[dict]:
+def launch(name: str, strategy: str, faces: Path, out: Path) -> list[dict]:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        str(WORKER), stage, str(faces), str(out),
+        str(WORKER), name, strategy, str(faces), str(out),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
-@pytest.mark.parametrize("stage", ["stage2", "stage1"])
-def test_two_process_run_agrees(stage, faces, tmp_path):
-    ranks = launch(stage, faces, tmp_path)
+def check_ranks_agree(ranks: list[dict], run: Path) -> None:
     assert [r["world"] for r in ranks] == [2, 2]
     assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 3
-    for name, weight in learned(ranks[0]["weights"]).items():
-        assert torch.equal(weight, ranks[1]["weights"][name]), name
-    run = tmp_path / "run"
+    for key, weight in learned(ranks[0]["weights"]).items():
+        assert torch.equal(weight, ranks[1]["weights"][key]), key
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2", "final"]
     assert not list(run.glob(".*.tmp"))
+    assert ranks[0]["lines"] and ranks[0]["lines"][-1].split(" loss")[0].endswith("step 3/3")
+    assert not ranks[1]["lines"]  # rank 0 logs
 
 
-def test_fsdp_trains_like_ddp(faces, tmp_path):
-    """FSDP shards every weight over the two ranks; the result must be DDP's, to rounding."""
-    ddp = launch("stage2", faces, tmp_path / "ddp")[0]
-    fsdp = launch("stage2-fsdp", faces, tmp_path / "fsdp")
+@pytest.mark.parametrize("name", TASKS)
+def test_ddp_resumes_and_fsdp_trains_like_it(name, faces, tmp_path):
+    ddp = launch(name, "ddp", faces, tmp_path / "ddp")
+    check_ranks_agree(ddp, tmp_path / "ddp" / "run")
+    assert any("resumed from checkpoint-2 (step 2)" in line for line in ddp[0]["lines"])
+    fsdp = launch(name, "fsdp", faces, tmp_path / "fsdp")
+    check_ranks_agree(fsdp, tmp_path / "fsdp" / "run")
     assert [h["loss"] for h in fsdp[0]["history"]] == pytest.approx(
-        [h["loss"] for h in ddp["history"]], rel=1e-4
+        [h["loss"] for h in ddp[0]["history"]], rel=1e-4
     )
-    for name, weight in ddp["weights"].items():
-        assert torch.allclose(fsdp[0]["weights"][name].float(), weight.float(), atol=1e-5), name
-    for name, weight in learned(fsdp[0]["weights"]).items():
-        assert torch.equal(weight, fsdp[1]["weights"][name]), name
-    assert sorted(p.name for p in (tmp_path / "fsdp" / "run").iterdir()) == [
-        "checkpoint-2",
-        "final",
-    ]
+    assert_same_weights(fsdp[0]["weights"], ddp[0]["weights"], atol=1e-5)

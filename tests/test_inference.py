@@ -197,3 +197,52 @@ def test_the_beam_cache_reorders_whole_words_bit_for_bit(dim):
         assert torch.equal(layer.keys.view(torch.int16), layer.values.view(torch.int16))
     written = layer.key_buffer.flatten(2)[:, :, 3 * dim : 6 * dim]
     assert _as_words(written).dtype == {80: torch.int64, 6: torch.int32, 3: torch.bfloat16}[dim]
+
+
+def test_describe_decodes_one_batch_at_a_time(checkpoint, photos, monkeypatch):
+    from facecap_lib import inference
+
+    events = []
+    prepare, generate = inference._prepare, inference._generate
+
+    def prepared(item, crop):
+        events.append("decode")
+        return prepare(item, crop)
+
+    def generated(model, tokenizer, images, *args, **kwargs):
+        events.append(f"caption {len(images)}")
+        return generate(model, tokenizer, images, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "_prepare", prepared)
+    monkeypatch.setattr(inference, "_generate", generated)
+    files = [photos / n for n in ("face.jpg", "broken.jpg", "grey.png", "alpha.png", "face.jpg")]
+    out = describe(files, checkpoint, crop="none", beams=1, batch_size=2, device="cpu")
+    assert events == [
+        "decode",
+        "decode",
+        "caption 1",
+        "decode",
+        "decode",
+        "caption 2",
+        "decode",
+        "caption 1",
+    ]
+    assert [d.source for d in out] == [str(f) for f in files]
+    assert out[1].caption is None and "cannot read" in out[1].error
+    assert all(d.caption is not None for i, d in enumerate(out) if i != 1)
+
+
+def test_a_checkpoint_is_named_by_its_weights_wherever_it_lies(checkpoint, tmp_path):
+    import shutil
+
+    from facecap_lib.inference import checkpoint_digest
+
+    copy = shutil.copytree(checkpoint, tmp_path / "copy")
+    assert checkpoint_digest(copy) == checkpoint_digest(checkpoint)  # moved: the same weights
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # retrained, one bit
+    weights.write_bytes(bytes(data))
+    assert checkpoint_digest(copy) != checkpoint_digest(checkpoint)
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        checkpoint_digest(tmp_path)

@@ -1,16 +1,18 @@
 """MAE pre-training of the image encoder and the weight mapping into BLIP-2's vision encoder."""
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
 from transformers import ViTMAEForPreTraining
 
+from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.mae import build_mae, install_mae_encoder, mae_to_blip2_state
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
-from facecap_lib.training.pretrain import pretrain_mae
+from facecap_lib.training.pretrain import MAEConfig, pretrain_mae
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,20 @@ def test_mae_pretraining_reduces_reconstruction_loss(tmp_path):
     render_to_files(specs, tmp_path, size=64, workers=1, progress=False)
     images = [str(tmp_path / s.path) for s in specs]
     log = []
-    model = pretrain_mae(preset("tiny"), images, steps=100, batch_size=8, lr=1e-3, log=log.append)
-    losses = [float(line.split("loss ")[1]) for line in log]  # every 50 steps
-    assert isinstance(model, ViTMAEForPreTraining) and len(losses) == 2 and losses[1] < losses[0]
+    fit = replace(
+        MAEConfig().fit, max_steps=100, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10
+    )
+    model = pretrain_mae(
+        preset("tiny"), images, tmp_path / "run", MAEConfig(fit=fit), log=log.append
+    )
+    assert isinstance(model, ViTMAEForPreTraining) and len(log) == 10  # a line every 10 steps
+    torch.manual_seed(fit.seed)  # the weights the run started from
+    untrained = build_mae(preset("tiny"))
+    pixels = to_tensor([load_rgb(f) for f in images], 64)
+
+    def loss(mae) -> float:  # every face, the same masks
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return mae.eval()(pixel_values=pixels).loss.item()
+
+    assert loss(model) < 0.95 * loss(untrained)

@@ -1,5 +1,7 @@
 """Tiny BLIP-2 models: presets, tokenizer, caption encoding, forward, loss, generation; images."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -129,13 +131,14 @@ def test_augmentation_is_seeded():
     assert len(sizes) > 1
 
 
-def test_language_model_pretraining_learns_the_caption_language(tokenizer):
+def test_language_model_pretraining_learns_the_caption_language(tokenizer, tmp_path):
     from facecap_lib.captions.mentions import mentioned_aus
     from facecap_lib.models.language import install_language_model
-    from facecap_lib.training.pretrain import pretrain_language_model
+    from facecap_lib.training.pretrain import LanguageModelConfig, pretrain_language_model
 
     spec = preset("tiny")
-    lm = pretrain_language_model(spec, tokenizer, CAPTIONS, steps=120, batch_size=16)
+    fit = replace(LanguageModelConfig().fit, max_steps=120, batch_size=16)
+    lm = pretrain_language_model(spec, tokenizer, CAPTIONS, tmp_path, LanguageModelConfig(fit=fit))
     start = tokenizer("It is a people who", add_special_tokens=False)["input_ids"]
     out = lm.generate(
         torch.tensor([[tokenizer.bos_token_id, *start]]), max_new_tokens=16, do_sample=False

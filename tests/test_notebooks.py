@@ -151,6 +151,17 @@ def test_kernel_death_and_timeouts_name_the_notebook(toy_repo, body, expected):
         )
 
 
+def test_the_command_line_timeout_reaches_the_kernel(toy_repo, capsys):
+    from facecap_lib.cli import main
+
+    (toy_repo / "notebooks" / "03_slow.py").write_text(
+        _notebook("\n# %%\nimport time\ntime.sleep(60)\n")
+    )
+    argv = ["notebooks", "run", "03", "--smoke", "--root", str(toy_repo), "--timeout", "3"]
+    assert main([*argv, "--out", str(toy_repo / "out")]) == 1
+    assert "03_slow.py could not be executed" in capsys.readouterr().err
+
+
 def test_duplicate_numbers_are_refused(toy_repo):
     (toy_repo / "notebooks" / "01_second.py").write_text(_notebook(""))
     with pytest.raises(ValueError, match="share a number"):

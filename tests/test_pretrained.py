@@ -151,8 +151,9 @@ def test_load_pretrained_from_a_local_folder(tokenizer, tmp_path):
 
 def test_training_starts_from_pretrained_weights_and_a_lavis_checkpoint(tokenizer, tmp_path):
     from facecap_lib.data.synth.batch import FaceSpec, render_to_files
-    from facecap_lib.training.config import TrainConfig
-    from facecap_lib.training.loop import Pair, train_captioner
+    from facecap_lib.training.captioner import CaptionerConfig, train_captioner
+    from facecap_lib.training.config import FitConfig
+    from facecap_lib.training.data import Pair
 
     torch.manual_seed(0)
     base = build_model(PATCH_TINY, tokenizer)
@@ -165,11 +166,8 @@ def test_training_starts_from_pretrained_weights_and_a_lavis_checkpoint(tokenize
     render_to_files(specs, tmp_path / "faces", size=64, workers=1, progress=False)
     pairs = [Pair(str(tmp_path / "faces" / s.path), CAPTIONS[0]) for s in specs]
     logged = []
-    config = TrainConfig(
-        max_steps=1,
-        batch_size=2,
-        warmup_steps=1,
-        lr=1e-12,
+    config = CaptionerConfig(
+        fit=FitConfig(max_steps=1, batch_size=2, warmup_steps=1, lr=1e-12),
         augment=False,
         init=str(tmp_path / "base"),
         lavis_checkpoint=str(tmp_path / "au_blip.pth"),

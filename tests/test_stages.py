@@ -48,6 +48,11 @@ def corpus(tmp_path_factory):
     return faces, caption_corpus(faces, describer, work=work), describer, work
 
 
+def fewer_lm_steps(config: RecipeConfig, steps: int) -> RecipeConfig:
+    lm = config.language_model
+    return replace(config, language_model=replace(lm, fit=replace(lm.fit, max_steps=steps)))
+
+
 def test_content_statements_read_the_caption():
     assert content_statement(au_caption({6, 12})) == "Action units 6 12."
     assert (
@@ -95,20 +100,23 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
         work=work, device="cpu", log=logged.append, progress=False,
     )  # fmt: skip
     result = again.run("exp")
-    assert result.resumed_from == RecipeConfig.smoke().captioner.max_steps  # loaded, not redone
+    assert result.resumed_from == RecipeConfig.smoke().captioner.fit.max_steps  # loaded, not redone
     assert not any("step" in line for line in logged)
     with pytest.raises(ValueError, match="unknown stage"):
         again.run("stage-4")
-    changed = replace(RecipeConfig.smoke(), lm_steps=7)  # finished stages must not be reused
-    with pytest.raises(ValueError, match=r"other settings \(changed: recipe.lm_steps\)"):
+    changed = fewer_lm_steps(RecipeConfig.smoke(), 7)  # finished stages must not be reused
+    with pytest.raises(
+        ValueError, match=r"other settings \(changed: recipe.language_model.fit.max_steps\)"
+    ):
         Recipe(faces, tables, run, describer, changed, work=work, device="cpu", progress=False)
 
 
 def test_settings_fingerprint_follows_recipe_and_preset():
     config = RecipeConfig.smoke()
-    other = replace(config, lm_steps=config.lm_steps + 1)
+    other = fewer_lm_steps(config, config.language_model.fit.max_steps + 1)
     assert config.fingerprint() == RecipeConfig.smoke().fingerprint() != other.fingerprint()
-    assert _changed(config.settings(), other.settings()) == ["recipe.lm_steps"]
+    assert _changed(config.settings(), other.settings()) == ["recipe.language_model.fit.max_steps"]
     assert "preset" in config.settings() and "stem" in config.settings()["preset"]["vision"]
-    fast = replace(config, captioner=replace(config.captioner, compile=True, log_every=1))
+    fast = config.with_fits(compile=True, log_every=1)
     assert fast.fingerprint() == config.fingerprint()  # how a run goes, not what it trains
+    assert {f.parallel for f in config.with_fits(parallel="fsdp").fits().values()} == {"fsdp"}

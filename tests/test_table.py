@@ -1,5 +1,7 @@
 """The canonical face table and the default corpus built from it."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from facecap_lib.data import default_corpus
 from facecap_lib.data.table import (
     FACE_COLUMNS,
     face_table,
+    image_files,
     image_ids,
     label_summary,
     load_face_table,
@@ -88,7 +91,10 @@ def test_default_corpus_is_built_once_and_cached(tmp_path):
     stamp = path.stat().st_mtime_ns
     again = default_corpus.curated_faces(spec, work=tmp_path, progress=False)
     assert path.stat().st_mtime_ns == stamp and again.equals(first)
-    assert default_corpus.image_file(first, 0).is_file()
+    files = image_files(first)
+    assert len(files) == len(first) and all(Path(f).is_file() for f in files[:20])
+    with pytest.raises(KeyError, match="data_root"):
+        image_files(first.drop(columns="data_root"))
     with pytest.raises(ValueError, match="unknown datasets"):
         default_corpus.curated_faces(spec, work=tmp_path, real={"ck+": tmp_path})
 
@@ -133,10 +139,7 @@ def test_real_data_replaces_a_synthfacs_corpus(tmp_path):
         spec, work=tmp_path, real={"gft": {"root": mine, "strict": False}}, progress=False
     )
     gft = table[table.dataset == "gft"]
-    assert (
-        set(gft["data_root"]) == {str(mine.resolve())}
-        and default_corpus.image_file(table, int(gft.index[0])).is_file()
-    )
+    assert set(gft["data_root"]) == {str(mine.resolve())} and Path(image_files(gft)[0]).is_file()
     assert default_corpus.curated_path(tmp_path, spec, {"gft": mine}).name.startswith(
         "curated-real-"
     )

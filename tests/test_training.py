@@ -1,40 +1,38 @@
-"""The stage-2 loop: schedules, parameter groups, data order, and exact resume after a crash."""
+"""The one training loop (``training.fit``) and what it does for every task: schedules, parameter
+groups, data order, exact resume after a crash, the non-finite guard, fused and compiled steps,
+gradient checkpointing and accumulation, settings that a task does not use."""
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
-from facecap_lib.captions.rules import au_caption
 from facecap_lib.data.images import load_rgb, to_tensor
-from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.tokenizer import train_tokenizer
-from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import (
-    DecodedImages,
-    ImagePrefetch,
-    Pair,
-    batch_indices,
-    load_images,
-    train_captioner,
-)
+from facecap_lib.training.captioner import CaptionerConfig, train_captioner
+from facecap_lib.training.config import FitConfig, settings_from_dict
+from facecap_lib.training.data import DecodedImages, ImagePrefetch, batch_indices, load_images
+from facecap_lib.training.fit import fit
 from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
-
-AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {12, 25}, {9, 10}]
+from facecap_lib.training.stage1 import QFormerConfig
+from facecap_lib.training.stages import RecipeConfig
+from tests.training_tasks import TASKS, assert_same_weights, make, render, small_fit
 
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    specs = [
-        FaceSpec({au: 4 for au in aus}, identity=i, path=f"{i}.png")
-        for i, aus in enumerate(AU_SETS)
-    ]
-    render_to_files(specs, root, size=64, workers=1, progress=False)
-    return [
-        Pair(str(root / s.path), au_caption(aus)) for s, aus in zip(specs, AU_SETS, strict=True)
-    ]
+    return render(tmp_path_factory.mktemp("faces"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(pairs):
+    return train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+
+
+def images(pairs):
+    return [p.image for p in pairs]
 
 
 def test_schedule():
@@ -44,8 +42,7 @@ def test_schedule():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
-def test_layer_wise_decay_and_no_decay_groups(pairs):
-    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+def test_layer_wise_decay_and_no_decay_groups(tokenizer):
     model = build_model(preset("tiny"), tokenizer)
     model.language_model.requires_grad_(False)
     groups = parameter_groups(model, 0.05, 0.9)
@@ -67,91 +64,197 @@ def test_layer_wise_decay_and_no_decay_groups(pairs):
         and decay[id(named["language_projection.weight"])] == 0.05
     )
     assert not any(id(p) in scale for p in model.language_model.parameters())
+    flat = parameter_groups(model, 0.05)  # no layer decay: one scale
+    assert {g["lr_scale"] for g in flat} == {1.0}
 
 
 def test_data_order_depends_only_on_the_step():
-    config = TrainConfig(batch_size=4, seed=3)
+    config = FitConfig(batch_size=4, seed=3)
     first = [batch_indices(10, s, 0, config).tolist() for s in range(6)]
     assert first == [batch_indices(10, s, 0, config).tolist() for s in range(6)]
     assert sorted(sum(first[:5], [])[:10]) == list(range(10))  # an epoch sees every example once
 
 
 def test_prefetched_batches_are_those_of_a_serial_loop(pairs):
-    config = TrainConfig(batch_size=4, grad_accumulation=2, max_steps=3, seed=1)
-    with ImagePrefetch(pairs, config, 32, threads=3) as prefetch:
+    config = FitConfig(batch_size=4, grad_accumulation=2, max_steps=3, seed=1)
+    with ImagePrefetch(images(pairs), config, 32, threads=3) as prefetch:
         order = [(0, 0), (0, 1), (1, 0), (2, 1), (2, 0), (1, 1)]  # in order, then out of order
         got = {key: prefetch.pixels(*key) for key in order}
     for (step, micro), (indices, pixels) in got.items():
         expected = batch_indices(len(pairs), step, micro, config)
         assert indices.tolist() == expected.tolist()
-        serial = to_tensor(load_images(pairs, expected, config, step), 32)
+        serial = to_tensor(load_images(images(pairs), expected, step, seed=1, augment=True), 32)
         assert torch.equal(pixels, serial), (step, micro)
 
 
 def test_decoded_images_keep_what_fits_the_budget_and_stay_unchanged(pairs):
     one = 64 * 64 * 3 / 2**20  # one 64-pixel RGB face, in MB
     read = DecodedImages(budget_mb=2.5 * one)
-    files = [p.image for p in pairs]
+    files = images(pairs)
     first = [read(f) for f in files]
     assert list(read.images) == files[:2]  # two fit; the rest are decoded at every use
     assert all(
         torch.equal(to_tensor([a], 32), to_tensor([load_rgb(f)], 32))
         for a, f in zip(first, files, strict=True)
     )
-    config = TrainConfig(batch_size=4, seed=1)
-    indices = batch_indices(len(pairs), 0, 0, config)
-    augmented = to_tensor(load_images(pairs, indices, config, 0, read=read), 32)
-    again = to_tensor(load_images(pairs, indices, config, 0, read=read), 32)
+    indices = batch_indices(len(pairs), 0, 0, FitConfig(batch_size=4, seed=1))
+    augment = dict(seed=1, augment=True)
+    augmented = to_tensor(load_images(files, indices, 0, read=read, **augment), 32)
+    again = to_tensor(load_images(files, indices, 0, read=read, **augment), 32)
     assert torch.equal(augmented, again)  # crops and flips did not write into the cache
-    assert torch.equal(augmented, to_tensor(load_images(pairs, indices, config, 0), 32))
+    assert torch.equal(augmented, to_tensor(load_images(files, indices, 0, **augment), 32))
+
+
+# ---------------------------------------------------------------- every task, the same features
+
+
+def weights(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("fused", [False, True])  # True: checked one step late (LossBook)
-def test_a_nan_loss_stops_the_run_before_the_weights_take_it(pairs, tmp_path, fused):
-    config = TrainConfig(
-        max_steps=4, batch_size=3, warmup_steps=1, save_every=2, log_every=100,
-        fused_optimizer=fused,
-    )  # fmt: skip
-    seen = {}
-
-    def poison(model):
-        model.language_projection.bias.data[0] = float("nan")
-        seen["model"], seen["start"] = model, {k: v.clone() for k, v in model.state_dict().items()}
-
-    with pytest.raises(FloatingPointError, match=r"run: the loss is nan at step 1;"):
-        train_captioner(pairs, tmp_path / "run", config, log=None, initialize=poison)
-    assert not list((tmp_path / "run").glob("checkpoint-*"))
-    for key, value in seen["model"].state_dict().items():  # no update reached the weights
-        if "running_" not in key and not key.endswith("num_batches_tracked"):  # BatchNorm's own
-            torch.testing.assert_close(value, seen["start"][key], rtol=0, atol=0, equal_nan=True)
-
-
-@pytest.mark.parametrize("fused", [False, True])
-def test_resume_after_a_crash_is_exact(pairs, tmp_path, fused):
-    config = TrainConfig(
-        max_steps=6, batch_size=3, warmup_steps=2, save_every=3, log_every=100, freeze_lm=False,
-        fused_optimizer=fused,
-    )  # fmt: skip
-    straight = train_captioner(pairs, tmp_path / "straight", config, log=None)
-    crashed = train_captioner(pairs, tmp_path / "crashed", config, log=None, stop_after=3)
+@pytest.mark.parametrize("name", TASKS)
+def test_resume_after_a_crash_is_exact(name, fused, pairs, tokenizer, tmp_path):
+    config = small_fit(max_steps=6, save_every=3, fused_optimizer=fused)
+    straight = fit(make(name, pairs, tokenizer), tmp_path / "straight", config, log=None)
+    crashed = fit(
+        make(name, pairs, tokenizer), tmp_path / "crashed", config, log=None, stop_after=3
+    )
     assert crashed.history[-1]["step"] == 3 and (tmp_path / "crashed" / "checkpoint-3").exists()
-    resumed = train_captioner(pairs, tmp_path / "crashed", config, log=None)
-    assert resumed.resumed_from == 3 and [h["loss"] for h in resumed.history] == [
-        h["loss"] for h in straight.history
-    ]
-    for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
-    again = train_captioner(
-        pairs, tmp_path / "crashed", config, log=None
-    )  # finished: nothing redone
-    assert again.history == resumed.history
+    logged = []
+    resumed = fit(make(name, pairs, tokenizer), tmp_path / "crashed", config, log=logged.append)
+    assert resumed.resumed_from == 3 and any(
+        "resumed from checkpoint-3 (step 3)" in x for x in logged
+    )
+    assert resumed.history == straight.history
+    expected = weights(straight.model)
+    for key, value in weights(resumed.model).items():
+        assert torch.equal(value, expected[key]), key
+    again = fit(make(name, pairs, tokenizer), tmp_path / "crashed", config, log=None)
+    assert again.history == resumed.history and again.resumed_from == 6  # loaded, not redone
+    for key, value in weights(again.model).items():
+        assert torch.equal(value.cpu(), expected[key].cpu()), key
 
 
-def test_frozen_language_model_does_not_move(pairs, tmp_path):
-    config = TrainConfig(max_steps=2, batch_size=2, warmup_steps=1, save_every=100, log_every=100)
-    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+class Poisoned:
+    """A task whose first trainable weight is NaN (``"weight"``) or whose gradient of it is
+    infinite while the loss stays finite (``"gradient"``)."""
+
+    def __init__(self, task, what):
+        self.task, self.what, self.start = task, what, None
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def freeze(self, model):
+        self.task.freeze(model)
+        first = next(p for p in model.parameters() if p.requires_grad)
+        if self.what == "weight":
+            first.data.fill_(float("nan"))
+        else:
+            first.register_hook(lambda grad: grad * float("inf"))
+        self.model, self.start = model, weights(model)
+
+
+@pytest.mark.parametrize("what", ["weight", "gradient"])
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("name", TASKS)
+def test_a_non_finite_step_stops_the_run_before_the_weights_take_it(
+    name, fused, what, pairs, tokenizer, tmp_path
+):
+    task = Poisoned(make(name, pairs, tokenizer), what)
+    config = small_fit(save_every=2, fused_optimizer=fused)
+    value = "the loss" if what == "weight" else "the gradient norm"
+    with pytest.raises(FloatingPointError, match=rf"run: {value} is (nan|inf) at step 1;"):
+        fit(task, tmp_path / "run", config, log=None)
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+    for key, value in weights(task.model).items():  # no update reached the weights
+        if "running_" not in key and not key.endswith("num_batches_tracked"):  # BatchNorm's own
+            torch.testing.assert_close(value, task.start[key], rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_fused_optimizer_and_compiled_blocks_change_the_run_only_by_rounding(
+    name, pairs, tokenizer, tmp_path
+):
+    """The GPU's fast settings, run here on the CPU: same losses and weights up to rounding.
+    Compiled dropout draws its masks from its own generator; here it takes eager's, so that the
+    arithmetic is what is compared."""
+    import torch._inductor.config
+
+    config = small_fit(max_steps=3, lr=1e-4, save_every=None)  # Adam at 1e-3 amplifies rounding
+    variants = {
+        "plain": {"fused_optimizer": False},
+        "fused": {"fused_optimizer": True},
+        "compiled": {"compile": True},
+    }
+    with torch._inductor.config.patch(fallback_random=True):
+        runs = {
+            variant: fit(
+                make(name, pairs, tokenizer),
+                tmp_path / variant,
+                replace(config, **changes),
+                log=None,
+            )  # fmt: skip
+            for variant, changes in variants.items()
+        }
+    plain = runs.pop("plain")
+    expected = weights(plain.model)
+    for variant, run in runs.items():
+        assert [h["loss"] for h in run.history] == pytest.approx(
+            [h["loss"] for h in plain.history], rel=1e-4
+        ), variant
+        assert_same_weights(weights(run.model), expected, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(config.seed)  # as the loop does before building
+    start = weights(make(name, pairs, tokenizer).build(torch.device("cpu")))
+    moved = max(
+        (expected[k] - v).abs().max().item() for k, v in start.items() if v.is_floating_point()
+    )
+    assert moved > 10 * 1e-5  # the runs moved the weights: not copies compared
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_gradient_checkpointing_and_accumulation_keep_the_arithmetic(
+    name, pairs, tokenizer, tmp_path, monkeypatch
+):
+    """Recomputing activations changes memory, not results; accumulating two micro-batches logs
+    the mean of what each back-propagated."""
+    config = small_fit(max_steps=2, save_every=None)
+    plain = fit(make(name, pairs, tokenizer), tmp_path / "plain", config, log=None)
+    recomputed = fit(
+        make(name, pairs, tokenizer), tmp_path / "ckpt", replace(config, gradient_checkpointing=True),
+        log=None,
+    )  # fmt: skip
+    assert [h["loss"] for h in recomputed.history] == pytest.approx(
+        [h["loss"] for h in plain.history], rel=1e-5
+    )
+    seen = []
+    backward = torch.Tensor.backward
+
+    def record(self, *args, **kwargs):
+        seen.append(float(self.detach()))
+        return backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", record)
+    twice = replace(config, batch_size=2, grad_accumulation=2)
+    accumulated = fit(make(name, pairs, tokenizer), tmp_path / "accumulated", twice, log=None)
+    assert len(seen) == 4  # two micro-batches per step, each scaled by 1/2
+    for step, entry in enumerate(accumulated.history):
+        assert entry["loss"] == pytest.approx(seen[2 * step] + seen[2 * step + 1], rel=1e-6)
+
+
+def test_log_lines_name_the_task_and_carry_every_loss(pairs, tokenizer, tmp_path):
+    lines = []
+    config = small_fit(max_steps=2, log_every=1, save_every=None)
+    fit(
+        make("qformer", pairs, tokenizer), tmp_path / "run", config, log=lines.append, progress=True
+    )
+    assert [line.split(" loss")[0] for line in lines] == ["stage 1: step 1/2", "stage 1: step 2/2"]
+    assert all(all(f" {k} " in line for k in ("itc", "itm", "itg", "lr")) for line in lines)
+
+
+def test_frozen_language_model_does_not_move(pairs, tokenizer, tmp_path):
+    config = CaptionerConfig(fit=small_fit(max_steps=2, save_every=None))
     torch.manual_seed(0)
     before = build_model(preset("tiny"), tokenizer).language_model.state_dict()
     result = train_captioner(pairs, tmp_path / "run", config, tokenizer=tokenizer, log=None)
@@ -160,43 +263,18 @@ def test_frozen_language_model_does_not_move(pairs, tmp_path):
     assert (result.final / "history.json").exists() and len(result.history) == 2
 
 
-def test_fused_optimizer_and_compiled_blocks_change_the_run_only_by_rounding(
-    pairs, tmp_path, monkeypatch
-):
-    """The GPU's fast settings, run here on the CPU: same losses and weights up to rounding.
-    Compiled dropout draws its masks from its own generator; here it takes eager's, so that the
-    arithmetic is what is compared."""
-    import collections
-
-    import torch._inductor.config
-
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
-
-    from facecap_lib.training.compile import repeated_blocks
-
-    tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
-    model = build_model(preset("tiny"), tokenizer)
-    kinds = collections.Counter(type(b).__name__ for b in repeated_blocks(model))
-    assert kinds == {"Blip2EncoderLayer": 3, "Blip2QFormerLayer": 2, "OPTDecoderLayer": 2}
-    config = TrainConfig(max_steps=3, batch_size=3, warmup_steps=1, save_every=100, log_every=100)
-    runs = {
-        name: train_captioner(
-            pairs, tmp_path / name, replace(config, **changes), tokenizer=tokenizer, log=None
-        )
-        for name, changes in {
-            "plain": {"fused_optimizer": False},
-            "fused": {"fused_optimizer": True},
-            "compiled": {"compile": True},
-        }.items()
-    }
-    plain = runs.pop("plain")
-    weights = plain.model.state_dict()
-    for name, run in runs.items():
-        losses = [h["loss"] for h in run.history]
-        assert losses == pytest.approx([h["loss"] for h in plain.history], rel=1e-4), name
-        for key, value in run.model.state_dict().items():
-            torch.testing.assert_close(value, weights[key], rtol=1e-4, atol=1e-5, msg=key)
-    torch.manual_seed(config.seed)  # as the trainer does before building its model
-    start = build_model(preset("tiny"), tokenizer).state_dict()
-    moved = "language_projection.weight"  # the runs moved the weights: not copies compared
-    assert (weights[moved] - start[moved]).abs().max() > 10 * 1e-5  # ten times the tolerance
+def test_a_setting_no_task_uses_is_an_error_that_names_it(pairs, tokenizer, tmp_path):
+    with pytest.raises(TypeError, match="layer_decay"):
+        QFormerConfig(layer_decay=0.9)  # a captioner's setting, not stage 1's
+    with pytest.raises(ValueError, match=r"qformer\.layer_decay: not a setting of QFormerConfig"):
+        settings_from_dict(RecipeConfig, {"qformer": {"layer_decay": 0.9}})
+    with pytest.raises(ValueError, match=r"captioner\.fit\.lr_warmup: not a setting of FitConfig"):
+        settings_from_dict(RecipeConfig, {"captioner": {"fit": {"lr_warmup": 5}}})
+    saved = json.loads(json.dumps(asdict(RecipeConfig.smoke())))
+    assert settings_from_dict(RecipeConfig, saved) == RecipeConfig.smoke()  # read back whole
+    with pytest.raises(ValueError, match="eval_every"):  # nothing would ever evaluate
+        fit(make("mae", pairs, tokenizer), tmp_path / "run", small_fit(eval_every=2), log=None)
+    for bad, field in [({"precision": "fp16"}, "precision"), ({"parallel": "zero"}, "parallel"),
+                       ({"batch_size": 0}, "batch_size"), ({"min_lr": 1.0}, "min_lr")]:  # fmt: skip
+        with pytest.raises(ValueError, match=field):
+            FitConfig(**bad)

@@ -101,7 +101,7 @@ def curated_faces(
 ) -> pd.DataFrame:
     """The curated face table of the default corpus (cached in the work folder).
 
-    Each row's image is ``data_root / image_path`` (see :func:`image_file`).
+    Each row's image is ``data_root / image_path`` (see :func:`facecap_lib.data.table.image_files`).
     """
     spec = spec or DefaultCorpus.full()
     real = _real_roots(real)
@@ -144,8 +144,3 @@ def curated_path(
 def data_dir(work: str | Path | None, spec: DefaultCorpus) -> Path:
     """Where the default corpora of ``spec`` live: ``<work>/data/synthfacs-<key>``."""
     return cache_root(work) / "data" / f"synthfacs-{spec.key()}"
-
-
-def image_file(table: pd.DataFrame, row: int) -> Path:
-    """Path of a row's image (tables from :func:`curated_faces` carry ``data_root``)."""
-    return Path(table["data_root"].iloc[row]) / table["image_path"].iloc[row]

@@ -118,6 +118,15 @@ def image_ids(df: pd.DataFrame) -> pd.Series:
     return df["dataset"].astype(str) + "/" + df["image_path"].astype(str)
 
 
+def image_files(df: pd.DataFrame) -> list[str]:
+    """Each row's image file, ``data_root / image_path`` (curated tables carry ``data_root``, the
+    folder of the row's dataset): the one place a path is made from a row."""
+    if "data_root" not in df:
+        raise KeyError("the face table has no data_root column (curated tables have one)")
+    roots, paths = df["data_root"], df["image_path"]
+    return [str(Path(root) / path) for root, path in zip(roots, paths, strict=True)]
+
+
 def au_sets(df: pd.DataFrame) -> list[frozenset[int]]:
     """The present AUs of each row (NaN counts as not present)."""
     aus = df[list(AU_COLUMNS)].to_numpy(dtype=float) == 1

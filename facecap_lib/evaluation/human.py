@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecap_lib.data.table import image_ids
+from facecap_lib.data.table import image_files, image_ids
 
 LETTERS = ("A", "B", "C")
 SCORE_RANGE = (1, 10)
@@ -57,15 +57,10 @@ def make_sheet(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(faces), size=min(n, len(faces)), replace=False))
     rows, key = [], []
-    ids = list(image_ids(faces))
+    ids, files = list(image_ids(faces)), image_files(faces)
     for item, i in enumerate(chosen, start=1):
-        face = faces.iloc[i]
         order = rng.permutation(len(strategies))
-        row = {
-            "item": item,
-            "image_id": ids[i],
-            "image": str(Path(face["data_root"]) / face["image_path"]),
-        }
+        row = {"item": item, "image_id": ids[i], "image": files[i]}
         for letter, s in zip(LETTERS, order, strict=True):
             row[f"caption_{letter}"] = captions[strategies[s]][i]
             key.append({"item": item, "letter": letter, "strategy": strategies[s]})

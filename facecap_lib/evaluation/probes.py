@@ -178,67 +178,47 @@ def fine_tune(
     lr: float = 5e-4,
     seed: int = 0,
     progress: bool = True,
+    out_dir: str | Path | None = None,
 ):
     """Train a BLIP-2 model's image encoder and a linear layer on its CLS output end to end (the
-    paper's fine-tuning strategy; AdamW, cosine schedule). Returns a function that scores new
-    images like :meth:`Probe.scores`. ``model`` is changed in place."""
-    from tqdm.auto import tqdm
+    paper's fine-tuning strategy: :class:`~facecap_lib.training.finetune.FineTuneTask`, AdamW,
+    cosine schedule). Returns a function that scores new images like :meth:`Probe.scores`.
+    ``model`` is changed in place. With ``out_dir`` the run is checkpointed there, resumed, and
+    loaded instead of redone once finished; without, it trains in a temporary folder."""
+    import tempfile
+    from dataclasses import replace
 
-    vision = model.vision_model
+    from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
+    from facecap_lib.training.fit import fit
+
+    defaults = FineTuneConfig()
+    config = FineTuneConfig(
+        fit=replace(defaults.fit, max_steps=steps, batch_size=batch_size, lr=lr, seed=seed),
+        objective=task,
+    )
+    tuner = FineTuneTask(model.vision_model, images, y, config)
+    device = next(model.parameters()).device
+    with tempfile.TemporaryDirectory() if out_dir is None else _folder(out_dir) as folder:
+        trained = fit(tuner, folder, config.fit, device=device, log=None, progress=progress).model
+    trained.eval()
     size = model.config.vision_config.image_size
-    pixels = to_tensor([load_rgb(i) if isinstance(i, str | Path) else i for i in images], size)
-    if task == "multilabel":
-        target = torch.as_tensor(np.asarray(y, dtype=np.float32))
-        out = target.shape[1]
-    else:
-        target = torch.as_tensor(np.asarray(y), dtype=torch.long)
-        out = int(target.max()) + 1
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(vision.config.hidden_size, out)
-    with torch.no_grad():  # start at the label frequencies, or the features collapse at once
-        if task == "multilabel":
-            rate = torch.nan_to_num(torch.nanmean(target, 0), nan=0.5).clamp(0.01, 0.99)
-        else:
-            rate = torch.bincount(target, minlength=out).float().div(len(target)).clamp_min(0.01)
-        head.bias.copy_(torch.log(rate / (1 - rate)) if task == "multilabel" else rate.log())
-    parameters = list(vision.parameters()) + list(head.parameters())
-    for p in vision.parameters():
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    rng = np.random.default_rng(seed)
-    vision.train()
-    for _ in tqdm(range(steps), desc="fine-tune", disable=not progress):
-        idx = rng.integers(0, len(pixels), batch_size)
-        logits = head(vision(pixel_values=pixels[idx]).pooler_output)
-        if task == "multilabel":
-            known = ~torch.isnan(target[idx])
-            each = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, torch.nan_to_num(target[idx]), reduction="none"
-            )
-            loss = (each * known).sum() / known.sum().clamp_min(1)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, target[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    vision.eval()
 
     @torch.no_grad()
     def scores(new_images: Sequence) -> np.ndarray:
         batch = to_tensor(
             [load_rgb(i) if isinstance(i, str | Path) else i for i in new_images], size
-        )
-        logits = torch.cat(
-            [
-                head(vision(pixel_values=batch[i : i + 64]).pooler_output)
-                for i in range(0, len(batch), 64)
-            ]
-        )
-        return (torch.sigmoid(logits) if task == "multilabel" else logits.softmax(-1)).numpy()
+        ).to(device)
+        logits = torch.cat([trained(batch[i : i + 64]) for i in range(0, len(batch), 64)])
+        probabilities = torch.sigmoid(logits) if task == "multilabel" else logits.softmax(-1)
+        return probabilities.float().cpu().numpy()
 
     return scores
+
+
+def _folder(path: str | Path):
+    from contextlib import nullcontext
+
+    return nullcontext(str(path))
 
 
 # ------------------------------------------------------------------ scores

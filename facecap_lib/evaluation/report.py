@@ -1,7 +1,9 @@
 """Chapters 5 and 6 on one :class:`~facecap_lib.training.stages.Recipe`: which faces are scored,
 their references, the captions of every captioner (cached), and the paper's tables computed on
 them. Each function is one step a notebook shows; the metrics themselves live in
-:mod:`.captions`, :mod:`.faithfulness`, :mod:`.probes` and :mod:`.failures`.
+:mod:`.captions`, :mod:`.faithfulness`, :mod:`.probes` and :mod:`.failures`. This module only
+evaluates: the recipe trains what is missing (``Recipe.checkpoints``), the data room renders new
+faces (:func:`facecap_lib.data.synth.corpus.unseen_faces`).
 """
 
 from __future__ import annotations
@@ -13,30 +15,13 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.data.synth.actions import RENDERED_AUS
-from facecap_lib.data.table import image_ids
+from facecap_lib.data.table import image_files, image_ids
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import faithfulness, probes
-from facecap_lib.inference import caption_faces
+from facecap_lib.inference import caption_faces, checkpoint_digest
 from facecap_lib.lexicon import EMOTIONS
 
-TITLES = {
-    "untrained": "untrained",
-    "au": "AU-BLIP",
-    "emot": "Emot-BLIP",
-    "mix": "Mix-BLIP",
-    "cat": "Cat-BLIP",
-    "exp": "Exp-BLIP",
-}
 AU_NAMES = [f"AU{a}" for a in RENDERED_AUS]
-
-
-def checkpoints(recipe, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:
-    """Title -> final checkpoint folder of each captioner (trained first if the run lacks it)."""
-    out = {}
-    for name in names:
-        result = recipe.untrained() if name == "untrained" else recipe.run(name)
-        out[TITLES[name]] = Path(result.final)
-    return out
 
 
 def held_out(recipe, n: int, *, kind: str = "au", seed: int = 0) -> pd.DataFrame:
@@ -119,10 +104,6 @@ def probe_split(
     )
 
 
-def _files(faces: pd.DataFrame) -> list[str]:
-    return [str(Path(r) / p) for r, p in zip(faces["data_root"], faces["image_path"], strict=True)]
-
-
 def _emotion_index(faces: pd.DataFrame) -> np.ndarray:
     """Class index of single-label emotion faces, -1 for the others."""
     names = [e.name for e in EMOTIONS]
@@ -141,7 +122,7 @@ def probe_tables(
     cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
     y_train, y_test = train[AU_NAMES].to_numpy(float), test[AU_NAMES].to_numpy(float)
     e_train, e_test = _emotion_index(train), _emotion_index(test)
-    files = _files(train) + _files(test)
+    files = image_files(train) + image_files(test)
     results, emotions = {}, {}
     for title, folder in models.items():
         for source in sources:
@@ -232,43 +213,40 @@ def captioner(folder: str | Path, device: str = "cpu", beams: int = 1):
     return caption
 
 
-def new_faces(n: int, seed: int = 0):
-    """``n`` SynthFACS faces (``FaceSpec``) of people no split has seen, with spontaneous AU sets
-    and random scenes without occluders: the twins :func:`.failures.occluder_recall` occludes."""
-    from facecap_lib.data.synth.batch import FaceSpec
-    from facecap_lib.data.synth.render import Scene
-    from facecap_lib.data.synth.sampling import spontaneous_aus
-
-    rng = np.random.default_rng(seed)
-    specs = []
-    for i in range(n):
-        action = spontaneous_aus(rng)
-        scene = Scene.sample(rng, occluder_rate=0.0)
-        specs.append(FaceSpec(action.intensities, 5_000_000 + i, scene, action.sides))
-    return specs
-
-
 def fine_tune_table(
     recipe, models: Mapping[str, Path], train: pd.DataFrame, test: pd.DataFrame, *, steps: int
 ) -> pd.DataFrame:
     """The paper's second strategy: each model's image encoder and a linear layer trained end to
     end on AU detection (``steps`` AdamW steps on the train faces with AU labels), then scored
-    on the test faces like :func:`probe_tables`."""
+    on the test faces like :func:`probe_tables`. Each fine-tuning runs in the run folder
+    (``eval-fine-tune/``, keyed on the checkpoint, the faces and the steps): it resumes if
+    interrupted, and a finished one is loaded, not redone."""
+    import hashlib
+    import json
+
     import torch
 
     from facecap_lib.inference import load_captioner
 
     train = train[train[AU_NAMES].notna().any(axis=1)]
     test = test[test[AU_NAMES].notna().any(axis=1)]
+    files = image_files(train)
     results = {}
     for title, folder in models.items():
+        key = json.dumps([checkpoint_digest(folder), files, AU_NAMES, steps])
+        out_dir = (
+            recipe.run_dir
+            / "eval-fine-tune"
+            / (f"{Path(folder).parent.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
+        )
         model, _ = load_captioner(folder, recipe.device, torch.float32)  # it trains
         score = probes.fine_tune(
-            model, _files(train), train[AU_NAMES].to_numpy(float), steps=steps, progress=False
-        )
+            model, files, train[AU_NAMES].to_numpy(float), steps=steps, progress=False,
+            out_dir=out_dir,
+        )  # fmt: skip
         y_test = test[AU_NAMES].to_numpy(float)
         results[f"{title} encoder, fine-tuned"] = probes.au_detection(
-            y_test, score(_files(test)), AU_NAMES
+            y_test, score(image_files(test)), AU_NAMES
         )
     return probes.probe_table(results)
 

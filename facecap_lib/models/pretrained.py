@@ -2,7 +2,7 @@
 
 ``load_pretrained("Salesforce/blip2-opt-2.7b")`` (or the folder of a ``save_pretrained`` copy)
 gives a ``Blip2ForConditionalGeneration`` and its own tokenizer, ready for
-:func:`facecap_lib.training.loop.train_captioner` (``TrainConfig.init``). Nothing is downloaded when
+:func:`facecap_lib.training.captioner.train_captioner` (``CaptionerConfig.init``). Nothing is downloaded when
 ``HF_HUB_OFFLINE=1``: the weights must then be in the local cache or folder. A tokenizer without
 BLIP-2's ``<image>`` placeholder gets it added, and the model's embeddings grow to match.
 """

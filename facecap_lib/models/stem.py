@@ -10,7 +10,7 @@ encoder a ViT in every other respect (the same tokens, shapes and Q-Former inter
 standard fix. Pre-trained presets keep their patch embedding: their weights already see.
 
 The stem's channels are stored in the vision config (``conv_stem``), so a checkpoint knows it has
-one; :func:`install_conv_stem` rebuilds it before weights are loaded (``models.checkpoint``).
+one; :func:`install_conv_stem` rebuilds it before weights are loaded (:func:`from_pretrained`).
 
 Each layer's order is its **layout**, also stored in the config (``conv_stem_layout``):
 
@@ -90,14 +90,15 @@ def stem_layout(vision_config) -> str:
 
 
 def install_conv_stem(model) -> None:
-    """Replace the patch embedding of ``model``'s vision encoder by the :class:`ConvStem` that its
-    vision config names (``conv_stem``); nothing to do when it names none."""
-    config = model.config.vision_config
+    """Replace the patch embedding of ``model``'s vision encoder (a BLIP-2 model, or its
+    ``Blip2VisionModel`` alone) by the :class:`ConvStem` that its vision config names
+    (``conv_stem``); nothing to do when it names none."""
+    config = getattr(model.config, "vision_config", model.config)
     channels = tuple(getattr(config, "conv_stem", None) or ())
     if not channels:
         return
     check_stem(channels, config.patch_size)
-    embeddings = model.vision_model.embeddings
+    embeddings = getattr(model, "vision_model", model).embeddings
     if isinstance(embeddings.patch_embedding, ConvStem):
         return
     embeddings.patch_embedding = ConvStem(channels, config.hidden_size, stem_layout(config))
@@ -128,7 +129,9 @@ def from_pretrained(model_class, path, **kwargs):
         logging.set_verbosity(level)
     install_conv_stem(model)
     state = {
-        k[len(STEM_PREFIX) :]: v for k, v in _weights(path).items() if k.startswith(STEM_PREFIX)
+        k[len(STEM_PREFIX) :]: v
+        for k, v in saved_weights(path).items()
+        if k.startswith(STEM_PREFIX)
     }
     stem = model.vision_model.embeddings.patch_embedding
     try:
@@ -140,14 +143,15 @@ def from_pretrained(model_class, path, **kwargs):
 
 def stem_dtype(model):
     """Give the stem the dtype of the vision encoder it was installed into."""
-    embeddings = model.vision_model.embeddings
+    embeddings = getattr(model, "vision_model", model).embeddings
     embeddings.patch_embedding.to(
         embeddings.class_embedding.device, embeddings.class_embedding.dtype
     )
     return model
 
 
-def _weights(path) -> dict:
+def saved_weights(path) -> dict:
+    """The whole state dict a ``save_pretrained`` folder holds (one file or shards)."""
     import json
     from pathlib import Path
 

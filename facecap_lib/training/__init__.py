@@ -1,5 +1,16 @@
-"""Training: BLIP-2 stage 1 and stage 2, pre-training, and the paper's three-stage recipe."""
+"""Training: one loop (:mod:`.fit`) for BLIP-2 stage 1, the captioners, pre-training and the
+fine-tuning probe, and the paper's three-stage recipe (:mod:`.stages`)."""
 
-# The recipe's stages in order (facecap_lib.training.stages); here so the CLI can list them
-# without importing torch.
+# Here, free of torch, so that the CLI can list them and the evaluation can name them.
+# The recipe's stages in order (facecap_lib.training.stages).
 STAGES = ("language-model", "qformer", "au", "emot", "pseudo", "mix", "cat", "exp")
+# The captioners the recipe trains, by name (run folder ``<name>-blip``), with their titles.
+CAPTIONERS = {
+    "au": "AU-BLIP",
+    "emot": "Emot-BLIP",
+    "mix": "Mix-BLIP",
+    "cat": "Cat-BLIP",
+    "exp": "Exp-BLIP",
+}
+# Every captioner a chapter scores: the untrained baseline (stage 1 only) and the five.
+TITLES = {"untrained": "untrained", **CAPTIONERS}

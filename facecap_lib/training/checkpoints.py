@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -38,11 +37,13 @@ def save_checkpoint(
     optimizer_state: dict,
     step: int,
     history: list,
-    config,
+    settings: dict,
+    random_states: list[dict] | None = None,
     keep: int = 2,
 ) -> Path:
     """Write ``out_dir/name`` atomically; ``write_model(folder)`` saves the weights and tokenizer.
-    Older ``checkpoint-*`` folders beyond the newest ``keep`` are removed."""
+    ``random_states``: every rank's :func:`random_state` (default: this process's). Older
+    ``checkpoint-*`` folders beyond the newest ``keep`` are removed."""
     final = out_dir / name
     tmp = out_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -52,9 +53,8 @@ def save_checkpoint(
             "step": step,
             "optimizer": optimizer_state,
             "history": history,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "config": asdict(config),
+            "random_states": random_states or [random_state()],
+            "settings": settings,
         },
         tmp / STATE_FILE,
     )
@@ -72,9 +72,21 @@ def load_state(folder: Path) -> dict:
     return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
 
 
-def restore_rng(state: dict) -> None:
-    """The random state a checkpoint saved: the CPU's, and the GPUs' when both runs have them
-    (dropout on a GPU draws from the GPU's generator)."""
-    torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+def random_state() -> dict:
+    """This process's random state: the CPU's generator and the GPUs' (dropout on a GPU draws
+    from the GPU's)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_rng(state: dict, rank: int = 0) -> None:
+    """The random state a checkpoint saved for ``rank``. Ranks draw differently (dropout over
+    batches of different lengths), so each gets its own back; a run resumed on more processes
+    than saved gives the new ones rank 0's. Checkpoints from before per-rank states hold one."""
+    if "random_states" not in state:  # written before 2026-12-04
+        state = {"random_states": [{"torch": state["torch_rng"], "cuda": state.get("cuda_rng")}]}
+    states = state["random_states"]
+    mine = states[rank] if rank < len(states) else states[0]
+    torch.set_rng_state(mine["torch"])
+    if mine.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(mine["cuda"])

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
+from facecap_lib.training.config import STRATEGIES
+
 
 def init() -> bool:
     """Join the process group if launched by torchrun / accelerate; True when distributed."""
@@ -62,16 +64,14 @@ def shard(indices):
     return indices[rank() :: world()]
 
 
-STRATEGIES = ("ddp", "fsdp")
-
-
 def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> torch.nn.Module:
     """The model ready for data-parallel training, or itself in one process.
 
     ``ddp``: DistributedDataParallel (every rank holds all weights). ``fsdp``: PyTorch's FSDP2
-    ``fully_shard`` on every transformer block of the language model and the image encoder, then
-    on the whole model: each rank holds a shard of every weight, frozen ones included, which is
-    what lets OPT-6.7B and ViT-g train on 40 GB cards. Build the optimizer after wrapping.
+    ``fully_shard`` on every repeated transformer block (the image encoder's, the Q-Former's, the
+    language model's: :func:`facecap_lib.training.compile.repeated_blocks`), then on the whole
+    model: each rank holds a shard of every weight, frozen ones included, which is what lets
+    OPT-6.7B and ViT-g train on 40 GB cards. Build the optimizer after wrapping.
 
     BatchNorm (the conv stem of from-scratch presets) becomes SyncBatchNorm on GPUs, so every rank
     normalises with the global batch's statistics. PyTorch has no SyncBatchNorm on CPU: there each
@@ -87,10 +87,9 @@ def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> 
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        blocks = list(model.vision_model.encoder.layers)
-        decoder = getattr(getattr(model.language_model, "model", None), "decoder", None)
-        blocks += list(decoder.layers) if decoder is not None else []
-        for block in blocks:
+        from facecap_lib.training.compile import repeated_blocks
+
+        for block in repeated_blocks(model):
             fully_shard(block)
         fully_shard(model)
         return model
@@ -151,6 +150,15 @@ def load_optimizer(model: torch.nn.Module, optimizer, state: dict) -> None:
     )
 
 
+def gather_objects(value) -> list:
+    """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
+    if not active():
+        return [value]
+    out = [None] * world()
+    dist.all_gather_object(out, value)
+    return out
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate a tensor of every rank along dim 0 (no gradient)."""
     if not active():
@@ -169,15 +177,15 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(tensor.contiguous()))
 
 
-def mean(value: float) -> float:
-    """The mean over ranks of a float (for logging losses)."""
+def mean_all(values: list[float]) -> list[float]:
+    """The means over ranks of a few floats, in one all-reduce (for logging losses)."""
     if not active():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
     if dist.get_backend() == "nccl":
         t = t.cuda()
     dist.all_reduce(t)
-    return t.item() / world()
+    return [v / world() for v in t.tolist()]
 
 
 def barrier() -> None:

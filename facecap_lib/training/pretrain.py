@@ -1,117 +1,193 @@
-"""Pre-training the parts a from-scratch preset lacks: its language model and its image encoder.
+"""Pre-training the parts a from-scratch preset lacks, as tasks of
+:func:`~facecap_lib.training.fit.fit`: its language model and its image encoder.
 
-- :func:`pretrain_language_model`: next-token prediction on the caption corpus (see
+- :class:`LanguageModelTask`: next-token prediction on the caption corpus (see
   :mod:`facecap_lib.models.language` for why that is the right text), then frozen in BLIP-2;
-- :func:`pretrain_mae`: masked-autoencoder pre-training of the image encoder on face images, as the
+- :class:`MAETask`: masked-autoencoder pre-training of the image encoder on face images, as the
   paper's ViT-B was (on AffectNet); :func:`facecap_lib.models.mae.install_mae_encoder` moves it in.
-
-Both use AdamW with the warm-up and cosine schedule of :mod:`.schedule`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
-from facecap_lib.data.images import Augment, load_rgb, to_tensor
-from facecap_lib.models.device import resolve_device
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
-from facecap_lib.training.loop import autocast_for, check_finite
-from facecap_lib.training.schedule import cosine_with_warmup
+from facecap_lib.models.tokenizer import load_tokenizer
+from facecap_lib.training import distributed
+from facecap_lib.training.config import FitConfig
+from facecap_lib.training.data import ImagePrefetch, batch_indices
+from facecap_lib.training.fit import Task, building_on, fit
+
+# ---------------------------------------------------------------- the language model
 
 
-def _set_lr(optimizer, step: int, steps: int, lr: float, warmup: int) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = cosine_with_warmup(step, steps, warmup, lr, 0.0)
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """Next-token pre-training of a from-scratch preset's OPT. In fp32 everywhere: under bf16
+    autocast the ``small`` OPT diverged to NaN after ~150 steps on an H200 (2026-11-26), and a
+    model this small trains fast enough without it."""
+
+    fit: FitConfig = FitConfig(
+        max_steps=300, batch_size=32, lr=2e-3, warmup_steps=20, weight_decay=0.01,
+        precision="fp32", log_every=50, save_every=None,
+    )  # fmt: skip
+    max_tokens: int = 128  # per text, </s> at both ends included
+
+
+class LanguageModelTask(Task):
+    """The preset's OPT learns ``texts`` from scratch (``</s>`` text ``</s>``, right-padded)."""
+
+    name = "language model"
+
+    def __init__(self, spec: Preset, tokenizer, texts: Sequence[str], config: LanguageModelConfig):
+        self.spec, self.tokenizer, self.config = spec, tokenizer, config
+        limit = config.max_tokens - 2
+        self.encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:limit] for t in texts]
+
+    def build(self, device):
+        with building_on(device):
+            return OPTForCausalLM(language_model_config(self.spec, self.tokenizer))
+
+    def load(self, folder: Path):
+        self.tokenizer = load_tokenizer(folder)
+        return OPTForCausalLM.from_pretrained(folder)
+
+    def save(self, model, folder: Path, weights: dict | None) -> None:
+        model.save_pretrained(folder, state_dict=weights)
+        self.tokenizer.save_pretrained(folder)
+
+    def batches(self, model, config: FitConfig, device):
+        t = self.tokenizer
+        bos, eos, pad = t.bos_token_id, t.eos_token_id, t.pad_token_id
+
+        def batch_at(step: int, micro: int) -> dict:
+            indices = distributed.shard(batch_indices(len(self.encoded), step, micro, config))
+            rows = [[bos, *self.encoded[i], eos] for i in indices]
+            ids = torch.full((len(rows), max(map(len, rows))), pad)
+            for r, row in enumerate(rows):
+                ids[r, : len(row)] = torch.tensor(row)
+            mask = (ids != pad).long()
+            labels = ids.masked_fill(mask == 0, -100)
+            return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+        return nullcontext(batch_at)
+
+    def loss(self, model, batch: dict) -> dict:
+        return {"loss": model(**batch, use_cache=False).loss}
+
+    def settings(self) -> dict:
+        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
+        return {"preset": self.spec.name, "texts": len(self.encoded), **values}
 
 
 def pretrain_language_model(
     spec: Preset,
     tokenizer,
     texts: Sequence[str],
+    out_dir: str | Path,
+    config: LanguageModelConfig | None = None,
     *,
-    steps: int = 300,
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    seed: int = 0,
-    device: str | torch.device | None = None,
+    device: str | torch.device = "auto",
     log=None,
+    progress: bool = False,
 ) -> OPTForCausalLM:
-    """Train the preset's OPT from scratch on ``texts`` (next-token prediction) on ``device``
-    (default: a GPU if there is one); returns it on the CPU. In fp32 everywhere: under bf16
-    autocast the ``small`` OPT diverged to NaN after ~150 steps on an H200 (2026-11-26), and
-    a model this small trains fast enough without it."""
-    torch.manual_seed(seed)
-    device_ = resolve_device(device or "auto")
-    model = OPTForCausalLM(language_model_config(spec, tokenizer)).to(device_)
-    rng = np.random.default_rng(seed)
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:126] for t in texts]
-    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    model.train()
-    for step in range(steps):
-        rows = [[bos, *encoded[i], eos] for i in rng.integers(0, len(encoded), batch_size)]
-        ids = torch.full((len(rows), max(map(len, rows))), pad)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row)
-        ids = ids.to(device_)
-        mask = (ids != pad).long()
-        _set_lr(optimizer, step, steps, lr, warmup=20)
-        loss = model(
-            input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
-        ).loss
-        optimizer.zero_grad()
-        loss.backward()
-        value = check_finite(loss.item(), "language-model pre-training", step + 1)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if log and (step + 1) % 50 == 0:
-            log(f"language model step {step + 1}/{steps} loss {value:.3f}")
-    return model.cpu().eval()
+    """Train (or resume, or load) the preset's OPT on ``texts`` in ``out_dir`` (default device:
+    a GPU if there is one); returns it on the CPU, in eval mode."""
+    config = config or LanguageModelConfig()
+    task = LanguageModelTask(spec, tokenizer, texts, config)
+    result = fit(task, out_dir, config.fit, device=device, log=log, progress=progress)
+    return result.model.cpu().eval()
 
 
-def _image(item) -> Image.Image:
-    return item if isinstance(item, Image.Image) else load_rgb(item)
+# ---------------------------------------------------------------- the image encoder (MAE)
+
+MAE_WEIGHTS = "mae.safetensors"
+
+
+@dataclass(frozen=True)
+class MAEConfig:
+    """MAE pre-training (He et al. 2022): AdamW with betas (0.9, 0.95), weight decay 0.05, no
+    gradient clipping, 75% of the patches masked, warm-up a twentieth of the steps."""
+
+    fit: FitConfig = FitConfig(
+        max_steps=500, batch_size=64, lr=1.5e-4, warmup_steps=25, betas=(0.9, 0.95),
+        weight_decay=0.05, clip_norm=None, log_every=50, save_every=None,
+    )  # fmt: skip
+    mask_ratio: float = 0.75
+    augment: bool = True  # random resized crops and flips
+
+
+class MAETask(Task):
+    """``ViTMAEForPreTraining`` of the preset's encoder shape learns to rebuild masked patches of
+    ``images`` (files or PIL images)."""
+
+    name = "MAE"
+
+    def __init__(self, spec: Preset, images: Sequence[str | Image.Image], config: MAEConfig):
+        self.spec, self.images, self.config = spec, images, config
+
+    def build(self, device):
+        with building_on(device):
+            return build_mae(self.spec, self.config.mask_ratio)
+
+    def load(self, folder: Path):
+        from safetensors.torch import load_file
+
+        model = build_mae(self.spec, self.config.mask_ratio)  # a conv stem included
+        model.load_state_dict(load_file(folder / MAE_WEIGHTS))
+        return model
+
+    def save(self, model, folder: Path, weights: dict | None) -> None:
+        """The state dict as it is, and the config: transformers' ``save_pretrained`` renames
+        ViTMAE's keys to its older layout, and a conv stem's ``layers.N`` with them."""
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = model.state_dict() if weights is None else weights
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state.items()}, folder / MAE_WEIGHTS
+        )
+        model.config.save_pretrained(folder)
+
+    @contextmanager
+    def batches(self, model, config: FitConfig, device):
+        size = self.spec.vision.image_size
+        with ImagePrefetch.for_device(
+            self.images, config, size, device, self.config.augment
+        ) as ahead:
+            yield lambda step, micro: {"pixel_values": ahead.pixels(step, micro)[1]}
+
+    def loss(self, model, batch: dict) -> dict:
+        return {"loss": model(**batch).loss}
+
+    def settings(self) -> dict:
+        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
+        return {"preset": self.spec.name, "images": len(self.images), **values}
 
 
 def pretrain_mae(
     spec: Preset,
     images: Sequence[str | Image.Image],
+    out_dir: str | Path,
+    config: MAEConfig | None = None,
     *,
-    steps: int = 500,
-    batch_size: int = 64,
-    lr: float = 1.5e-4,
-    seed: int = 0,
-    device: str | torch.device | None = None,
+    device: str | torch.device = "auto",
     log=None,
+    progress: bool = False,
 ) -> ViTMAEForPreTraining:
-    """Masked-autoencoder pre-training of the preset's encoder on face images (files or PIL), on
-    ``device`` (default: a GPU if there is one); returns it on the CPU."""
-    torch.manual_seed(seed)
-    device_ = resolve_device(device or "auto")
-    model = build_mae(spec).to(device_)
-    rng = np.random.default_rng(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    model.train()
-    for step in range(steps):
-        chosen = rng.integers(0, len(images), batch_size)
-        faces = [
-            Augment(seed=int(seed * 1_000_003 + step * batch_size + j))(_image(images[i]))
-            for j, i in enumerate(chosen)
-        ]
-        _set_lr(optimizer, step, steps, lr, warmup=max(1, steps // 20))
-        with autocast_for(device_):
-            loss = model(pixel_values=to_tensor(faces, spec.vision.image_size).to(device_)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        value = check_finite(loss.item(), "MAE pre-training", step + 1)
-        optimizer.step()
-        if log and (step + 1) % 50 == 0:
-            log(f"MAE step {step + 1}/{steps} loss {value:.4f}")
-    return model.cpu().eval()
+    """Masked-autoencoder pre-training (or its resumption, or loading) of the preset's encoder
+    on face images in ``out_dir`` (default device: a GPU if there is one); returns the model on
+    the CPU, in eval mode."""
+    config = config or MAEConfig()
+    task = MAETask(spec, images, config)
+    result = fit(task, out_dir, config.fit, device=device, log=log, progress=progress)
+    return result.model.cpu().eval()

@@ -26,18 +26,25 @@ def _vision_depth(name: str, layers: int) -> int | None:
     return 0 if ".embeddings." in name else layers + 1
 
 
-def parameter_groups(model, weight_decay: float, layer_decay: float) -> list[dict]:
-    """AdamW groups: no decay for biases, norms and query tokens; ViT layer i gets
-    ``layer_decay ** (layers + 1 - depth)`` of the learning rate (``lr_scale``)."""
-    layers = model.config.vision_config.num_hidden_layers
+def no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
+    """Parameters AdamW does not decay, in every task: biases and other vectors, norms, and
+    BLIP-2's query tokens (learned inputs, like a ViT's class token in timm's rule)."""
+    return parameter.ndim < 2 or "norm" in name.lower() or name.endswith("query_tokens")
+
+
+def parameter_groups(model, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups of the trainable parameters: ``weight_decay`` except for :func:`no_decay`;
+    with ``layer_decay`` < 1, a BLIP-2 model's ViT layer i gets ``layer_decay ** (layers + 1 -
+    depth)`` of the learning rate (``lr_scale``; 1 everywhere else)."""
+    layers = model.config.vision_config.num_hidden_layers if layer_decay != 1.0 else 0
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        no_decay = parameter.ndim < 2 or "norm" in name.lower() or name.endswith("query_tokens")
-        depth = _vision_depth(name, layers)
+        depth = _vision_depth(name, layers) if layer_decay != 1.0 else None
         scale = 1.0 if depth is None else layer_decay ** (layers + 1 - depth)
-        groups.setdefault((0.0 if no_decay else weight_decay, scale), []).append(parameter)
+        decay = 0.0 if no_decay(name, parameter) else weight_decay
+        groups.setdefault((decay, scale), []).append(parameter)
     return [{"params": p, "weight_decay": wd, "lr_scale": s} for (wd, s), p in groups.items()]
 
 

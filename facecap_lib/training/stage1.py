@@ -25,11 +25,10 @@ captioner.
 
 from __future__ import annotations
 
-import json
-import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -37,29 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
-from facecap_lib.models.device import resolve_device
-from facecap_lib.models.presets import blip2_config, init_qformer, preset, tokenizer_ids
+from facecap_lib.models.presets import Preset, blip2_config, init_qformer, preset, tokenizer_ids
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
-from facecap_lib.training.checkpoints import (
-    finished,
-    latest_checkpoint,
-    load_state,
-    restore_rng,
-    save_checkpoint,
-)
-from facecap_lib.training.compile import compile_blocks
-from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import (
-    ImagePrefetch,
-    Pair,
-    autocast_for,
-    building_on,
-    check_finite,
-    train_mode,
-)
-from facecap_lib.training.schedule import adamw, cosine_with_warmup
+from facecap_lib.training.config import FitConfig
+from facecap_lib.training.data import ImagePrefetch, Pair
+from facecap_lib.training.fit import FitResult, Task, building_on, fit
 
 HEADS_FILE = "stage1_heads.pt"
 LABEL_SMOOTHING = 0.1  # LAVIS blip2_qformer: ITC and ITG
@@ -82,7 +65,8 @@ class QFormerPretrainer(nn.Module):
             nn.LayerNorm(hidden, eps=retrieval.config.qformer_config.layer_norm_eps),
         )
         self.itg_bias = nn.Parameter(torch.zeros(retrieval.config.qformer_config.vocab_size))
-        self.temp = nn.Parameter(torch.tensor(0.07))  # BLIP-2's initial temperature
+        # BLIP-2's initial temperature; one element, not a scalar (FSDP cannot shard scalars)
+        self.temp = nn.Parameter(torch.tensor([0.07]))
 
     @property
     def config(self):
@@ -98,20 +82,23 @@ class QFormerPretrainer(nn.Module):
         sees the computation."""
         return stage1_losses(self, **batch)
 
-    def heads_state(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("retrieval.")}
-
-    def save(self, folder: Path) -> None:
-        self.retrieval.save_pretrained(folder)
-        torch.save(self.heads_state(), folder / HEADS_FILE)
+    def save(self, folder: Path, weights: dict | None = None) -> None:
+        """``retrieval`` in ``save_pretrained`` form and the heads in :data:`HEADS_FILE`
+        (``weights``: the whole state dict, when gathered from shards)."""
+        weights = self.state_dict() if weights is None else weights
+        prefix = "retrieval."
+        own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        self.retrieval.save_pretrained(folder, state_dict=own)
+        heads = {k: v for k, v in weights.items() if not k.startswith(prefix)}
+        torch.save(heads, folder / HEADS_FILE)
 
     @classmethod
     def load(cls, folder: str | Path) -> QFormerPretrainer:
         folder = Path(folder)
         model = cls(from_pretrained(Blip2ForImageTextRetrieval, folder))
-        model.load_state_dict(
-            torch.load(folder / HEADS_FILE, map_location="cpu", weights_only=True), strict=False
-        )
+        heads = torch.load(folder / HEADS_FILE, map_location="cpu", weights_only=True)
+        heads["temp"] = heads["temp"].reshape(1)  # saved as a scalar before 2026-12-04
+        model.load_state_dict(heads, strict=False)
         return model
 
 
@@ -342,169 +329,125 @@ def install_qformer(captioner, pretrainer: QFormerPretrainer) -> None:
         )
 
 
-# ---------------------------------------------------------------- the trainer
+# ---------------------------------------------------------------- the task
 
 
-@dataclass
-class Stage1Result:
-    model: QFormerPretrainer
-    tokenizer: object
-    history: list[dict]
-    final: Path
-    resumed_from: int
+@dataclass(frozen=True)
+class QFormerConfig:
+    """Stage 1's settings. ``fit``: the authors' step-1 YAML, batch 28, peak lr 1e-4, minimum
+    1e-5 (warm-up 5000 of ~130k steps; scaled)."""
+
+    fit: FitConfig = FitConfig(batch_size=28, lr=1e-4, min_lr=1e-5)
+    freeze_vision: bool = True  # BLIP-2 stage 1 reads a frozen image encoder
+    max_caption_tokens: int = 96
+    augment: bool = True  # random resized crop and flip, as stage 2
+
+    @classmethod
+    def smoke(cls) -> QFormerConfig:
+        return cls(fit=FitConfig.smoke(max_steps=4, warmup_steps=1, save_every=2))
 
 
-def _caption_numbers(pairs: Sequence[Pair]) -> dict[str, int]:
-    return {c: i for i, c in enumerate(sorted({p.caption for p in pairs}))}
+class QFormerTask(Task):
+    """Stage 1 on ``pairs``: the queries and the Q-Former learn ITC + ITM + ITG.
+
+    Args:
+        pairs: image files with captions.
+        spec: the preset the model is built as.
+        config: see :class:`QFormerConfig`.
+        tokenizer: one with a ``<dec>`` token; trained on the captions unless given.
+        image_encoder: called with a new model's ``vision_model`` to put pre-trained weights in
+            (e.g. ``lambda v: install_mae_encoder(...)``).
+    """
+
+    name = "stage 1"
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        spec: Preset,
+        config: QFormerConfig,
+        *,
+        tokenizer=None,
+        image_encoder: Callable[[nn.Module], None] | None = None,
+    ):
+        self.pairs, self.spec, self.config = pairs, spec, config
+        self.tokenizer, self.image_encoder = tokenizer, image_encoder
+        self.numbers = {c: i for i, c in enumerate(sorted({p.caption for p in pairs}))}
+
+    def build(self, device):
+        self.tokenizer = self.tokenizer or train_tokenizer([p.caption for p in self.pairs])
+        with building_on(device):
+            model = build_pretrainer(self.spec, self.tokenizer)
+        if self.image_encoder is not None:
+            self.image_encoder(model.retrieval.vision_model)
+        return model
+
+    def load(self, folder: Path):
+        self.tokenizer = load_tokenizer(folder)
+        return QFormerPretrainer.load(folder)
+
+    def save(self, model, folder: Path, weights: dict | None) -> None:
+        model.save(folder, weights)
+        self.tokenizer.save_pretrained(folder)
+
+    def freeze(self, model) -> None:
+        if self.config.freeze_vision:
+            model.retrieval.vision_model.requires_grad_(False)
+
+    def train_mode(self, model) -> None:
+        """``model.train()``, a frozen image encoder in eval mode (see the captioner's)."""
+        model.train()
+        if self.config.freeze_vision:
+            model.retrieval.vision_model.eval()
+
+    @contextmanager
+    def batches(self, model, config: FitConfig, device):
+        size = model.config.vision_config.image_size
+        _, dec_id = text_token_ids(self.tokenizer)
+        images = [p.image for p in self.pairs]
+        with ImagePrefetch.for_device(images, config, size, device, self.config.augment) as ahead:
+
+            def batch_at(step: int, micro: int) -> dict:
+                indices, pixels = ahead.pixels(step, micro)
+                captions = [self.pairs[i].caption for i in indices]
+                seed = f"{config.seed}/{step}/{micro}/{distributed.rank()}"
+                return {
+                    "pixel_values": pixels,
+                    **encode_texts(self.tokenizer, captions, self.config.max_caption_tokens),
+                    "caption_ids": torch.tensor([self.numbers[c] for c in captions]),
+                    "generator": torch.Generator().manual_seed(zlib.crc32(seed.encode())),
+                    "dec_id": dec_id,
+                }
+
+            yield batch_at
+
+    def loss(self, model, batch: dict) -> dict:
+        return model(**batch)
+
+    def settings(self) -> dict:
+        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
+        return {"preset": self.spec.name, **values}
 
 
 def train_qformer(
     pairs: Sequence[Pair],
     out_dir: str | Path,
-    config: TrainConfig | None = None,
+    config: QFormerConfig | None = None,
     *,
+    spec: Preset | str = "tiny",
     device: str = "auto",
     tokenizer=None,
     image_encoder: Callable[[nn.Module], None] | None = None,
     log: Callable[[str], None] | None = print,
+    progress: bool = False,
     stop_after: int | None = None,
-) -> Stage1Result:
-    """Stage 1: train the queries and the Q-Former with ITC + ITM + ITG (resumable, like stage 2).
-
-    Args:
-        pairs: image files with captions.
-        out_dir: run folder (``checkpoint-<step>/``, ``final/``).
-        config: :meth:`TrainConfig.stage1` gives the paper's values; ``freeze_vision`` (True in
-            BLIP-2) keeps the image encoder fixed.
-        tokenizer: one with a ``<dec>`` token; trained on the captions unless given.
-        image_encoder: called with a new model's ``vision_model`` to put pre-trained weights in
-            (e.g. ``lambda v: install_mae_encoder(...)``); ignored on resume.
-        stop_after: stop after this many steps of this call, as a crash would (for tests).
-    """
-    config = config or TrainConfig.stage1()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    distributed.init()
-    device_ = distributed.device(resolve_device(device))
-    if done := finished(out_dir):
-        model = QFormerPretrainer.load(done).to(device_)
-        tokenizer = load_tokenizer(done)
-        state = load_state(done)
-        return Stage1Result(model, tokenizer, state["history"], done, state["step"])
-    torch.manual_seed(config.seed)
-    resume = latest_checkpoint(out_dir)
-    if resume is not None:
-        tokenizer = load_tokenizer(resume)
-        model = QFormerPretrainer.load(resume)
-    else:
-        tokenizer = tokenizer or train_tokenizer([p.caption for p in pairs])
-        with building_on(device_):
-            model = build_pretrainer(preset(config.preset), tokenizer)
-        if image_encoder is not None:
-            image_encoder(model.retrieval.vision_model)
-    _, dec_id = text_token_ids(tokenizer)
-    model.to(device_)
-    if config.freeze_vision:
-        model.retrieval.vision_model.requires_grad_(False)
-    if config.compile:
-        compile_blocks(model)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trained if p.ndim >= 2]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    optimizer = adamw(groups, config, device_)
-    step, history = 0, []
-    if resume is not None:
-        state = load_state(resume)
-        optimizer.load_state_dict(state["optimizer"])
-        step, history = state["step"], state["history"]
-        restore_rng(state)
-        if log:
-            log(f"resumed from {resume.name} (step {step})")
-    wrapped = distributed.wrap(model, device_)
-    numbers = _caption_numbers(pairs)
-    size = model.config.vision_config.image_size
-    autocast = autocast_for(device_, config.precision)
-    started, clock = step, time.perf_counter()
-    train_mode(model, config)
-
-    def write(folder: Path) -> None:
-        model.save(folder)
-        tokenizer.save_pretrained(folder)
-
-    with ImagePrefetch.for_device(pairs, config, size, device_) as prefetch:
-        while step < config.max_steps:
-            lr = cosine_with_warmup(
-                step, config.max_steps, config.warmup_steps, config.lr, config.min_lr
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            totals = {"itc": 0.0, "itm": 0.0, "itg": 0.0}
-            for micro in range(config.grad_accumulation):
-                indices, pixels = prefetch.pixels(step, micro)
-                captions = [pairs[i].caption for i in indices]
-                text = {
-                    k: v.to(device_)
-                    for k, v in encode_texts(tokenizer, captions, config.max_caption_tokens).items()
-                }
-                caption_ids = torch.tensor([numbers[c] for c in captions], device=device_)
-                generator = torch.Generator().manual_seed(
-                    zlib.crc32(f"{config.seed}/{step}/{micro}/{distributed.rank()}".encode())
-                )
-                with autocast, distributed.no_sync(wrapped, micro < config.grad_accumulation - 1):
-                    losses = wrapped(
-                        pixel_values=pixels.to(device_, non_blocking=True),
-                        **text,
-                        caption_ids=caption_ids,
-                        generator=generator,
-                        dec_id=dec_id,
-                    )
-                    (losses["loss"] / config.grad_accumulation).backward()
-                for name in totals:
-                    totals[name] += losses[name].item() / config.grad_accumulation
-            totals = {k: distributed.mean(v) for k, v in totals.items()}
-            check_finite(sum(totals.values()), out_dir, step + 1)
-            torch.nn.utils.clip_grad_norm_(trained, config.clip_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            history.append({"step": step, "loss": sum(totals.values()), **totals, "lr": lr})
-            if (
-                log
-                and distributed.is_main()
-                and (step % config.log_every == 0 or step == config.max_steps)
-            ):
-                rate = (step - started) / (time.perf_counter() - clock)
-                parts = " ".join(f"{k} {v:.3f}" for k, v in totals.items())
-                log(
-                    f"stage 1 step {step}/{config.max_steps} {parts} lr {lr:.2e} ({rate:.2f} steps/s)"
-                )
-            if step % config.save_every == 0 and step < config.max_steps and distributed.is_main():
-                save_checkpoint(
-                    out_dir,
-                    f"checkpoint-{step}",
-                    write,
-                    optimizer_state=optimizer.state_dict(),
-                    step=step,
-                    history=history,
-                    config=config,
-                )
-            distributed.barrier()
-            if stop_after is not None and step - started >= stop_after:
-                return Stage1Result(model, tokenizer, history, out_dir, started)
-    final = out_dir / "final"
-    if distributed.is_main():
-        final = save_checkpoint(
-            out_dir,
-            "final",
-            write,
-            optimizer_state=optimizer.state_dict(),
-            step=step,
-            history=history,
-            config=config,
-        )
-        (final / "history.json").write_text(json.dumps(history))
-    distributed.barrier()
-    return Stage1Result(model, tokenizer, history, final, started)
+) -> FitResult:
+    """Stage 1 (resumable; loaded when finished): :class:`QFormerTask` through
+    :func:`~facecap_lib.training.fit.fit`. The result carries the tokenizer."""
+    config = config or QFormerConfig()
+    spec = preset(spec) if isinstance(spec, str) else spec
+    task = QFormerTask(pairs, spec, config, tokenizer=tokenizer, image_encoder=image_encoder)
+    return fit(
+        task, out_dir, config.fit, device=device, log=log, progress=progress,
+        stop_after=stop_after,
+    )  # fmt: skip

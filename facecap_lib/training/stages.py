@@ -15,7 +15,9 @@ checkpoint; pseudo-captions are saved in chunks. ``facecap train STAGE`` calls t
 Run folder::
 
     tokenizer/  language_model/  qformer/  au-blip/  emot-blip/  pseudo/  mix-blip/  cat-blip/
-    exp-blip/   (each captioner: checkpoint-*/ while training, final/ when done)
+    exp-blip/   (each trained model: checkpoint-*/ while training, final/ when done)
+
+Every training stage is a task of the one loop, :func:`facecap_lib.training.fit.fit`.
 
 From-scratch presets (``tiny``, ``small``) also pre-train their language model first, on the whole
 caption language, and freeze it (see :func:`lm_texts` for why it reads each caption after a
@@ -27,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,24 +40,17 @@ from transformers import OPTForCausalLM
 from facecap_lib.captions import corpus as caption_corpus_module
 from facecap_lib.captions.mentions import mentioned_aus
 from facecap_lib.captions.validate import named_emotions
-from facecap_lib.data.table import image_ids
+from facecap_lib.data.table import image_files, image_ids
 from facecap_lib.lexicon import EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
-from facecap_lib.training import STAGES
-from facecap_lib.training.config import RUNTIME_ONLY, TrainConfig
-from facecap_lib.training.loop import Pair, TrainResult, train_captioner
-from facecap_lib.training.pretrain import pretrain_language_model
-from facecap_lib.training.stage1 import Stage1Result, install_qformer, train_qformer
-
-CAPTIONERS = {
-    "au": "AU-BLIP",
-    "emot": "Emot-BLIP",
-    "mix": "Mix-BLIP",
-    "cat": "Cat-BLIP",
-    "exp": "Exp-BLIP",
-}
-
+from facecap_lib.training import CAPTIONERS, STAGES, TITLES
+from facecap_lib.training.captioner import CaptionerConfig, train_captioner
+from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
+from facecap_lib.training.data import Pair
+from facecap_lib.training.fit import FitResult
+from facecap_lib.training.pretrain import LanguageModelConfig, pretrain_language_model
+from facecap_lib.training.stage1 import QFormerConfig, install_qformer, train_qformer
 
 SETTINGS_FILE = "recipe.json"
 
@@ -73,35 +68,37 @@ def _changed(a, b, prefix: str = "") -> list[str]:
 @dataclass(frozen=True)
 class RecipeConfig:
     """Settings of every stage. Defaults: the ``tiny`` preset on two CPU cores (minutes per
-    captioner); :meth:`smoke` for tests; :meth:`small_gpu` for one GPU."""
+    captioner); :meth:`smoke` for tests; :meth:`small_gpu` for one GPU. ``captioner.init`` (a
+    pre-trained captioner) replaces the language model's pre-training and stage 1."""
 
-    preset: str = "tiny"
-    init: str | None = None  # pre-trained captioner (HF id or folder): no LM pre-training then
-    lm_steps: int = 1000
-    lm_lr: float = 2e-3
-    qformer: TrainConfig = field(
-        default_factory=lambda: TrainConfig.stage1(
-            max_steps=400, batch_size=32, lr=5e-4, warmup_steps=50, save_every=200, log_every=50
-        )
+    preset: str = "tiny"  # the shape of every from-scratch model: the one place it is set
+    language_model: LanguageModelConfig = LanguageModelConfig(
+        fit=replace(LanguageModelConfig().fit, max_steps=1000, lr=2e-3, save_every=500)
     )
-    captioner: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            max_steps=1000, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
-            eval_every=250, log_every=50, layer_decay=0.95,
+    qformer: QFormerConfig = QFormerConfig(
+        fit=replace(
+            QFormerConfig().fit, max_steps=400, batch_size=32, lr=5e-4, warmup_steps=50,
+            save_every=200, log_every=50,
         )
+    )  # fmt: skip
+    captioner: CaptionerConfig = CaptionerConfig(
+        fit=FitConfig(
+            max_steps=1000, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
+            eval_every=250, log_every=50,
+        ),
+        layer_decay=0.95,
     )  # fmt: skip
     pseudo_beams: int = 5  # the paper's beam size
     pseudo_chunk: int = 256  # images per saved chunk of pseudo-captions
     samples: int = 4  # test images captioned at every evaluation
 
     def settings(self) -> dict:
-        """Everything that shapes the trained models: these settings (less the stages'
-        ``RUNTIME_ONLY`` ones) and the preset's shapes."""
-        from dataclasses import asdict
-
+        """Everything that shapes the trained models: these settings (less the ``RUNTIME_ONLY``
+        fit settings) and the preset's shapes."""
         recipe = asdict(self)
-        for stage in ("qformer", "captioner"):
-            recipe[stage] = {k: v for k, v in recipe[stage].items() if k not in RUNTIME_ONLY}
+        for stage in ("language_model", "qformer", "captioner"):
+            fit = recipe[stage]["fit"]
+            recipe[stage]["fit"] = {k: v for k, v in fit.items() if k not in RUNTIME_ONLY}
         return json.loads(
             json.dumps({"recipe": recipe, "preset": asdict(preset(self.preset))}, default=str)
         )
@@ -111,14 +108,26 @@ class RecipeConfig:
         text = json.dumps(self.settings(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def fits(self) -> dict[str, FitConfig]:
+        """The fit settings of each trained stage, by the name of its field."""
+        return {k: getattr(self, k).fit for k in ("language_model", "qformer", "captioner")}
+
+    def with_fits(self, **changes) -> RecipeConfig:
+        """These settings with ``changes`` (e.g. ``parallel="fsdp"``) in every stage's fit."""
+        stages = {
+            name: replace(getattr(self, name), fit=replace(fit, **changes))
+            for name, fit in self.fits().items()
+        }
+        return replace(self, **stages)
+
     @classmethod
     def smoke(cls) -> RecipeConfig:
         return cls(
-            lm_steps=20,
-            qformer=TrainConfig.stage1(
-                max_steps=4, batch_size=4, warmup_steps=1, save_every=2, log_every=2
+            language_model=LanguageModelConfig(
+                fit=replace(LanguageModelConfig().fit, max_steps=20)
             ),
-            captioner=TrainConfig.smoke(),
+            qformer=QFormerConfig.smoke(),
+            captioner=CaptionerConfig.smoke(),
             pseudo_beams=1,
             pseudo_chunk=8,
             samples=2,
@@ -129,17 +138,23 @@ class RecipeConfig:
         """The ``small`` preset on one GPU in minutes, on 224-pixel faces and a 12-layer encoder
         and language model: each captioner sees 400 steps of 64 (25,600 examples, against 32,000
         in the ``tiny`` CPU run), sized so that the whole chapter fits one 10-minute GPU job."""
+        base = cls()
         return cls(
             preset="small",
-            lm_steps=1000,
-            lm_lr=5e-4,
-            qformer=TrainConfig.stage1(
-                preset="small", max_steps=300, batch_size=64, lr=5e-4, warmup_steps=30,
-                save_every=150, log_every=50,
+            language_model=LanguageModelConfig(
+                fit=replace(base.language_model.fit, max_steps=1000, lr=5e-4)
             ),
-            captioner=TrainConfig(
-                preset="small", max_steps=400, batch_size=64, lr=5e-4, warmup_steps=40,
-                save_every=200, eval_every=200, log_every=50,
+            qformer=QFormerConfig(
+                fit=replace(
+                    base.qformer.fit, max_steps=300, batch_size=64, lr=5e-4, warmup_steps=30,
+                    save_every=150,
+                )
+            ),
+            captioner=CaptionerConfig(
+                fit=replace(
+                    base.captioner.fit, max_steps=400, batch_size=64, lr=5e-4, warmup_steps=40,
+                    save_every=200, eval_every=200,
+                )
             ),
         )  # fmt: skip
 
@@ -198,9 +213,11 @@ class ModelPseudoCaptioner:
         self.folder = Path(folder)
         self.files = files
         self.beams, self.chunk, self.device, self.progress = beams, chunk, device, progress
+        from facecap_lib.inference import checkpoint_digest
+
         digest = hashlib.sha256()
         for aspect in sorted(checkpoints):
-            digest.update((Path(checkpoints[aspect]) / "history.json").read_bytes())
+            digest.update(f"{aspect}={checkpoint_digest(checkpoints[aspect])};".encode())
         self.name = f"model-{digest.hexdigest()[:10]}"  # changes when a captioner is retrained
 
     def __call__(self, faces: pd.DataFrame, aspect: str) -> list[str]:
@@ -250,7 +267,7 @@ class ModelPseudoCaptioner:
 
 
 def sample_evaluator(pairs: Sequence[Pair], count: int, device: str = "auto"):
-    """Periodic evaluation for :func:`train_captioner`: greedy captions of ``count`` fixed
+    """Periodic evaluation for :func:`~facecap_lib.training.captioner.train_captioner`: greedy captions of ``count`` fixed
     held-out images and the fraction whose AUs (as the mentions parser reads them) match the
     reference's exactly."""
     from facecap_lib.inference import describe
@@ -302,8 +319,8 @@ class Recipe:
         self.config = config or RecipeConfig()
         self.work, self.device, self.log, self.progress = work, device, log, progress
         self._claim_run_dir()
-        roots = faces["data_root"].astype(str) + "/" + faces["image_path"].astype(str)
-        self._file = dict(zip(image_ids(faces), roots, strict=True))
+        self._file = dict(zip(image_ids(faces), image_files(faces), strict=True))
+        self._fused: dict[str, pd.DataFrame] | None = None
 
     def _claim_run_dir(self) -> None:
         """Write the settings into the run folder, or refuse a folder made with other settings:
@@ -351,7 +368,7 @@ class Recipe:
 
     # -- stages
     def _lm_needed(self) -> bool:
-        return self.config.init is None
+        return self.config.captioner.init is None
 
     def tokenizer(self):
         folder = self.run_dir / "tokenizer"
@@ -360,7 +377,7 @@ class Recipe:
         if not self._lm_needed():
             from facecap_lib.models.pretrained import load_pretrained
 
-            tokenizer = load_pretrained(self.config.init)[1]
+            tokenizer = load_pretrained(self.config.captioner.init)[1]
         else:
             tokenizer = train_tokenizer(lm_texts(self._all_captions()))
         tokenizer.save_pretrained(folder)
@@ -377,34 +394,25 @@ class Recipe:
         """Pre-train (or load) the frozen language model of a from-scratch preset."""
         if not self._lm_needed():
             return None
-        folder = self.run_dir / "language_model"
-        if (folder / "config.json").exists():
-            return OPTForCausalLM.from_pretrained(folder)
-        model = pretrain_language_model(
-            preset(self.config.preset),
-            self.tokenizer(),
-            lm_texts(self._all_captions()),
-            steps=self.config.lm_steps,
-            lr=self.config.lm_lr,
-            device=self.device,
-            log=self.log,
-        )
-        model.save_pretrained(folder)
-        return model
+        return pretrain_language_model(
+            preset(self.config.preset), self.tokenizer(), lm_texts(self._all_captions()),
+            self.run_dir / "language_model", self.config.language_model,
+            device=self.device, log=self.log, progress=self.progress,
+        )  # fmt: skip
 
-    def qformer(self) -> Stage1Result | None:
+    def qformer(self) -> FitResult | None:
         """BLIP-2 stage 1 on every training caption of the images' own aspects."""
         if not self._lm_needed():
             return None  # a pre-trained captioner brings its trained Q-Former
         captions = self.tables["captions"]
         own = captions[captions["kind"].isin(["au", "emotion"])]
-        config = replace(self.config.qformer, preset=self.config.preset)
         return train_qformer(
-            self.pairs(own), self.run_dir / "qformer", config,
-            device=self.device, tokenizer=self.tokenizer(), log=self.log,
+            self.pairs(own), self.run_dir / "qformer", self.config.qformer,
+            spec=self.config.preset, device=self.device, tokenizer=self.tokenizer(),
+            log=self.log, progress=self.progress,
         )  # fmt: skip
 
-    def captioner(self, name: str) -> TrainResult:
+    def captioner(self, name: str) -> FitResult:
         """Train (or load) one captioner: ``au``, ``emot``, ``mix``, ``cat`` or ``exp``."""
         if name not in CAPTIONERS:
             raise ValueError(f"unknown captioner {name!r}; known: {list(CAPTIONERS)}")
@@ -412,34 +420,46 @@ class Recipe:
         if self.log and not (self.run_dir / f"{name}-blip" / "final").exists():
             self.log(f"{CAPTIONERS[name]}: {len(pairs)} training pairs")
         evaluate = sample_evaluator(self.test_pairs(name), self.config.samples, self.device)
-        return self._stage2(f"{name}-blip", pairs, evaluate=evaluate, log=self.log)
+        return self._stage2(name, pairs, evaluate=evaluate, log=self.log)
 
-    def untrained(self) -> TrainResult:
+    def untrained(self) -> FitResult:
         """The baseline every captioner starts from, saved as a captioner: the frozen language
         model and the stage-1 Q-Former, no stage-2 step (a projection the language model has
         never read). Its encoder is the plain encoder of the probes."""
         pairs = self.pairs(self.captions_for("au"))
-        return self._stage2("untrained-blip", pairs, max_steps=0, log=None)
+        return self._stage2("untrained", pairs, untrained=True, log=None)
 
-    def _stage2(self, folder_name, pairs, *, max_steps=None, evaluate=None, log=None):
-        """Stage 2 in ``run_dir/folder_name`` from the stage-1 Q-Former and the frozen language
+    def _stage2(self, name, pairs, *, untrained=False, evaluate=None, log=None) -> FitResult:
+        """Stage 2 in ``run_dir/<name>-blip`` from the stage-1 Q-Former and the frozen language
         model (or load it when finished)."""
-        folder = self.run_dir / folder_name
-        config = replace(self.config.captioner, preset=self.config.preset, init=self.config.init)
-        if max_steps is not None:
-            config = replace(config, max_steps=max_steps)
+        folder = self.run_dir / f"{name}-blip"
+        config = self.config.captioner
+        if untrained:
+            config = replace(config, fit=replace(config.fit, max_steps=0, eval_every=None))
+        common = dict(
+            spec=self.config.preset, device=self.device, log=log, progress=self.progress,
+            name=TITLES[name],
+        )  # fmt: skip
         if (folder / "final").exists():
-            return train_captioner(pairs, folder, config, device=self.device, log=log)
+            return train_captioner(pairs, folder, config, evaluate=evaluate, **common)
         stage1 = self.qformer()
         return train_captioner(
             pairs, folder, config,
-            device=self.device,
             tokenizer=self.tokenizer(),
             language_model=self.language_model(),
             initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
             evaluate=evaluate,
-            log=log,
+            **common,
         )  # fmt: skip
+
+    def checkpoints(self, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:
+        """Title -> final checkpoint folder of each captioner (``untrained`` and those of
+        :data:`~facecap_lib.training.CAPTIONERS`), trained first where the run lacks one."""
+        out = {}
+        for name in names:
+            result = self.untrained() if name == "untrained" else self.run(name)
+            out[TITLES[name]] = Path(result.final)
+        return out
 
     def pseudo_captioner(self) -> ModelPseudoCaptioner:
         """AU-BLIP and Emot-BLIP (trained first if needed) as fusion's pseudo-captioners."""
@@ -448,18 +468,15 @@ class Recipe:
             "emotion": self.captioner("emot").final,
         }
 
-        def files(faces: pd.DataFrame) -> list[str]:
-            return [self._file[i] for i in image_ids(faces)]
-
         return ModelPseudoCaptioner(
-            checkpoints, self.run_dir / "pseudo", files,
+            checkpoints, self.run_dir / "pseudo", image_files,
             beams=self.config.pseudo_beams, chunk=self.config.pseudo_chunk,
             device=self.device, progress=self.progress,
         )  # fmt: skip
 
     def fused_tables(self) -> dict[str, pd.DataFrame]:
         """Mix / Cat / Exp training sets with the models' pseudo-captions (cached)."""
-        if not hasattr(self, "_fused"):
+        if self._fused is None:
             self._fused = caption_corpus_module.caption_corpus(
                 self.faces, self.describer, self.pseudo_captioner(), work=self.work
             )
@@ -541,8 +558,8 @@ def chapter_recipe(
     """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
     settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
     train them first when run on their own). ``facecap train`` runs it too, where ``init`` (a
-    pre-trained captioner), ``parallel`` (the captioners' ``TrainConfig.parallel``), ``run_dir``
-    and ``device`` can change; ``progress`` shows the curation's progress bar."""
+    pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``
+    and ``device`` can change; ``progress`` shows progress bars (curation and training)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
@@ -553,9 +570,9 @@ def chapter_recipe(
     describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
     config = recipe_config(smoke, preset_name)
     if init:
-        config = replace(config, init=init)
+        config = replace(config, captioner=replace(config.captioner, init=init))
     if parallel:
-        config = replace(config, captioner=replace(config.captioner, parallel=parallel))
+        config = config.with_fits(parallel=parallel)
     return Recipe(
         faces,
         caption_corpus(faces, describer),
@@ -564,5 +581,5 @@ def chapter_recipe(
         config,
         device=device,
         log=log,
-        progress=False,
+        progress=progress,
     )

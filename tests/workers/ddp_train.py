@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under ``torchrun --nproc-per-node 2`` (gloo, CPU).
 
-Trains a few stage-2 or stage-1 steps of the tiny preset with the project's trainers, then saves
-this rank's weights and history, so the test can check that both ranks agree.
+Trains a few steps of one task of the one loop (tests/training_tasks.py) with DDP or FSDP, then
+saves this rank's weights, history and log lines, so the test can check that both ranks agree. The
+DDP run is killed after its step-2 checkpoint (``stop_after``) and resumed, as a crash would.
 """
 
 import sys
@@ -9,47 +10,38 @@ from pathlib import Path
 
 import torch
 
-from facecap_lib.captions.rules import au_caption
-from facecap_lib.models.tokenizer import train_tokenizer
-from facecap_lib.training import distributed
-from facecap_lib.training.config import TrainConfig
-from facecap_lib.training.loop import Pair, train_captioner
-from facecap_lib.training.stage1 import train_qformer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.*
 
-AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}]
+from facecap_lib.models.tokenizer import train_tokenizer  # noqa: E402
+from facecap_lib.training import distributed  # noqa: E402
+from facecap_lib.training.data import Pair  # noqa: E402
+from facecap_lib.training.fit import fit  # noqa: E402
+from tests.training_tasks import AU_SETS, make, small_fit  # noqa: E402
 
 
-def main(stage: str, faces: Path, out: Path) -> None:
-    pairs = [Pair(str(faces / f"{i}.png"), au_caption(s)) for i, s in enumerate(AU_SETS)]
+def main(name: str, strategy: str, faces: Path, out: Path) -> None:
+    from facecap_lib.captions.rules import au_caption
+
+    pairs = [Pair(str(faces / f"{i}.png"), au_caption(s)) for i, s in enumerate(AU_SETS[:4])]
     tokenizer = train_tokenizer([p.caption for p in pairs], vocab_size=300, min_frequency=1)
+    config = small_fit(
+        max_steps=3, batch_size=4, save_every=2, log_every=1, parallel=strategy,
+        fused_optimizer=strategy == "ddp",  # as on GPUs: losses read late (LossBook)
+    )  # fmt: skip
     lines = []
-    if stage.startswith("stage2"):
-        config = TrainConfig(
-            max_steps=3, batch_size=4, warmup_steps=1, lr=1e-3, augment=False, save_every=2,
-            parallel="fsdp" if "fsdp" in stage else "ddp", log_every=1,
-            fused_optimizer="fsdp" not in stage,  # as on GPUs: losses read late (LossBook)
-        )  # fmt: skip
-        if stage.endswith("resume"):  # killed after the step-2 checkpoint, then run again
-            train_captioner(pairs, out / "run", config, tokenizer=tokenizer, log=None, stop_after=2)
-        result = train_captioner(pairs, out / "run", config, tokenizer=tokenizer, log=lines.append)
-        if distributed.is_main():  # rank 0 logs, at every step up to the last
-            assert lines and lines[-1].startswith("step 3/3 loss"), lines
-        else:
-            assert not lines, lines
-    else:
-        config = TrainConfig.stage1(
-            max_steps=3, batch_size=4, warmup_steps=1, lr=1e-3, augment=False, save_every=2
-        )
-        result = train_qformer(pairs, out / "run", config, tokenizer=tokenizer, log=None)
+    if strategy == "ddp":  # killed after the step-2 checkpoint, then run again
+        fit(make(name, pairs, tokenizer), out / "run", config, log=None, stop_after=2)
+    result = fit(make(name, pairs, tokenizer), out / "run", config, log=lines.append)
     torch.save(
         {
             "world": distributed.world(),
             "weights": {k: v.detach().clone() for k, v in result.model.state_dict().items()},
             "history": result.history,
+            "lines": lines,
         },
         out / f"rank{distributed.rank()}.pt",
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))

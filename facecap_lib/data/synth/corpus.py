@@ -315,3 +315,16 @@ def synthesize(
     ]
     truth_table.to_parquet(out / TRUTH_FILE, index=False)
     return out
+
+
+def unseen_faces(n: int, seed: int = 0) -> list[FaceSpec]:
+    """``n`` faces (``FaceSpec``) of people no corpus here has seen (identities from 5,000,000
+    on), with spontaneous AU sets and random scenes without occluders: the twins
+    :func:`facecap_lib.evaluation.failures.occluder_recall` occludes."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i in range(n):
+        action = spontaneous_aus(rng)
+        scene = Scene.sample(rng, occluder_rate=0.0)
+        specs.append(FaceSpec(action.intensities, 5_000_000 + i, scene, action.sides))
+    return specs

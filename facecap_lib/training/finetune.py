@@ -1,0 +1,144 @@
+"""Chapter 5's fine-tuning probe as a task of :func:`~facecap_lib.training.fit.fit`: a BLIP-2
+image encoder and one linear layer on its CLS output, trained end to end on AU detection
+(multi-label) or emotion classification (multi-class), the paper's second probing strategy.
+:func:`facecap_lib.evaluation.probes.fine_tune` runs it and scores new images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from facecap_lib.training.config import FitConfig
+from facecap_lib.training.data import ImagePrefetch
+from facecap_lib.training.fit import Task
+
+OBJECTIVES = ("multilabel", "multiclass")
+WEIGHTS_FILE = "fine_tuned.safetensors"
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """The probe's settings: AdamW with cosine decay and no warm-up, no clipping."""
+
+    fit: FitConfig = FitConfig(
+        max_steps=300, batch_size=32, lr=5e-4, warmup_steps=0, weight_decay=0.05,
+        clip_norm=None, log_every=50, save_every=None,
+    )  # fmt: skip
+    objective: str = "multilabel"  # per-AU sigmoids (NaN labels left out), or "multiclass"
+    augment: bool = False  # the faces as they are, as the linear probe sees them
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+
+class EncoderWithHead(nn.Module):
+    """An image encoder (``Blip2VisionModel``) and a linear layer on its ``pooler_output``."""
+
+    def __init__(self, vision: nn.Module, head: nn.Linear):
+        super().__init__()
+        self.vision, self.head = vision, head
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` pixels to ``[B, outputs]`` logits."""
+        return self.head(self.vision(pixel_values=pixel_values).pooler_output)
+
+
+class FineTuneTask(Task):
+    """``vision`` (changed in place) and a new linear layer learn ``targets`` of ``images``.
+
+    Args:
+        vision: a BLIP-2 vision encoder, e.g. a loaded captioner's ``vision_model``.
+        images: image files (or PIL images).
+        targets: ``(n, k)`` 0/1 with NaN for "not labelled" (multilabel) or ``(n,)`` class indices.
+        config: see :class:`FineTuneConfig`.
+    """
+
+    name = "fine-tune"
+
+    def __init__(self, vision: nn.Module, images: Sequence, targets, config: FineTuneConfig):
+        self.vision, self.images, self.config = vision, images, config
+        if config.objective == "multilabel":
+            self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+            self.outputs = self.targets.shape[1]
+        else:
+            self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+            self.outputs = int(self.targets.max()) + 1
+        if len(self.targets) != len(images):
+            raise ValueError(f"{len(images)} images but {len(self.targets)} targets")
+
+    def _head(self) -> nn.Linear:
+        """The linear layer, starting at the label frequencies (or the features collapse)."""
+        head = nn.Linear(self.vision.config.hidden_size, self.outputs)
+        with torch.no_grad():
+            if self.config.objective == "multilabel":
+                rate = torch.nan_to_num(torch.nanmean(self.targets, 0), nan=0.5).clamp(0.01, 0.99)
+                head.bias.copy_(torch.log(rate / (1 - rate)))
+            else:
+                counts = torch.bincount(self.targets, minlength=self.outputs).float()
+                head.bias.copy_(counts.div(len(self.targets)).clamp_min(0.01).log())
+        return head
+
+    def build(self, device):
+        self.vision.requires_grad_(True)
+        return EncoderWithHead(self.vision, self._head())
+
+    def load(self, folder: Path):
+        """The saved encoder and layer: into ``vision`` itself, or into a new encoder of its
+        shape once ``vision`` has been sharded (FSDP's final hand-back)."""
+        from safetensors.torch import load_file
+
+        from facecap_lib.training.distributed import sharded
+
+        vision = self.vision
+        if any(sharded(m) for m in vision.modules()):
+            from facecap_lib.models.stem import install_conv_stem
+
+            vision = type(vision)(vision.config)
+            install_conv_stem(vision)
+        model = EncoderWithHead(vision, self._head())
+        model.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        return model
+
+    def save(self, model, folder: Path, weights: dict | None) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = model.state_dict() if weights is None else weights
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state.items()}, folder / WEIGHTS_FILE
+        )
+
+    @contextmanager
+    def batches(self, model, config: FitConfig, device):
+        size = self.vision.config.image_size
+        with ImagePrefetch.for_device(
+            self.images, config, size, device, self.config.augment
+        ) as ahead:
+
+            def batch_at(step: int, micro: int) -> dict:
+                indices, pixels = ahead.pixels(step, micro)
+                return {"pixel_values": pixels, "targets": self.targets[indices]}
+
+            yield batch_at
+
+    def loss(self, model, batch: dict) -> dict:
+        logits, target = model(batch["pixel_values"]), batch["targets"]
+        if self.config.objective == "multiclass":
+            return {"loss": nn.functional.cross_entropy(logits.float(), target)}
+        known = ~torch.isnan(target)
+        each = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), torch.nan_to_num(target), reduction="none"
+        )
+        return {"loss": (each * known).sum() / known.sum().clamp_min(1)}
+
+    def settings(self) -> dict:
+        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
+        return {"images": len(self.images), "outputs": self.outputs, **values}

@@ -34,9 +34,13 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
     import torch
     from PIL import Image
 
+    import facecap_lib
     from facecap_lib.models.presets import preset
     from facecap_lib.models.tokenizer import train_tokenizer
 
+    here = Path(facecap_lib.__file__).resolve().parent.parent
+    if (side == "old") != (here != ROOT):
+        raise RuntimeError(f"the {side} side imported the library at {here}")
     spec = preset(args.preset)
     size = spec.vision.image_size
     rng = np.random.default_rng(0)
@@ -52,7 +56,9 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
         captions.append(" ".join(rng.choice(words, 2 * args.tokens)))
     tokenizer = train_tokenizer(captions)
     times: list[tuple[int, float]] = []
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
 
     def clock(line: str) -> None:
         if device.type == "cuda":
@@ -63,16 +69,39 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
     common = dict(max_steps=steps, batch_size=args.batch, warmup_steps=1, log_every=args.log_every)
     run = out / f"run-{side}-{task}-{time.time_ns()}"
     if side == "old":
-        from facecap_lib.training.config import TrainConfig
         from facecap_lib.training.loop import Pair, train_captioner
+
+        from facecap_lib.training.config import TrainConfig
         from facecap_lib.training.stage1 import train_qformer
 
         pairs = [Pair(f, c) for f, c in zip(files, captions, strict=True)]
-        fields = dict(common, preset=args.preset, max_caption_tokens=args.tokens + 2, save_every=10**9, eval_every=10**9)
+        fields = dict(
+            common,
+            preset=args.preset,
+            max_caption_tokens=args.tokens + 2,
+            save_every=10**9,
+            eval_every=10**9,
+        )
         if task == "captioner":
-            train_captioner(pairs, run, TrainConfig(**fields), device=str(device), tokenizer=tokenizer, log=clock, stop_after=steps)
+            train_captioner(
+                pairs,
+                run,
+                TrainConfig(**fields),
+                device=str(device),
+                tokenizer=tokenizer,
+                log=clock,
+                stop_after=steps,
+            )
         else:
-            train_qformer(pairs, run, TrainConfig.stage1(**fields), device=str(device), tokenizer=tokenizer, log=clock, stop_after=steps)
+            train_qformer(
+                pairs,
+                run,
+                TrainConfig.stage1(**fields),
+                device=str(device),
+                tokenizer=tokenizer,
+                log=clock,
+                stop_after=steps,
+            )
     else:
         from facecap_lib.training.captioner import CaptionerConfig, train_captioner
         from facecap_lib.training.config import FitConfig
@@ -83,10 +112,28 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
         fit = FitConfig(**common, save_every=None)
         if task == "captioner":
             config = CaptionerConfig(fit=fit, max_caption_tokens=args.tokens + 2)
-            train_captioner(pairs, run, config, spec=spec, device=str(device), tokenizer=tokenizer, log=clock, stop_after=steps)
+            train_captioner(
+                pairs,
+                run,
+                config,
+                spec=spec,
+                device=str(device),
+                tokenizer=tokenizer,
+                log=clock,
+                stop_after=steps,
+            )
         else:
             config = QFormerConfig(fit=replace_min_lr(fit), max_caption_tokens=args.tokens + 2)
-            train_qformer(pairs, run, config, spec=spec, device=str(device), tokenizer=tokenizer, log=clock, stop_after=steps)
+            train_qformer(
+                pairs,
+                run,
+                config,
+                spec=spec,
+                device=str(device),
+                tokenizer=tokenizer,
+                log=clock,
+                stop_after=steps,
+            )
     timed = [(s, t) for s, t in times if s >= args.warmup]
     (first, start), (last, end) = timed[0], timed[-1]
     rate = (last - first) * args.batch / (end - start)
@@ -123,7 +170,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--worker", nargs=3, metavar=("SIDE", "TASK", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("SIDE", "TASK", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         side, task, out = args.worker
@@ -133,7 +182,7 @@ def main() -> None:
     results = {"base": args.base, "preset": args.preset, "batch": args.batch, "tasks": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        old = args.old_library or library_at(args.base, tmp / "old")
+        old = args.old_library.resolve() if args.old_library else library_at(args.base, tmp / "old")
         paths = {"old": old, "new": ROOT}
         print(f"{args.preset}, batch {args.batch}, {args.tokens} tokens; images/s per round")
         for task in args.tasks.split(","):
@@ -141,7 +190,15 @@ def main() -> None:
             for _ in range(args.rounds):
                 for side in ("old", "new"):
                     env = {**os.environ, "PYTHONPATH": str(paths[side])}
-                    command = [sys.executable, __file__, *sys.argv[1:], "--worker", side, task, str(tmp)]
+                    command = [
+                        sys.executable,
+                        __file__,
+                        *sys.argv[1:],
+                        "--worker",
+                        side,
+                        task,
+                        str(tmp),
+                    ]
                     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp)
                     if done.returncode:
                         raise RuntimeError(f"{side} {task}:\n{done.stderr[-3000:]}")

@@ -7,6 +7,9 @@
 #
 # PRESET=tiny makes it a CPU dry run; STEPS="train generate" runs only those steps (all of
 # them take up to 16 minutes: where one command may run for 10, run them in two goes).
+# Step "loops" times the one training loop against the loops before it (benchmarks/loop_speed.py):
+# OLD names a folder holding the library at 999c2b6 (git archive 999c2b6 facecap_lib), for a
+# machine without the repository's history; without it, git provides it.
 # Writes OUT/<step>.json and OUT/<step>.log (default OUT: build/benchmarks).
 set -u
 out=${1:-build/benchmarks}
@@ -36,5 +39,10 @@ step generate 120 benchmarks/generate_throughput.py --images 128 --tokens 60 \
 step generate-large 300 benchmarks/generate_throughput.py --images 1280 --tokens 60 \
     --variants bf16-dynamic@256,bf16@256,bf16@320,bf16-compile@256 --profile bf16@256 \
     --check-greedy 16
+old=${OLD:+--old-library $OLD}
+step loops 240 benchmarks/loop_speed.py $old --batch 32 --tokens 64 --warmup 3 --steps 6 \
+    --log-every 3 --rounds 1
+step train-lm16 200 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 --steps 6 \
+    --log-every 3 --variants bf16,bf16-lm16,model-only --profile bf16-lm16 --profile-steps 3
 step train-checkpointing 100 benchmarks/train_throughput.py --batch 32 --tokens 64 --warmup 3 \
     --steps 6 --log-every 3 --variants bf16-ckpt

@@ -15,6 +15,8 @@ stage 2. Each variant is a ``FitConfig``:
 - ``bf16-compile``: ``bf16`` with every repeated block compiled (``training.compile``);
 - ``bf16-ckpt``: ``bf16`` with gradient checkpointing (what the authors' LAVIS config does, in
   fp16);
+- ``bf16-lm16``: ``bf16`` with the frozen language model's weights stored in bf16
+  (``CaptionerConfig.frozen_lm_dtype``): no casts of them at every step;
 
 and ``model-only`` is no trainer at all: one batch already on the device, forward, backward and a
 fused AdamW with a single group, no clipping, no loss check, no data. What the trainer loses
@@ -32,6 +34,7 @@ A variant that runs out of memory says so and the others still run. On a CPU it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -58,6 +61,7 @@ VARIANTS = {
     "bf16": {"precision": "bf16"},
     "bf16-compile": {"precision": "bf16", "compile": True},
     "bf16-ckpt": {"precision": "bf16", "gradient_checkpointing": True},
+    "bf16-lm16": {"precision": "bf16", "frozen_lm_dtype": "bf16"},
     MODEL_ONLY: {"precision": "bf16"},
 }
 
@@ -101,11 +105,24 @@ def model_only(spec, tokenizer, pairs, config: FitConfig, tokens: int, device, c
     return float(loss.detach())
 
 
+CAPTIONER_FIELDS = {f.name for f in dataclasses.fields(CaptionerConfig)} - {"fit"}
+
+
+def fit_settings(name: str) -> dict:
+    """A variant's ``FitConfig`` changes."""
+    return {k: v for k, v in VARIANTS[name].items() if k not in CAPTIONER_FIELDS}
+
+
+def task_settings(name: str) -> dict:
+    """A variant's ``CaptionerConfig`` changes."""
+    return {k: v for k, v in VARIANTS[name].items() if k in CAPTIONER_FIELDS}
+
+
 def run_variant(name, config, pairs, tokenizer, spec, tokens, device, folder, log):
     """The final loss of ``config.max_steps`` steps of variant ``name``, ``log`` after each."""
     if name == MODEL_ONLY:
         return model_only(spec, tokenizer, pairs, config, tokens, device, log)
-    captioner = CaptionerConfig(fit=config, max_caption_tokens=tokens + 2)
+    captioner = CaptionerConfig(fit=config, max_caption_tokens=tokens + 2, **task_settings(name))
     result = train_captioner(
         pairs, folder, captioner, spec=spec, device=str(device), tokenizer=tokenizer, log=log,
         stop_after=config.max_steps,
@@ -181,7 +198,7 @@ def main() -> None:
         )  # fmt: skip
         step_seconds = {}
         for variant in bench.variants:
-            config = replace(base, **VARIANTS[variant])
+            config = replace(base, **fit_settings(variant))
             measure.reset_memory(device)
             clock = measure.StepClock(device)
             try:
@@ -206,7 +223,7 @@ def main() -> None:
         if args.profile:
             measure.reset_memory(device)
             steps = args.profile_steps
-            config = replace(base, max_steps=args.warmup + steps, **VARIANTS[args.profile])
+            config = replace(base, max_steps=args.warmup + steps, **fit_settings(args.profile))
             prof = profile_variant(
                 args.profile, config, pairs, tokenizer, spec, args.tokens, device,
                 Path(tmp) / f"profile-{args.profile}", steps,

@@ -25,11 +25,18 @@ def test_train_throughput_runs_the_trainer_for_every_variant(repo, tmp_path):
     out = tmp_path / "train.json"
     run_script(
         repo, "train_throughput.py", "--preset", "tiny", "--batch", "4", "--steps", "3",
-        "--warmup", "1", "--tokens", "12", "--variants", "plain,bf16-foreach,bf16-ckpt,model-only",
+        "--warmup", "1", "--tokens", "12", "--variants",
+        "plain,bf16-foreach,bf16-ckpt,bf16-lm16,model-only",
         "--profile", "bf16", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
-    assert set(result["variants"]) == {"plain", "bf16-foreach", "bf16-ckpt", "model-only"}
+    assert set(result["variants"]) == {
+        "plain",
+        "bf16-foreach",
+        "bf16-ckpt",
+        "bf16-lm16",
+        "model-only",
+    }
     for figures in result["variants"].values():
         assert figures["images_per_s"] > 0 and math.isfinite(figures["final_loss"])
     assert result["tflop_per_image"] > 0 and result["loader_images_per_s"] > 0
@@ -113,3 +120,34 @@ def test_generate_throughput_can_prefer_an_attention_kernel():
         with generate_throughput.preferring(name):
             assert order()[0] == int(backend) and sorted(order()) == sorted(before)
     assert order() == before
+
+
+def base_commit_available(repo) -> bool:
+    done = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", "999c2b6^{commit}"])
+    return done.returncode == 0
+
+
+def test_the_loops_before_and_after_are_compared_step_by_step(repo, tmp_path):
+    if not base_commit_available(repo):
+        pytest.skip("this clone lacks commit 999c2b6, the loops before training.fit")
+    out = tmp_path / "equivalence.json"
+    run_script(
+        repo, "loop_equivalence.py", "--tasks", "stage2,mae", "--steps", "3", "--json", str(out)
+    )
+    result = json.loads(out.read_text())["tasks"]
+    assert result["stage2"]["new_vs_old"] == 0.0 and result["mae"]["compat_vs_old"] == 0.0
+    assert result["mae"]["new_vs_old"] > 0  # the data order and the decay rule, on purpose
+    assert len(result["stage2"]["old"]) == 3
+
+
+def test_the_loops_before_and_after_are_timed_side_by_side(repo, tmp_path):
+    if not base_commit_available(repo):
+        pytest.skip("this clone lacks commit 999c2b6, the loops before training.fit")
+    out = tmp_path / "speed.json"
+    run_script(
+        repo, "loop_speed.py", "--batch", "4", "--steps", "2", "--warmup", "2", "--log-every", "2",
+        "--tokens", "8", "--rounds", "1", "--json", str(out),
+    )  # fmt: skip
+    tasks = json.loads(out.read_text())["tasks"]
+    assert set(tasks) == {"captioner", "qformer"}
+    assert all(r["images_per_s"] > 0 for t in tasks.values() for side in t.values() for r in side)

@@ -278,3 +278,34 @@ def test_a_setting_no_task_uses_is_an_error_that_names_it(pairs, tokenizer, tmp_
                        ({"batch_size": 0}, "batch_size"), ({"min_lr": 1.0}, "min_lr")]:  # fmt: skip
         with pytest.raises(ValueError, match=field):
             FitConfig(**bad)
+
+
+def test_a_frozen_language_model_kept_in_bf16_trains_like_fp32_and_resumes(
+    pairs, tokenizer, tmp_path
+):
+    fit32 = small_fit(max_steps=4, save_every=2)
+    plain = fit(make("captioner", pairs, tokenizer), tmp_path / "fp32", fit32, log=None)
+    task = make("captioner", pairs, tokenizer, fit=fit32, frozen_lm_dtype="bf16")
+    half = fit(task, tmp_path / "bf16", fit32, log=None)
+    lm = half.model.language_model
+    assert {p.dtype for p in lm.parameters()} == {torch.bfloat16}  # kept in bf16 while training
+    assert [h["loss"] for h in half.history] == pytest.approx(
+        [h["loss"] for h in plain.history], rel=2e-2
+    )  # bf16 weights: about three significant digits
+    torch.manual_seed(fit32.seed)
+    start = build_model(preset("tiny"), tokenizer).language_model.to(torch.bfloat16)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(start.state_dict().values(), lm.state_dict().values(), strict=True)
+    )
+    again = make("captioner", pairs, tokenizer, fit=fit32, frozen_lm_dtype="bf16")
+    fit(again, tmp_path / "crashed", fit32, log=None, stop_after=2)
+    resumed = fit(
+        make("captioner", pairs, tokenizer, fit=fit32, frozen_lm_dtype="bf16"),
+        tmp_path / "crashed",
+        fit32,
+        log=None,
+    )
+    assert resumed.history == half.history
+    with pytest.raises(ValueError, match="frozen_lm_dtype"):
+        CaptionerConfig(freeze_lm=False, frozen_lm_dtype="bf16")

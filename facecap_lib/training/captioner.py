@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from transformers import Blip2ForConditionalGeneration
 
 from facecap_lib.models.captions import encode_captions
@@ -39,9 +40,20 @@ class CaptionerConfig:
     lavis_checkpoint: str | None = None  # the authors' LAVIS .pth, loaded over the start weights
     layer_decay: float = 0.95  # layer-wise lr decay of the ViT, paper
     freeze_lm: bool = True  # BLIP-2 keeps the language model frozen
+    # "bf16": the frozen language model's weights kept in bf16, so that autocast does not cast
+    # them again at every step (a GPU speed setting; its matrix products ran in bf16 anyway)
+    frozen_lm_dtype: str = "fp32"
     freeze_vision: bool = False  # the authors' config trains the ViT (freeze_vit: False)
     max_caption_tokens: int = 96
     augment: bool = True  # random resized crop and flip, as the paper
+
+    def __post_init__(self):
+        if self.frozen_lm_dtype not in ("fp32", "bf16"):
+            raise ValueError(
+                f"frozen_lm_dtype must be 'fp32' or 'bf16', got {self.frozen_lm_dtype!r}"
+            )
+        if self.frozen_lm_dtype != "fp32" and not self.freeze_lm:
+            raise ValueError("frozen_lm_dtype: the language model is not frozen (freeze_lm=False)")
 
     @classmethod
     def smoke(cls) -> CaptionerConfig:
@@ -107,6 +119,8 @@ class CaptionerTask(Task):
     def freeze(self, model) -> None:
         if self.config.freeze_lm:
             model.language_model.requires_grad_(False)
+        if self.config.frozen_lm_dtype == "bf16":
+            model.language_model.to(torch.bfloat16)
         if self.config.freeze_vision:
             model.vision_model.requires_grad_(False)
 

@@ -31,8 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from old_library import ROOT, library_at
+
 TASKS = ("stage2", "stage1", "language_model", "mae", "fine_tune")
-ROOT = Path(__file__).resolve().parent.parent
 STEPS, BATCH, SEED = 50, 8, 0
 AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {12, 25}, {9, 10}, {1, 2, 5}, {4}, {6, 12, 25}]
 
@@ -165,6 +166,11 @@ def worker(side: str, task: str, data: Path, out: Path, steps: int) -> None:
     seen = record_backward()
     old = side == "old"
     if task in ("stage2", "stage1"):
+        common = dict(
+            max_steps=steps, batch_size=BATCH, warmup_steps=5, lr=1e-3, save_every=25,
+            log_every=10,
+        )  # fmt: skip
+        train = dict(tokenizer=tokenizer, log=None, device="cpu")
         if old:
             from facecap_lib.training.loop import Pair, train_captioner
 
@@ -172,27 +178,10 @@ def worker(side: str, task: str, data: Path, out: Path, steps: int) -> None:
             from facecap_lib.training.stage1 import train_qformer
 
             pairs = [Pair(f, c) for f, c in zip(files, captions, strict=True)]
-            common = dict(
-                max_steps=steps,
-                batch_size=BATCH,
-                warmup_steps=5,
-                lr=1e-3,
-                save_every=25,
-                log_every=10,
-            )
             if task == "stage2":
-                train_captioner(
-                    pairs, run, TrainConfig(**common), tokenizer=tokenizer, log=None, device="cpu"
-                )
+                train_captioner(pairs, run, TrainConfig(**common), **train)
             else:
-                train_qformer(
-                    pairs,
-                    run,
-                    TrainConfig.stage1(**common),
-                    tokenizer=tokenizer,
-                    log=None,
-                    device="cpu",
-                )
+                train_qformer(pairs, run, TrainConfig.stage1(**common), **train)
         else:
             from facecap_lib.training.captioner import CaptionerConfig, train_captioner
             from facecap_lib.training.config import FitConfig
@@ -200,24 +189,12 @@ def worker(side: str, task: str, data: Path, out: Path, steps: int) -> None:
             from facecap_lib.training.stage1 import QFormerConfig, train_qformer
 
             pairs = [Pair(f, c) for f, c in zip(files, captions, strict=True)]
-            common = dict(
-                max_steps=steps,
-                batch_size=BATCH,
-                warmup_steps=5,
-                lr=1e-3,
-                save_every=25,
-                log_every=10,
-            )
             if task == "stage2":
                 config = CaptionerConfig(fit=FitConfig(**common))
-                train_captioner(
-                    pairs, run, config, spec=spec, tokenizer=tokenizer, log=None, device="cpu"
-                )
+                train_captioner(pairs, run, config, spec=spec, **train)
             else:
                 config = QFormerConfig(fit=FitConfig(**common, min_lr=1e-5))
-                train_qformer(
-                    pairs, run, config, spec=spec, tokenizer=tokenizer, log=None, device="cpu"
-                )
+                train_qformer(pairs, run, config, spec=spec, **train)
     elif task == "language_model":
         from facecap_lib.training import pretrain
 
@@ -260,15 +237,6 @@ def worker(side: str, task: str, data: Path, out: Path, steps: int) -> None:
 
 
 # ---------------------------------------------------------------- the comparison
-
-
-def library_at(commit: str, folder: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "facecap_lib"], capture_output=True, check=True
-    ).stdout
-    folder.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def run_side(side: str, task: str, data: Path, out: Path, steps: int, path: Path) -> list[float]:

@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from old_library import ROOT, library_at
+
 TASKS = ("captioner", "qformer")
 
 
@@ -68,6 +69,7 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
     steps = args.warmup + args.steps
     common = dict(max_steps=steps, batch_size=args.batch, warmup_steps=1, log_every=args.log_every)
     run = out / f"run-{side}-{task}-{time.time_ns()}"
+    train = dict(device=str(device), tokenizer=tokenizer, log=clock, stop_after=steps)
     if side == "old":
         from facecap_lib.training.loop import Pair, train_captioner
 
@@ -76,32 +78,13 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
 
         pairs = [Pair(f, c) for f, c in zip(files, captions, strict=True)]
         fields = dict(
-            common,
-            preset=args.preset,
-            max_caption_tokens=args.tokens + 2,
-            save_every=10**9,
+            common, preset=args.preset, max_caption_tokens=args.tokens + 2, save_every=10**9,
             eval_every=10**9,
-        )
+        )  # fmt: skip
         if task == "captioner":
-            train_captioner(
-                pairs,
-                run,
-                TrainConfig(**fields),
-                device=str(device),
-                tokenizer=tokenizer,
-                log=clock,
-                stop_after=steps,
-            )
+            train_captioner(pairs, run, TrainConfig(**fields), **train)
         else:
-            train_qformer(
-                pairs,
-                run,
-                TrainConfig.stage1(**fields),
-                device=str(device),
-                tokenizer=tokenizer,
-                log=clock,
-                stop_after=steps,
-            )
+            train_qformer(pairs, run, TrainConfig.stage1(**fields), **train)
     else:
         from facecap_lib.training.captioner import CaptionerConfig, train_captioner
         from facecap_lib.training.config import FitConfig
@@ -112,28 +95,10 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
         fit = FitConfig(**common, save_every=None)
         if task == "captioner":
             config = CaptionerConfig(fit=fit, max_caption_tokens=args.tokens + 2)
-            train_captioner(
-                pairs,
-                run,
-                config,
-                spec=spec,
-                device=str(device),
-                tokenizer=tokenizer,
-                log=clock,
-                stop_after=steps,
-            )
+            train_captioner(pairs, run, config, spec=spec, **train)
         else:
             config = QFormerConfig(fit=replace_min_lr(fit), max_caption_tokens=args.tokens + 2)
-            train_qformer(
-                pairs,
-                run,
-                config,
-                spec=spec,
-                device=str(device),
-                tokenizer=tokenizer,
-                log=clock,
-                stop_after=steps,
-            )
+            train_qformer(pairs, run, config, spec=spec, **train)
     timed = [(s, t) for s, t in times if s >= args.warmup]
     (first, start), (last, end) = timed[0], timed[-1]
     rate = (last - first) * args.batch / (end - start)
@@ -145,15 +110,6 @@ def replace_min_lr(fit):
     from dataclasses import replace
 
     return replace(fit, min_lr=1e-5)  # stage 1's, as TrainConfig.stage1 set it
-
-
-def library_at(commit: str, folder: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "facecap_lib"], capture_output=True, check=True
-    ).stdout
-    folder.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def main() -> None:

@@ -191,7 +191,7 @@ def _train(args: argparse.Namespace) -> int:
     distributed.init()  # before is_main(): under torchrun every rank would think it is rank 0
     recipe = stages.chapter_recipe(
         args.smoke, args.preset, init=args.init, parallel=args.parallel, run_dir=args.run,
-        device=args.device, progress=distributed.is_main(),
+        device=args.device, seed=args.seed, progress=distributed.is_main(),
     )  # fmt: skip
     names = list(stages.STAGES) if args.stage == "all" else [args.stage]
     for name in names:
@@ -347,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, help="run folder (default: <cache>/runs/<preset>-<settings digest>)"
     )
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument(
+        "--seed",
+        type=int,
+        help="every stage's seed (default: the settings'; 0): another run folder",
+    )
     train.add_argument(
         "--parallel", choices=["ddp", "fsdp"],
         help="under torchrun: copy the model (ddp, the default) or shard it (fsdp), every stage",

@@ -66,7 +66,6 @@ import transformers
 from facecap_lib import viz
 from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import report
-from facecap_lib.evaluation.faithfulness import au_scores, emotion_named
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy
 from facecap_lib.models.captions import encode_captions
@@ -257,12 +256,9 @@ side_by_side
 # (`caption_ceiling.py --task emotion`).
 
 # %%
-scored = report.held_out(recipe, n_eval, kind="au", seed=1)
-au_captions = caption_faces(scored, results["au"].final, device=recipe.device)
-scores = au_scores(au_captions, scored)
-frequent = scores[scores["positives"] >= 10]
+frequent = report.au_caption_f1(recipe, results["au"].final, n_eval)  # AUs with >= 10 positives
 print(
-    f"AU-BLIP on {len(scored)} held-out faces: mean F1 over {len(frequent)} AUs with >= 10 positives = {frequent['f1'].mean():.3f}"
+    f"AU-BLIP on {frequent.attrs['faces']} held-out faces: mean F1 over {len(frequent)} AUs with >= 10 positives = {frequent['f1'].mean():.3f}"
 )
 fig = viz.f1_bars(
     {"AU-BLIP": frequent}, title="Per-AU F1 of AU-BLIP's captions (held-out subjects)"
@@ -270,10 +266,8 @@ fig = viz.f1_bars(
 plt.show()
 
 # %%
-emotions = report.held_out(recipe, n_eval, kind="emotion", seed=1)
-exp_captions = caption_faces(emotions, results["exp"].final, device=recipe.device)
-named = emotion_named(exp_captions, emotions)
-single = ~named["labels"].str.contains("+", regex=False)  # one emotion: its prototype's AUs
+named = report.emotion_naming(recipe, results["exp"].final, n_eval)
+single = named["single"]  # one emotion: its prototype's AUs
 print(
     f"Exp-BLIP names the labelled emotion(s) of {named['hit'].mean():.1%} of {len(named)} held-out emotion-labelled faces; "
     f"{named.loc[single, 'hit'].mean():.1%} of the {single.sum()} with one emotion, "

@@ -38,6 +38,30 @@ def held_out(recipe, n: int, *, kind: str = "au", seed: int = 0) -> pd.DataFrame
     return faces.sample(min(n, len(faces)), random_state=seed)
 
 
+def au_caption_f1(
+    recipe, checkpoint: str | Path, n: int, *, seed: int = 1, min_positives: int = 10
+) -> pd.DataFrame:
+    """Chapter 4's AU check: per-AU precision, recall and F1 of the AUs a captioner's captions
+    mention on ``n`` held-out AU-labelled faces (:func:`held_out` with ``seed``), for the AUs with
+    at least ``min_positives`` positives (``attrs["faces"]``: how many faces); the headline is
+    the mean of ``f1``."""
+    faces = held_out(recipe, n, kind="au", seed=seed)
+    scores = faithfulness.au_scores(caption_faces(faces, checkpoint, device=recipe.device), faces)
+    frequent = scores[scores["positives"] >= min_positives].reset_index(drop=True)
+    frequent.attrs["faces"] = len(faces)
+    return frequent
+
+
+def emotion_naming(recipe, checkpoint: str | Path, n: int, *, seed: int = 1) -> pd.DataFrame:
+    """Chapter 4's emotion check: for ``n`` held-out emotion-labelled faces, the labels, the
+    emotions a captioner's caption names, whether it names every label (``hit``) and whether the
+    face has one emotion (``single``) or a compound."""
+    faces = held_out(recipe, n, kind="emotion", seed=seed)
+    captions = caption_faces(faces, checkpoint, device=recipe.device)
+    named = faithfulness.emotion_named(captions, faces)
+    return named.assign(single=~named["labels"].str.contains("+", regex=False))
+
+
 def references(recipe, faces: pd.DataFrame, kind: str = "au") -> list[list[str]]:
     """Every corpus caption of ``kind`` (``au``: rule-based and LLM-style AU captions;
     ``emotion``) for each face: the references the paper takes the maximum over."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.stem import from_pretrained
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
-from facecap_lib.training.config import FitConfig
+from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import ImagePrefetch, Pair
 from facecap_lib.training.fit import FitResult, Task, building_on, fit
 from facecap_lib.training.schedule import parameter_groups
@@ -158,8 +158,7 @@ class CaptionerTask(Task):
         return {"loss": model(**batch, use_cache=False).loss}
 
     def settings(self) -> dict:
-        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
-        return {"preset": self.spec.name, **values}
+        return {"preset": self.spec.name, **own_settings(self.config)}
 
 
 def train_captioner(

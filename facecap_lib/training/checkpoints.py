@@ -66,6 +66,22 @@ def save_checkpoint(
     return final
 
 
+def write_weights(model, weights: dict | None, path: Path) -> None:
+    """``model``'s state dict (or ``weights``, gathered from shards) as one safetensors file,
+    keys as they are (for models that ``save_pretrained`` would rename or cannot describe)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict() if weights is None else weights
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, path)
+
+
+def read_weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
 def load_state(folder: Path) -> dict:
     """The trainer state of a checkpoint (step, optimizer, history, RNG, settings), on the CPU
     whichever device wrote it (the optimizer moves its state to the parameters when loaded)."""

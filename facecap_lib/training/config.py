@@ -76,6 +76,11 @@ class FitConfig:
         return cls(**{**values, **changes})
 
 
+def own_settings(config) -> dict:
+    """A task config's own settings as a dict: everything but its ``fit``."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "fit"}
+
+
 def settings_from_dict(cls, values: dict, where: str = ""):
     """``cls`` (a settings dataclass, nested ones included) from a dict such as a saved
     ``recipe.json`` or a project file: a key that is not a field is a ``ValueError`` naming it

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from facecap_lib.training.config import FitConfig
+from facecap_lib.training.checkpoints import read_weights, write_weights
+from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import ImagePrefetch
 from facecap_lib.training.fit import Task
 
@@ -93,8 +94,6 @@ class FineTuneTask(Task):
     def load(self, folder: Path):
         """The saved encoder and layer: into ``vision`` itself, or into a new encoder of its
         shape once ``vision`` has been sharded (FSDP's final hand-back)."""
-        from safetensors.torch import load_file
-
         from facecap_lib.training.distributed import sharded
 
         vision = self.vision
@@ -104,17 +103,11 @@ class FineTuneTask(Task):
             vision = type(vision)(vision.config)
             install_conv_stem(vision)
         model = EncoderWithHead(vision, self._head())
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        model.load_state_dict(read_weights(folder / WEIGHTS_FILE))
         return model
 
     def save(self, model, folder: Path, weights: dict | None) -> None:
-        from safetensors.torch import save_file
-
-        folder.mkdir(parents=True, exist_ok=True)
-        state = model.state_dict() if weights is None else weights
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in state.items()}, folder / WEIGHTS_FILE
-        )
+        write_weights(model, weights, folder / WEIGHTS_FILE)
 
     @contextmanager
     def batches(self, model, config: FitConfig, device):
@@ -140,5 +133,4 @@ class FineTuneTask(Task):
         return {"loss": (each * known).sum() / known.sum().clamp_min(1)}
 
     def settings(self) -> dict:
-        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
-        return {"images": len(self.images), "outputs": self.outputs, **values}
+        return {"images": len(self.images), "outputs": self.outputs, **own_settings(self.config)}

@@ -349,14 +349,9 @@ def fit(
                 with autocast, distributed.no_sync(wrapped, micro < accumulation - 1):
                     with record_function("facecap.forward"):
                         losses = task.loss(wrapped, batch)
-                        scaled = losses["loss"] / accumulation
                     with record_function("facecap.backward"):
-                        scaled.backward()
-                parts = {"loss": scaled} | {  # the total first (LossBook)
-                    name: value / accumulation for name, value in losses.items() if name != "loss"
-                }
-                for name, part in parts.items():
-                    total[name] = total.get(name, torch.zeros((), device=where)) + part.detach()
+                        (losses["loss"] / accumulation).backward()
+                _accumulate(total, losses, accumulation)
             history += book.settle()  # the last step's losses, read while this one runs
             with record_function("facecap.optimizer"):
                 norm = gradient_norm(trained, config.clip_norm)
@@ -392,6 +387,14 @@ def fit(
     if distributed.sharded(model):  # hand back an ordinary model: the saved, gathered one
         model = task.load(final).to(where)
     return FitResult(model, history, final, started, task.tokenizer)
+
+
+def _accumulate(total: dict, losses: dict, accumulation: int) -> None:
+    """Add a micro-batch's losses, each divided by ``accumulation``, into ``total`` (the total
+    loss first, as :class:`LossBook` reads them)."""
+    for name in ["loss", *(k for k in losses if k != "loss")]:
+        part = losses[name].detach() / accumulation
+        total[name] = total[name] + part if name in total else part
 
 
 def _log_line(entry: dict, steps: int, rate: float) -> str:

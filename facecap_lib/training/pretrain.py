@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +23,8 @@ from facecap_lib.models.mae import build_mae
 from facecap_lib.models.presets import Preset
 from facecap_lib.models.tokenizer import load_tokenizer
 from facecap_lib.training import distributed
-from facecap_lib.training.config import FitConfig
+from facecap_lib.training.checkpoints import read_weights, write_weights
+from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import ImagePrefetch, batch_indices
 from facecap_lib.training.fit import Task, building_on, fit
 
@@ -85,8 +86,7 @@ class LanguageModelTask(Task):
         return {"loss": model(**batch, use_cache=False).loss}
 
     def settings(self) -> dict:
-        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
-        return {"preset": self.spec.name, "texts": len(self.encoded), **values}
+        return {"preset": self.spec.name, "texts": len(self.encoded), **own_settings(self.config)}
 
 
 def pretrain_language_model(
@@ -140,22 +140,14 @@ class MAETask(Task):
             return build_mae(self.spec, self.config.mask_ratio)
 
     def load(self, folder: Path):
-        from safetensors.torch import load_file
-
         model = build_mae(self.spec, self.config.mask_ratio)  # a conv stem included
-        model.load_state_dict(load_file(folder / MAE_WEIGHTS))
+        model.load_state_dict(read_weights(folder / MAE_WEIGHTS))
         return model
 
     def save(self, model, folder: Path, weights: dict | None) -> None:
         """The state dict as it is, and the config: transformers' ``save_pretrained`` renames
         ViTMAE's keys to its older layout, and a conv stem's ``layers.N`` with them."""
-        from safetensors.torch import save_file
-
-        folder.mkdir(parents=True, exist_ok=True)
-        state = model.state_dict() if weights is None else weights
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in state.items()}, folder / MAE_WEIGHTS
-        )
+        write_weights(model, weights, folder / MAE_WEIGHTS)
         model.config.save_pretrained(folder)
 
     @contextmanager
@@ -170,8 +162,7 @@ class MAETask(Task):
         return {"loss": model(**batch).loss}
 
     def settings(self) -> dict:
-        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
-        return {"preset": self.spec.name, "images": len(self.images), **values}
+        return {"preset": self.spec.name, "images": len(self.images), **own_settings(self.config)}
 
 
 def pretrain_mae(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,7 +40,7 @@ from facecap_lib.models.presets import Preset, blip2_config, init_qformer, prese
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
-from facecap_lib.training.config import FitConfig
+from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import ImagePrefetch, Pair
 from facecap_lib.training.fit import FitResult, Task, building_on, fit
 
@@ -425,8 +425,7 @@ class QFormerTask(Task):
         return model(**batch)
 
     def settings(self) -> dict:
-        values = {k: v for k, v in asdict(self.config).items() if k != "fit"}
-        return {"preset": self.spec.name, **values}
+        return {"preset": self.spec.name, **own_settings(self.config)}
 
 
 def train_qformer(

@@ -321,6 +321,11 @@ class Recipe:
         self._claim_run_dir()
         self._file = dict(zip(image_ids(faces), image_files(faces), strict=True))
         self._fused: dict[str, pd.DataFrame] | None = None
+        if self.config.captioner.init and log:
+            log(
+                f"captioner.init={self.config.captioner.init}: its language model and Q-Former "
+                "are used; the language_model and qformer settings are not"
+            )
 
     def _claim_run_dir(self) -> None:
         """Write the settings into the run folder, or refuse a folder made with other settings:
@@ -553,13 +558,15 @@ def chapter_recipe(
     parallel: str | None = None,
     run_dir: str | Path | None = None,
     device: str = "auto",
+    seed: int | None = None,
     progress: bool = False,
 ) -> Recipe:
     """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
     settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
     train them first when run on their own). ``facecap train`` runs it too, where ``init`` (a
-    pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``
-    and ``device`` can change; ``progress`` shows progress bars (curation and training)."""
+    pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``,
+    ``device`` and ``seed`` (every stage's, for the spread over seeds) can change; ``progress``
+    shows progress bars (curation and training)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
@@ -573,6 +580,8 @@ def chapter_recipe(
         config = replace(config, captioner=replace(config.captioner, init=init))
     if parallel:
         config = config.with_fits(parallel=parallel)
+    if seed is not None:
+        config = config.with_fits(seed=seed)
     return Recipe(
         faces,
         caption_corpus(faces, describer),

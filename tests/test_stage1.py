@@ -16,6 +16,7 @@ from facecap_lib.training.data import Pair
 from facecap_lib.training.stage1 import (
     LABEL_SMOOTHING,
     QFormerConfig,
+    QFormerPretrainer,
     build_pretrainer,
     encode_texts,
     hard_negatives,
@@ -210,6 +211,10 @@ def test_train_qformer_learns_keeps_the_encoder_frozen_and_hands_over(pairs, tok
     assert not torch.equal(initial.retrieval.query_tokens, straight.model.retrieval.query_tokens)
     again = train_qformer(pairs, tmp_path / "a", QFormerConfig(fit=fit), log=None)  # loaded
     assert again.resumed_from == 6 and again.tokenizer is not None
+    heads = tmp_path / "a" / "final" / "stage1_heads.pt"  # as saved before 2026-12-04:
+    old = torch.load(heads, weights_only=True)
+    torch.save({**old, "temp": old["temp"].reshape(())}, heads)  # a scalar temperature
+    assert torch.equal(QFormerPretrainer.load(tmp_path / "a" / "final").temp, old["temp"])
 
     captioner = build_model(preset("tiny"), tokenizer).eval()
     install_qformer(captioner, straight.model)

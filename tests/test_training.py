@@ -309,3 +309,18 @@ def test_a_frozen_language_model_kept_in_bf16_trains_like_fp32_and_resumes(
     assert resumed.history == half.history
     with pytest.raises(ValueError, match="frozen_lm_dtype"):
         CaptionerConfig(freeze_lm=False, frozen_lm_dtype="bf16")
+
+
+def test_random_states_are_restored_per_rank_and_old_checkpoints_still_resume():
+    from facecap_lib.training.checkpoints import random_state, restore_rng
+
+    torch.manual_seed(1)
+    first = random_state()
+    torch.manual_seed(2)
+    second = random_state()
+    restore_rng({"random_states": [first, second]}, rank=1)
+    assert torch.equal(torch.get_rng_state(), second["torch"])
+    restore_rng({"random_states": [first, second]}, rank=3)  # more ranks than saved: rank 0's
+    assert torch.equal(torch.get_rng_state(), first["torch"])
+    restore_rng({"torch_rng": second["torch"], "cuda_rng": None})  # written before 2026-12-04
+    assert torch.equal(torch.get_rng_state(), second["torch"])

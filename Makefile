@@ -1,7 +1,8 @@
 # facecap: two commands do everything on a fresh machine (Python 3.11, no GPU):
 #   make book   environment, every notebook executed with papermill, HTML book in book/_build/html
 #   make test   environment, unit tests and every notebook in smoke mode
-# Other targets: env, java, notebooks, smoke, lint, clean, distclean.
+# Other targets: env, java, notebooks, smoke, lab, lint, clean, distclean.
+#   make lab    JupyterLab on the chapters, with the book's work folder and environment
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all env java notebooks smoke book test lint clean distclean
+.PHONY: all env java notebooks smoke lab book test lint clean distclean
 
 all: book
 
@@ -43,6 +44,9 @@ notebooks: env java
 
 smoke: env java
 	$(BIN)/facecap notebooks run --smoke
+
+lab: env
+	$(BIN)/facecap lab
 
 book: notebooks
 	$(BIN)/facecap book build --book book

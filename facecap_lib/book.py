@@ -5,6 +5,10 @@ The build never executes notebooks (``execute_notebooks: off``): it renders the 
 are checked (``--warningiserror --nitpick``), so a broken link or a missing chapter fails the build.
 Every build starts from an empty ``_build`` folder: Sphinx's incremental builds would pass a broken
 page the second time (it is not re-read) and keep pages of removed chapters.
+
+This module is also a Sphinx extension (``_config.yml``: ``extra_extensions``): each chapter's
+download button offers its jupytext ``.py`` source beside the executed ``.ipynb`` (the runner puts
+a copy of the source next to each executed chapter).
 """
 
 from __future__ import annotations
@@ -73,3 +77,41 @@ def build_book(book_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
     if result.returncode:
         raise RuntimeError(f"book build failed ({' '.join(command)}), exit {result.returncode}")
     return book_dir / "_build" / "html"
+
+
+# ---------------------------------------------------------------- the Sphinx extension
+
+
+def _source_button(app, pagename, templatename, context, doctree) -> None:
+    """Add ``.py`` to the theme's download buttons of a chapter that has its source beside it."""
+    if not (Path(app.srcdir) / f"{pagename}.py").exists():
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].insert(
+                1,
+                {
+                    "type": "link",
+                    "url": f"{context['pathto']('_sources', 1)}/{pagename}.py",
+                    "text": ".py",
+                    "tooltip": "Download the source (jupytext py:percent: opens as a notebook)",
+                    "icon": "fas fa-file-code",
+                    "label": "download-source-py-button",
+                },
+            )
+
+
+def _copy_sources(app, exception) -> None:
+    """Put each chapter's ``.py`` where its download button points."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for source in Path(app.srcdir).glob("chapters/*.py"):
+        target = Path(app.outdir) / "_sources" / "chapters" / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def setup(app) -> dict:
+    app.connect("html-page-context", _source_button, priority=502)  # after the theme's (501)
+    app.connect("build-finished", _copy_sources)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -44,6 +44,19 @@ def _notebooks_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace) -> int:
+    from facecap_lib.lab import run_lab
+    from facecap_lib.notebooks import find_repo_root
+
+    try:
+        root = find_repo_root(args.root)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    run_lab(root, port=args.port, token=args.token, browser=not args.no_browser, smoke=args.smoke)
+    return 0  # not reached: JupyterLab replaced this process
+
+
 def _book_build(args: argparse.Namespace) -> int:
     from facecap_lib.book import build_book
     from facecap_lib.notebooks import find_repo_root
@@ -261,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = nb_commands.add_parser("list", help="list the notebooks in order")
     listing.add_argument("--root", help="repository root")
     listing.set_defaults(func=_notebooks_list)
+
+    lab = commands.add_parser(
+        "lab",
+        help="JupyterLab on the chapters (.py opens as a notebook; the book's work folder)",
+    )
+    lab.add_argument("--port", type=int, help="default: JupyterLab's (8888, or the next free)")
+    lab.add_argument("--token", help="access token (default: JupyterLab draws one and prints it)")
+    lab.add_argument("--no-browser", dest="no_browser", action="store_true")
+    lab.add_argument(
+        "--smoke", action="store_true", help="the smoke work folder (build/work/smoke)"
+    )
+    lab.add_argument("--root", help="repository root (default: found from the current folder)")
+    lab.set_defaults(func=_lab)
 
     book = commands.add_parser("book", help="the HTML book")
     book_commands = book.add_subparsers(dest="action", required=True)

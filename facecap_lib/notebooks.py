@@ -163,18 +163,32 @@ def default_work_dir(root: Path, smoke: bool) -> Path:
     return root / "build" / "work" / ("smoke" if smoke else "full")
 
 
-@contextmanager
-def _kernel_environment(root: Path, smoke: bool) -> Iterator[Path]:
-    """Set, for the kernel papermill starts, this interpreter first on PATH and the work folder;
-    restore exactly those variables afterwards. Yields the work folder."""
-    changes = {
+OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # nothing here may reach for a model hub
+
+
+def chapter_environment(root: Path, smoke: bool = False) -> dict[str, str]:
+    """The variables a chapter's kernel runs with, the runner's and JupyterLab's alike: this
+    interpreter first on PATH, the work folder (``$FACECAP_CACHE``, absolute, default
+    :func:`default_work_dir`), inline figures, and no model hub unless the caller allows one."""
+    # absolute: the kernel runs inside the work folder, where a relative path would nest a new one
+    chosen = os.environ.get("FACECAP_CACHE") or default_work_dir(root, smoke)
+    return {
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         # figures belong in the executed copy, whatever backend the caller uses
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "FACECAP_CACHE": str(Path(chosen).resolve()),
+        **{name: os.environ.get(name, "1") for name in OFFLINE},
     }
-    # absolute: the kernel runs inside the work folder, where a relative path would nest a new one
-    chosen = os.environ.get("FACECAP_CACHE") or default_work_dir(root, smoke)
-    changes["FACECAP_CACHE"] = str(Path(chosen).resolve())
+
+
+@contextmanager
+def _kernel_environment(root: Path, smoke: bool) -> Iterator[Path]:
+    """Set, for the kernel papermill starts, :func:`chapter_environment` and text progress bars
+    (an executed copy holds no widgets: :mod:`facecap_lib.progress`); restore exactly those
+    variables afterwards. Yields the work folder."""
+    from facecap_lib.progress import ENVIRONMENT
+
+    changes = {**chapter_environment(root, smoke), ENVIRONMENT: "text"}
     saved = {name: os.environ.get(name) for name in changes}
     os.environ.update(changes)
     work = Path(os.environ["FACECAP_CACHE"])
@@ -226,6 +240,7 @@ def run_notebook(
     params = {"SMOKE": bool(smoke), **(parameters or {})}
     key = cache_key(source, params, root)
     if not force and output.exists() and _stored_key(output) == key:
+        _copy_source(source, output)  # (an executed copy of before the copies were kept)
         return NotebookRun(source, output, 0.0, cached=True)
 
     nb = to_notebook(source)
@@ -274,8 +289,26 @@ def run_notebook(
             f"notebook {source.name} could not be executed ({source}): {type(err).__name__}: {err}",
             source,
         ) from err
+    _forget_paths(partial)
     partial.replace(output)
+    _copy_source(source, output)
     return NotebookRun(source, output, time.perf_counter() - start, cached=False)
+
+
+def _copy_source(source: Path, output: Path) -> None:
+    """The chapter's ``.py`` beside its executed copy, for the book's download button."""
+    target = output.with_suffix(".py")
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        target.write_bytes(source.read_bytes())
+
+
+def _forget_paths(executed: Path) -> None:
+    """Drop what papermill records of the machine from an executed copy (the book offers it for
+    download): the input notebook, passed as an object, and the paths of both."""
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    for key in ("input_path", "output_path"):
+        nb["metadata"].get("papermill", {}).pop(key, None)
+    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def default_output_dir(root: Path, smoke: bool) -> Path:

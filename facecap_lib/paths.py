@@ -25,3 +25,18 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     """The dataset root: ``path`` if given, else ``$FACECAP_DATA``, else ``<cache root>/data``."""
     chosen = path or os.environ.get("FACECAP_DATA") or cache_root() / "data"
     return Path(chosen).expanduser()
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as a chapter shows it: inside the work folder as ``$FACECAP_CACHE/...``, inside
+    the data root as ``$FACECAP_DATA/...``, inside the home folder as ``~/...``, so that no
+    output of the book names a folder of the machine that built it."""
+    target = Path(path).expanduser().resolve()
+    roots = [("$FACECAP_CACHE", cache_root())]
+    if os.environ.get("FACECAP_DATA"):
+        roots.append(("$FACECAP_DATA", data_root().resolve()))
+    roots.append(("~", Path.home().resolve()))
+    for name, root in roots:
+        if target == root or root in target.parents:
+            return str(Path(name) / target.relative_to(root))
+    return str(path)

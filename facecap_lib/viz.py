@@ -52,7 +52,7 @@ def prototype_heatmap(matrix: pd.DataFrame, title: str = "", drop_empty: bool = 
     )
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -79,7 +79,7 @@ def contact_sheet(
         ax.set_title(textwrap.fill(caption, width), fontsize=7.5, y=-0.02, va="top")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -119,7 +119,7 @@ def au_timeline(video: pd.DataFrame, kept_frames=(), title: str = "") -> Figure:
     marks.set_xlabel("frame")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -143,7 +143,7 @@ def au_frequency(table: pd.DataFrame) -> Figure:
     )
     ax.set_xlabel("")
     ax.set_ylabel("")
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -173,7 +173,7 @@ def au_cooccurrence(table: pd.DataFrame, title: str = "") -> Figure:
         cbar_kws={"label": "P(column | row)"},
     )
     ax.set_title(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -192,7 +192,7 @@ def caption_lengths(table: pd.DataFrame, by: str = "kind", bins=range(0, 80, 2))
     ax.set_xlabel("words per caption")
     ax.set_ylabel("captions")
     ax.legend()
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -217,7 +217,7 @@ def loss_curves(histories: dict[str, list[dict]], keys=("loss",), smooth: int = 
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -238,7 +238,7 @@ def f1_bars(scores: dict[str, pd.DataFrame], title: str = "") -> Figure:
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -255,7 +255,7 @@ def table_heatmap(
         tick.set_horizontalalignment("right")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -280,5 +280,15 @@ def occlusion_maps(image, maps: dict, caption: str = "", size: float = 1.9) -> F
         ax.set_title(f"AU{au} {AU_BY_NUMBER[au].noun}", fontsize=7.5)
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
+    _tight(fig)
     return fig
+
+
+def _tight(fig: Figure) -> None:
+    """``fig.tight_layout()``, quietly where a small figure leaves it no room: the figure is
+    then drawn as laid out, and no warning (which names this file) reaches a chapter's output."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
+        fig.tight_layout()

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -52,6 +52,7 @@ from facecap_lib.data.synth.render import Renderer, Scene
 from facecap_lib.data.synth.sampling import emotion_aus
 from facecap_lib.data.table import label_summary
 from facecap_lib.lexicon import AU_BY_NUMBER, COMPOUND_EMOTIONS, EMOTION_NAMES
+from facecap_lib.paths import shown
 
 # %% tags=["parameters"]
 SMOKE = False  # tiny corpora (CI); the full settings render about 9,300 faces
@@ -258,7 +259,7 @@ fig = viz.au_cooccurrence(au_faces, title="P(column | row), AU-labelled images")
 # folder, or have it built if this chapter has not run.
 
 # %%
-print(default_corpus.curated_path(None, spec, REAL_DATA or None))
+print(shown(default_corpus.curated_path(None, spec, REAL_DATA or None)))
 assert default_corpus.curated_faces(spec, real=REAL_DATA).equals(faces_table)
 
 # %% [markdown]

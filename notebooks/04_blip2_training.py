@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -70,6 +70,7 @@ from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.models.presets import build_model, preset
+from facecap_lib.paths import shown
 from facecap_lib.training import stages
 
 # %% tags=["parameters"]
@@ -86,7 +87,7 @@ n_eval = 24 if SMOKE else N_EVAL
 pd.set_option("display.max_colwidth", 160)
 recipe = stages.chapter_recipe(SMOKE, PRESET)  # chapters 5 and 6 read the same run folder
 tables, config = recipe.tables, recipe.config
-print(f"preset {config.preset} on {recipe.device}; run folder {recipe.run_dir}")
+print(f"preset {config.preset} on {recipe.device}; run folder {shown(recipe.run_dir)}")
 
 # %% [markdown]
 # ## 1. A BLIP-2 captioner, taken apart

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -45,6 +45,7 @@ import transformers
 from facecap_lib import viz
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import faithfulness, human, report
+from facecap_lib.paths import shown
 from facecap_lib.training import stages
 
 # %% tags=["parameters"]
@@ -65,8 +66,8 @@ n_train, n_test = (48, 24) if SMOKE else (N_PROBE_TRAIN, N_PROBE_TEST)
 fine_tune_steps = 4 if SMOKE else FINE_TUNE_STEPS
 recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
 models = recipe.checkpoints()
-print(f"run folder {recipe.run_dir}")
-pd.Series({title: str(folder) for title, folder in models.items()}, name="checkpoint").to_frame()
+print(f"run folder {shown(recipe.run_dir)}")
+pd.Series({title: shown(folder) for title, folder in models.items()}, name="checkpoint").to_frame()
 
 # %% [markdown]
 # ## 1. The captioners and the faces
@@ -230,7 +231,7 @@ fine[["avg F1", "avg AUC"]].round(2)
 # %%
 sheet, key = human.make_sheet(rated, strategy_captions, n=n_rate, seed=0)
 kit = human.write_kit(sheet, key, recipe.run_dir / "human-eval")
-print(f"{len(sheet)} images -> {kit}: {sorted(p.name for p in kit.iterdir())}")
+print(f"{len(sheet)} images -> {shown(kit)}: {sorted(p.name for p in kit.iterdir())}")
 sheet[["item", "image_id", "caption_A", "caption_B", "caption_C"]].head(3)
 
 # %% [markdown]

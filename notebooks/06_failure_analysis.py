@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -49,6 +49,7 @@ from facecap_lib.data.synth.corpus import unseen_faces
 from facecap_lib.data.synth.render import OCCLUDERS
 from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import failures, report
+from facecap_lib.paths import shown
 from facecap_lib.training import stages
 
 # %% tags=["parameters"]
@@ -69,7 +70,7 @@ recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
 models = recipe.checkpoints()
 faces = report.held_out(recipe, n_eval, kind="au")
 generated = report.captions(recipe, faces, models, beams=BEAMS)
-print(f"{len(models)} captioners, {len(faces)} held-out faces; run folder {recipe.run_dir}")
+print(f"{len(models)} captioners, {len(faces)} held-out faces; run folder {shown(recipe.run_dir)}")
 
 # %% [markdown]
 # ## 1. Duplicate outputs

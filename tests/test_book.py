@@ -27,13 +27,13 @@ def smoke_book(tmp_path_factory, smoke_dir, repo):
     shutil.copytree(repo / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
     runner.run_notebooks(smoke=True, output_dir=smoke_dir, root=repo, log=None)  # cached if run
     (book / "chapters").mkdir()
-    for executed in smoke_dir.glob("*.ipynb"):
+    for executed in [*smoke_dir.glob("*.ipynb"), *smoke_dir.glob("*.py")]:
         shutil.copy(executed, book / "chapters" / executed.name)
     return book
 
 
 @pytest.mark.book
-def test_book_builds(smoke_book):
+def test_book_builds(smoke_book, repo):
     html = build_book(smoke_book, quiet=True)
     assert "intro.html" in (html / "index.html").read_text()
     intro = (html / "intro.html").read_text()
@@ -43,6 +43,26 @@ def test_book_builds(smoke_book):
     references = (html / "references.html").read_text().lower()
     assert "describe your facial expressions" in references
     assert "compound facial expressions" in references
+    for stem in (p.stem for p in runner.discover(repo / "notebooks")):  # the download button
+        page = (html / "chapters" / f"{stem}.html").read_text()
+        for suffix in (".ipynb", ".py"):
+            assert f"_sources/chapters/{stem}{suffix}" in page, (stem, suffix)
+        source = html / "_sources" / "chapters" / f"{stem}.py"
+        assert source.read_bytes() == (repo / "notebooks" / f"{stem}.py").read_bytes()
+
+
+@pytest.mark.book
+def test_the_book_names_no_folder_of_the_machine_that_built_it(smoke_book, repo):
+    """Work folders and checkpoints print as $FACECAP_CACHE/..., papermill's paths are dropped
+    from the downloadable notebooks, and no progress-bar warning names the interpreter."""
+    html = smoke_book / "_build" / "html"
+    if not html.exists():
+        html = build_book(smoke_book, quiet=True)
+    machine = [str(repo), str(smoke_book.parent), str(smoke_book.resolve().parent)]
+    for page in [*html.rglob("*.html"), *html.glob("_sources/chapters/*")]:
+        text = page.read_text(errors="replace")
+        assert not [m for m in machine if m in text], page
+        assert "IProgress" not in text and "jupyter.widget-view" not in text, page
 
 
 @pytest.mark.book

@@ -3,6 +3,7 @@
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +298,14 @@ def test_captions_chapter_through_an_llm_never_shows_the_key(repo, tmp_path, mon
     for path in (tmp_path / "work").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_paths_are_shown_by_the_folder_they_are_in_not_the_machines(tmp_path, monkeypatch):
+    from facecap_lib.paths import shown
+
+    monkeypatch.setenv("FACECAP_CACHE", str(tmp_path / "work"))
+    monkeypatch.setenv("FACECAP_DATA", str(tmp_path / "datasets"))
+    assert shown(tmp_path / "work" / "runs" / "tiny-1") == "$FACECAP_CACHE/runs/tiny-1"
+    assert shown(tmp_path / "datasets" / "BP4D") == "$FACECAP_DATA/BP4D"
+    assert shown(Path.home() / "photos") == "~/photos"
+    assert shown("/elsewhere/x") == "/elsewhere/x"  # nothing to abbreviate: as given

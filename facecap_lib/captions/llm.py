@@ -36,9 +36,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tqdm import tqdm
-
 from facecap_lib.captions.prompts import PROMPT_VERSION
+from facecap_lib.progress import progress_bar
 
 log = logging.getLogger("facecap.llm")
 
@@ -465,7 +464,7 @@ class LLMClient:
         """Answer every request (cache first), at most ``concurrency`` at a time, in order."""
         client = self._client()
         semaphore = asyncio.Semaphore(self.config.concurrency)
-        bar = tqdm(total=len(requests), desc="LLM", unit="call", disable=not progress)
+        bar = progress_bar(total=len(requests), desc="LLM", unit="call", disable=not progress)
 
         async def one(request):
             result = await self._complete(client, semaphore, request, check)

@@ -38,6 +38,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from facecap_lib.models.device import resolve_device
+from facecap_lib.progress import progress_bar
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import (
     finished,
@@ -240,9 +241,7 @@ def _on(batch: Batch, device: torch.device) -> Batch:
 
 
 def _progress(task: Task, config: FitConfig, start: int, show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(
+    return progress_bar(
         total=config.max_steps, initial=start, desc=task.name, unit="step",
         disable=not (show and distributed.is_main()), dynamic_ncols=True,
     )  # fmt: skip

@@ -44,6 +44,7 @@ from facecap_lib.data.table import image_files, image_ids
 from facecap_lib.lexicon import EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.progress import progress_bar
 from facecap_lib.training import CAPTIONERS, STAGES, TITLES
 from facecap_lib.training.captioner import CaptionerConfig, train_captioner
 from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
@@ -235,9 +236,7 @@ class ModelPseudoCaptioner:
             paths = self.files(faces)
             chunks = range(0, len(todo), self.chunk)
             if self.progress:
-                from tqdm.auto import tqdm
-
-                chunks = tqdm(chunks, desc=f"pseudo-captions ({aspect})", unit="chunk")
+                chunks = progress_bar(chunks, desc=f"pseudo-captions ({aspect})", unit="chunk")
             for start in chunks:
                 part = todo[start : start + self.chunk]
                 out = describe(

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
 from facecap_lib.data.synth.identity import Identity
 from facecap_lib.data.synth.render import Renderer, Scene
+from facecap_lib.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _run(specs, root, size, supersample, workers, progress, desc):
     chunk = 32
     chunks = [(list(specs[i : i + chunk]), root) for i in range(0, len(specs), chunk)]
     workers = workers or default_workers()
-    bar = tqdm(total=len(specs), desc=desc, unit="face", disable=not progress)
+    bar = progress_bar(total=len(specs), desc=desc, unit="face", disable=not progress)
     results = []
     if workers == 1 or len(chunks) == 1:
         _init(size, supersample)

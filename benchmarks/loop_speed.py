@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from old_library import ROOT, library_at
@@ -97,19 +98,14 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
             config = CaptionerConfig(fit=fit, max_caption_tokens=args.tokens + 2)
             train_captioner(pairs, run, config, spec=spec, **train)
         else:
-            config = QFormerConfig(fit=replace_min_lr(fit), max_caption_tokens=args.tokens + 2)
+            fit = replace(fit, min_lr=1e-5)  # stage 1's, as TrainConfig.stage1 set it
+            config = QFormerConfig(fit=fit, max_caption_tokens=args.tokens + 2)
             train_qformer(pairs, run, config, spec=spec, **train)
     timed = [(s, t) for s, t in times if s >= args.warmup]
     (first, start), (last, end) = timed[0], timed[-1]
     rate = (last - first) * args.batch / (end - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     (out / f"{side}-{task}.json").write_text(json.dumps({"images_per_s": rate, "peak_gib": peak}))
-
-
-def replace_min_lr(fit):
-    from dataclasses import replace
-
-    return replace(fit, min_lr=1e-5)  # stage 1's, as TrainConfig.stage1 set it
 
 
 def main() -> None:

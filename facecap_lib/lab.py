@@ -14,8 +14,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from facecap_lib.notebooks import chapter_environment
@@ -79,9 +84,6 @@ class LabServer:
 
     def request(self, method: str, path: str, body: dict | None = None, timeout: float = 30):
         """``path`` of the server's REST API, answered as JSON (``None`` when empty)."""
-        import json
-        import urllib.request
-
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
         request = urllib.request.Request(self.base + path, data, headers, method=method)
@@ -90,10 +92,6 @@ class LabServer:
         return json.loads(text) if text else None
 
     def __enter__(self) -> LabServer:
-        import subprocess
-        import time
-        import urllib.error
-
         Path(self.environment["FACECAP_CACHE"]).mkdir(parents=True, exist_ok=True)
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(
@@ -112,9 +110,6 @@ class LabServer:
                 time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:
-        import subprocess
-        import urllib.error
-
         try:
             self.request("POST", "/api/shutdown", timeout=10)
         except (urllib.error.URLError, ConnectionError, TimeoutError):

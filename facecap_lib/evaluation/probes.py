@@ -186,6 +186,7 @@ def fine_tune(
     ``model`` is changed in place. With ``out_dir`` the run is checkpointed there, resumed, and
     loaded instead of redone once finished; without, it trains in a temporary folder."""
     import tempfile
+    from contextlib import nullcontext
     from dataclasses import replace
 
     from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
@@ -198,7 +199,7 @@ def fine_tune(
     )
     tuner = FineTuneTask(model.vision_model, images, y, config)
     device = next(model.parameters()).device
-    with tempfile.TemporaryDirectory() if out_dir is None else _folder(out_dir) as folder:
+    with tempfile.TemporaryDirectory() if out_dir is None else nullcontext(out_dir) as folder:
         trained = fit(tuner, folder, config.fit, device=device, log=None, progress=progress).model
     trained.eval()
     size = model.config.vision_config.image_size
@@ -213,12 +214,6 @@ def fine_tune(
         return probabilities.float().cpu().numpy()
 
     return scores
-
-
-def _folder(path: str | Path):
-    from contextlib import nullcontext
-
-    return nullcontext(str(path))
 
 
 # ------------------------------------------------------------------ scores

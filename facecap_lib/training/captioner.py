@@ -10,7 +10,6 @@ pre-trained Blip2 captioner (``init``), and optionally from the authors' LAVIS w
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from facecap_lib.models.stem import from_pretrained
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.config import FitConfig, own_settings
-from facecap_lib.training.data import ImagePrefetch, Pair
+from facecap_lib.training.data import Pair, image_batches
 from facecap_lib.training.fit import FitResult, Task, building_on, fit
 from facecap_lib.training.schedule import parameter_groups
 
@@ -135,24 +134,17 @@ class CaptionerTask(Task):
         if self.config.freeze_vision:
             model.vision_model.eval()
 
-    @contextmanager
     def batches(self, model, config: FitConfig, device):
-        """Images decoded ahead (:class:`ImagePrefetch`), captions tokenized in this thread."""
-        size = model.config.vision_config.image_size
+        """Images decoded ahead (:func:`image_batches`), captions tokenized in this thread."""
         queries = model.config.num_query_tokens
+
+        def captions(indices, step: int, micro: int) -> dict:
+            texts = [self.pairs[i].caption for i in indices]
+            return encode_captions(self.tokenizer, texts, queries, self.config.max_caption_tokens)
+
+        size = model.config.vision_config.image_size
         images = [p.image for p in self.pairs]
-        with ImagePrefetch.for_device(images, config, size, device, self.config.augment) as ahead:
-
-            def batch_at(step: int, micro: int) -> dict:
-                indices, pixels = ahead.pixels(step, micro)
-                captions = [self.pairs[i].caption for i in indices]
-                batch = encode_captions(
-                    self.tokenizer, captions, queries, self.config.max_caption_tokens
-                )
-                batch["pixel_values"] = pixels
-                return batch
-
-            yield batch_at
+        return image_batches(images, config, size, device, self.config.augment, captions)
 
     def loss(self, model, batch: dict) -> dict:
         return {"loss": model(**batch, use_cache=False).loss}

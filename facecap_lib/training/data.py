@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,3 +187,24 @@ class ImagePrefetch:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def image_batches(
+    images: Sequence,
+    config,
+    image_size: int,
+    device: torch.device,
+    augment: bool,
+    more: Callable[[np.ndarray, int, int], dict] | None = None,
+):
+    """A task's batches of images, decoded ahead (:meth:`ImagePrefetch.for_device`): a function
+    of (step, micro-batch) to ``{"pixel_values": ...}`` and what ``more(indices, step, micro)``
+    adds for those examples (captions, labels)."""
+    with ImagePrefetch.for_device(images, config, image_size, device, augment) as ahead:
+
+        def batch_at(step: int, micro: int) -> dict:
+            indices, pixels = ahead.pixels(step, micro)
+            return {"pixel_values": pixels, **(more(indices, step, micro) if more else {})}
+
+        yield batch_at

@@ -7,7 +7,6 @@ image encoder and one linear layer on its CLS output, trained end to end on AU d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from torch import nn
 
 from facecap_lib.training.checkpoints import read_weights, write_weights
 from facecap_lib.training.config import FitConfig, own_settings
-from facecap_lib.training.data import ImagePrefetch
+from facecap_lib.training.data import image_batches
 from facecap_lib.training.fit import Task
 
 OBJECTIVES = ("multilabel", "multiclass")
@@ -109,18 +108,12 @@ class FineTuneTask(Task):
     def save(self, model, folder: Path, weights: dict | None) -> None:
         write_weights(model, weights, folder / WEIGHTS_FILE)
 
-    @contextmanager
     def batches(self, model, config: FitConfig, device):
+        def targets(indices, step: int, micro: int) -> dict:
+            return {"targets": self.targets[indices]}
+
         size = self.vision.config.image_size
-        with ImagePrefetch.for_device(
-            self.images, config, size, device, self.config.augment
-        ) as ahead:
-
-            def batch_at(step: int, micro: int) -> dict:
-                indices, pixels = ahead.pixels(step, micro)
-                return {"pixel_values": pixels, "targets": self.targets[indices]}
-
-            yield batch_at
+        return image_batches(self.images, config, size, device, self.config.augment, targets)
 
     def loss(self, model, batch: dict) -> dict:
         logits, target = model(batch["pixel_values"]), batch["targets"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
@@ -56,8 +57,9 @@ Batch = dict  # tensors (moved to the device by the loop) and anything else the 
 BatchSource = Callable[[int, int], Batch]  # (step, micro-batch) -> batch
 
 
-class Task:
-    """What one kind of training supplies to :func:`fit`; the defaults suit most.
+class Task(ABC):
+    """What one kind of training supplies to :func:`fit`: the abstract methods, and the others
+    where their defaults do not suit.
 
     A task holds its data and settings. ``build`` makes a new model (random or pre-trained
     weights, on ``device`` where it can: see :func:`building_on`), ``load`` reads one that
@@ -69,17 +71,19 @@ class Task:
     name = "model"  # in log lines and the progress bar
     tokenizer = None  # a task with text keeps its tokenizer here (loaded back on resume)
 
+    @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
-        raise NotImplementedError
+        """A new model with its starting weights."""
 
+    @abstractmethod
     def load(self, folder: Path) -> nn.Module:
-        raise NotImplementedError
+        """The model :meth:`save` wrote into ``folder``."""
 
+    @abstractmethod
     def save(self, model: nn.Module, folder: Path, weights: dict | None) -> None:
         """Write ``model`` into ``folder`` (``weights``: its gathered state dict when sharded)."""
-        raise NotImplementedError
 
-    def freeze(self, model: nn.Module) -> None:
+    def freeze(self, model: nn.Module) -> None:  # noqa: B027 (a default: nothing is frozen)
         """Turn off the gradients of what stays fixed (nothing, by default)."""
 
     def parameter_groups(self, model: nn.Module, config: FitConfig) -> list[dict]:
@@ -88,13 +92,15 @@ class Task:
     def train_mode(self, model: nn.Module) -> None:
         model.train()
 
+    @abstractmethod
     def batches(
         self, model: nn.Module, config: FitConfig, device: torch.device
     ) -> AbstractContextManager[BatchSource]:
-        raise NotImplementedError
+        """The data, opened for the run: a function of (step, micro-batch) to a batch."""
 
+    @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The batch's losses; ``"loss"`` is minimised."""
 
     def settings(self) -> dict:
         """The task's own settings, recorded in every checkpoint beside the fit settings."""

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from facecap_lib.models.tokenizer import load_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import read_weights, write_weights
 from facecap_lib.training.config import FitConfig, own_settings
-from facecap_lib.training.data import ImagePrefetch, batch_indices
+from facecap_lib.training.data import batch_indices, image_batches
 from facecap_lib.training.fit import Task, building_on, fit
 
 # ---------------------------------------------------------------- the language model
@@ -150,13 +150,9 @@ class MAETask(Task):
         write_weights(model, weights, folder / MAE_WEIGHTS)
         model.config.save_pretrained(folder)
 
-    @contextmanager
     def batches(self, model, config: FitConfig, device):
         size = self.spec.vision.image_size
-        with ImagePrefetch.for_device(
-            self.images, config, size, device, self.config.augment
-        ) as ahead:
-            yield lambda step, micro: {"pixel_values": ahead.pixels(step, micro)[1]}
+        return image_batches(self.images, config, size, device, self.config.augment)
 
     def loss(self, model, batch: dict) -> dict:
         return {"loss": model(**batch).loss}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
 from facecap_lib.training import distributed
 from facecap_lib.training.config import FitConfig, own_settings
-from facecap_lib.training.data import ImagePrefetch, Pair
+from facecap_lib.training.data import Pair, image_batches
 from facecap_lib.training.fit import FitResult, Task, building_on, fit
 
 HEADS_FILE = "stage1_heads.pt"
@@ -400,26 +399,22 @@ class QFormerTask(Task):
         if self.config.freeze_vision:
             model.retrieval.vision_model.eval()
 
-    @contextmanager
     def batches(self, model, config: FitConfig, device):
-        size = model.config.vision_config.image_size
         _, dec_id = text_token_ids(self.tokenizer)
+
+        def texts(indices, step: int, micro: int) -> dict:
+            captions = [self.pairs[i].caption for i in indices]
+            seed = f"{config.seed}/{step}/{micro}/{distributed.rank()}"  # the hard negatives'
+            return {
+                **encode_texts(self.tokenizer, captions, self.config.max_caption_tokens),
+                "caption_ids": torch.tensor([self.numbers[c] for c in captions]),
+                "generator": torch.Generator().manual_seed(zlib.crc32(seed.encode())),
+                "dec_id": dec_id,
+            }
+
+        size = model.config.vision_config.image_size
         images = [p.image for p in self.pairs]
-        with ImagePrefetch.for_device(images, config, size, device, self.config.augment) as ahead:
-
-            def batch_at(step: int, micro: int) -> dict:
-                indices, pixels = ahead.pixels(step, micro)
-                captions = [self.pairs[i].caption for i in indices]
-                seed = f"{config.seed}/{step}/{micro}/{distributed.rank()}"
-                return {
-                    "pixel_values": pixels,
-                    **encode_texts(self.tokenizer, captions, self.config.max_caption_tokens),
-                    "caption_ids": torch.tensor([self.numbers[c] for c in captions]),
-                    "generator": torch.Generator().manual_seed(zlib.crc32(seed.encode())),
-                    "dec_id": dec_id,
-                }
-
-            yield batch_at
+        return image_batches(images, config, size, device, self.config.augment, texts)
 
     def loss(self, model, batch: dict) -> dict:
         return model(**batch)

@@ -205,6 +205,8 @@ def _train(args: argparse.Namespace) -> int:
     recipe = stages.chapter_recipe(
         args.smoke, args.preset, init=args.init, parallel=args.parallel, run_dir=args.run,
         device=args.device, seed=args.seed, progress=distributed.is_main(),
+        **({"foundations": None if args.foundations == "none" else args.foundations}
+           if args.foundations else {}),
     )  # fmt: skip
     names = list(stages.STAGES) if args.stage == "all" else [args.stage]
     for name in names:
@@ -212,6 +214,45 @@ def _train(args: argparse.Namespace) -> int:
     if distributed.is_main():
         print(recipe.summary().to_string(index=False))
         print(f"run folder: {recipe.run_dir}")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import transformers
+
+    from facecap_lib.training.foundations import FoundationsConfig, build_foundations
+
+    transformers.utils.logging.disable_progress_bar()  # no bars for saving weights
+    try:
+        base = FoundationsConfig.smoke if args.smoke else FoundationsConfig
+        config = base(preset=args.preset, encoder=args.encoder)
+        if args.faces:
+            corpus = replace(config.corpus, faces=args.faces)
+            config = replace(config, corpus=corpus)
+        if args.steps:
+            part = getattr(config, args.encoder)  # the encoder objective's own settings
+            part = replace(part, fit=replace(part.fit, max_steps=args.steps))
+            config = replace(config, **{args.encoder: part})
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    command = "facecap " + " ".join(args.argv)
+    foundations = build_foundations(
+        config, args.out, device=args.device, command=command, progress=sys.stderr.isatty(),
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    manifest = foundations.manifest
+    print(f"foundations of {manifest['preset']} in {foundations.folder}")
+    print(
+        f"encoder ({manifest['encoder_objective']}): final losses {manifest['final_losses']['encoder']}"
+    )
+    print(f"language model: final losses {manifest['final_losses']['language_model']}")
+    print(
+        f"linear probe on new faces: mean AU F1 {manifest['probe']['mean_f1']}, ROC-AUC {manifest['probe']['mean_auc']}"
+    )
+    print(f"wall time {manifest['wall_time_s']} s on {manifest['device']}")
     return 0
 
 
@@ -374,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument(
+        "--foundations",
+        help="what a from-scratch preset starts from: shipped (the default where the package "
+        "ships them), a folder made by facecap pretrain, or none (random weights)",
+    )
+    train.add_argument(
         "--seed",
         type=int,
         help="every stage's seed (default: the settings'; 0): another run folder",
@@ -383,6 +429,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: copy the model (ddp, the default) or shard it (fsdp), every stage",
     )  # fmt: skip
     train.set_defaults(func=_train)
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="pre-train a from-scratch preset's image encoder and language model (foundations)",
+        description="Render the SynthFACS pre-training corpus, pre-train the preset's image "
+        "encoder on it (self-supervised by default) and its language model on the caption "
+        "language, and export both with a manifest (sha256, command, commit, device, time, "
+        "losses, a linear probe). Every step resumes where it stopped. The tiny preset's "
+        "shipped foundations were made with: facecap pretrain --preset tiny --out "
+        "facecap_lib/foundations/tiny",
+    )
+    pretrain.add_argument("--preset", default="tiny")
+    pretrain.add_argument(
+        "--encoder", default="contrastive", choices=["contrastive", "mae", "supervised"],
+        help="contrastive (SimCLR on sessions) or mae, without labels; supervised: on the "
+        "corpus's AU labels",
+    )  # fmt: skip
+    pretrain.add_argument("--out", type=Path, help="export folder (default: in the work folder)")
+    pretrain.add_argument("--faces", type=int, help="pre-training faces (default 100,000)")
+    pretrain.add_argument("--steps", type=int, help="the encoder's optimizer steps")
+    pretrain.add_argument("--smoke", action="store_true", help="a tiny corpus and a few steps")
+    pretrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pretrain.set_defaults(func=_pretrain)
 
     describe = commands.add_parser("describe", help="caption photos with a trained captioner")
     describe.add_argument("photos", nargs="+")
@@ -418,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: recorded where a command must be reproducible (pretrain)
     return args.func(args)
 
 

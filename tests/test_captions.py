@@ -274,3 +274,27 @@ def test_corpus_folder_follows_splits_and_labels(tmp_path):
 def test_clean_answers_and_expression_words():
     assert check_au_caption("Answer: The outer eyebrows are raised.") == []
     assert check_au_caption("A broad smile with raised cheeks.") == ["names an emotion (smile)"]
+
+
+def test_general_captions_describe_the_picture_never_the_expression():
+    from facecap_lib.captions.general import OCCLUDED, general_caption
+    from facecap_lib.evaluation.faithfulness import parse_caption
+
+    seen = set()
+    for i in range(60):
+        truth = {
+            "identity": 1000 + i,
+            "yaw": [-15.0, 0.0, 15.0][i % 3],
+            "pitch": [-8.0, 0.0, 8.0][i // 3 % 3],
+            "light_x": [-0.6, 0.0, 0.6][i // 9 % 3],
+            "occluder": [None, *OCCLUDED][i % 4],
+        }
+        caption = general_caption(truth, key=str(i))
+        parsed = parse_caption(caption)
+        assert not parsed.aus and not parsed.emotions, caption
+        seen.add(caption.split(",")[0][:12])
+    assert general_caption(truth, "a") == general_caption(truth, "a")  # deterministic
+    assert len(seen) == 3  # the three wordings
+    turned = {"identity": 1, "yaw": 15.0, "pitch": 0.0, "light_x": -0.6, "occluder": "mask"}
+    text = general_caption(turned, "x")
+    assert "turned to the right" in text and "lit from the left" in text and "face mask" in text

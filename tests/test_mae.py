@@ -85,3 +85,34 @@ def test_mae_pretraining_reduces_reconstruction_loss(tmp_path):
             return mae.eval()(pixel_values=pixels).loss.item()
 
     assert loss(model) < 0.95 * loss(untrained)
+
+
+def test_mae_blanks_masked_patches_before_a_conv_stem():
+    """With a conv stem, a masked patch's pixels must not reach the visible tokens: the stem's
+    receptive field spans neighbouring patches (mae_loss blanks them first)."""
+    import torch
+
+    from facecap_lib.models.mae import build_mae, mae_loss, mask_from_noise
+    from facecap_lib.models.presets import preset
+
+    torch.manual_seed(0)
+    mae = build_mae(preset("tiny")).eval()
+    pixels = torch.randn(2, 3, 64, 64)
+    noise = torch.rand(2, mae.vit.embeddings.patch_embeddings.num_patches)
+    mask = mask_from_noise(noise, mae.config.mask_ratio)
+    assert mask.sum(1).tolist() == [48.0, 48.0]  # 75% of 64 patches
+    loss, out = mae_loss(mae, pixels, noise)
+    assert torch.equal(out.mask, mask)  # the model masked the same patches
+    grid = mask[0].reshape(8, 8)
+    row, col = next(  # a masked patch beside a visible one
+        (r, c) for r in range(8) for c in range(1, 8) if grid[r, c] == 1 and grid[r, c - 1] == 0
+    )
+    changed = pixels.clone()
+    changed[0, :, row * 8 : row * 8 + 8, col * 8 : col * 8 + 8] += torch.randn(3, 8, 8)  # masked
+    changed_loss, changed_out = mae_loss(mae, changed, noise)
+    assert torch.equal(out.logits, changed_out.logits)  # no visible token saw the change
+    assert changed_loss != loss  # the loss is against the true pixels of the masked patches
+    with torch.no_grad():  # without blanking, the stem leaks the masked patch
+        leaked = mae(pixel_values=changed, noise=noise).logits
+        plain = mae(pixel_values=pixels, noise=noise).logits
+    assert not torch.equal(leaked, plain)

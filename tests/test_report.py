@@ -52,6 +52,13 @@ def test_failure_findings_by_hand():
     )
     table = failure_findings(repeats, recall, confusion)
     assert table["seen here"].all()
+    below = failure_findings(
+        repeats.assign(**{"repeated sentence %": [80.0, 1.0, 2.0]}),
+        recall.assign(drop=[0.05, 0.05, 0.0]),
+        confusion,
+    )  # a drop of 0.03 and 1.5% repeats are under the stated thresholds
+    assert list(below["seen here"]) == [False, True, False]
+    assert "(threshold 0.10)" in below["evidence"].iloc[0]
     evidence = table["evidence"].tolist()
     assert "mean recall drop 0.27" in evidence[0] and "mask 0.40" in evidence[0]
     assert (
@@ -59,3 +66,4 @@ def test_failure_findings_by_hand():
     )  # (2 + 1) of 20; "none" is not a wrong emotion
     assert "happiness described as contempt" in evidence[1]
     assert evidence[2].startswith("20.0%") and "untrained: 80.0%" in evidence[2]
+    assert "threshold 5%" in evidence[2]

@@ -24,6 +24,7 @@ from facecap_lib.training.stage1 import (
     itc_loss,
     itg_attention_mask,
     itm_pairs,
+    retrieval_recall,
     stage1_losses,
     text_token_ids,
     train_qformer,
@@ -261,3 +262,28 @@ def test_itc_learns_from_scratch_to_match_colours_and_captions():
         losses["itc"].backward()
         optimizer.step()
     assert losses["itc"].item() < 0.7 * math.log(16)
+
+
+def test_retrieval_recall_ranks_by_the_itc_similarity(pairs, tokenizer, monkeypatch):
+    """Recall@k of stage 1's similarity: checked against a similarity we choose, through the
+    same call; equal captions count as hits both ways."""
+    torch.manual_seed(0)
+    model = build_pretrainer(preset("tiny"), tokenizer)
+    images, captions = [p.image for p in pairs], [p.caption for p in pairs]
+    every = retrieval_recall(model, tokenizer, images, captions, ks=(1, len(pairs)))
+    assert every[f"i2t@{len(pairs)}"] == every[f"t2i@{len(pairs)}"] == 1.0
+    assert 0.0 <= every["i2t@1"] <= 1.0
+    same = retrieval_recall(model, tokenizer, images, [captions[0]] * len(pairs), ks=(1,))
+    assert same == {"i2t@1": 1.0, "t2i@1": 1.0}  # any caption with the image's text is a hit
+    # projections that give each image and each caption the same vector: perfect recall
+    text = {c: torch.nn.functional.normalize(torch.randn(64), dim=0) for c in set(captions)}
+    own = torch.stack([text[c] for c in captions])
+    r = model.retrieval
+    image_side = type(
+        "Own", (torch.nn.Module,), {"forward": lambda s, h: own[:, None].expand(-1, h.shape[1], -1)}
+    )
+    text_side = type("Own", (torch.nn.Module,), {"forward": lambda s, h: own})
+    monkeypatch.setattr(r, "vision_projection", image_side())
+    monkeypatch.setattr(r, "text_projection", text_side())
+    perfect = retrieval_recall(model, tokenizer, images, captions, ks=(1,), batch_size=len(pairs))
+    assert perfect == {"i2t@1": 1.0, "t2i@1": 1.0}

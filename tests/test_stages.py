@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+import torch
 
 from facecap_lib.captions.corpus import caption_corpus
 from facecap_lib.captions.rules import au_caption, emotion_caption
@@ -14,8 +15,10 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import BASIC_PROTOTYPES
 from facecap_lib.training import STAGES
+from facecap_lib.training.foundations import FoundationsConfig, build_foundations
 from facecap_lib.training.stages import Recipe, RecipeConfig, _changed, content_statement, lm_texts
 
+SCRATCH = replace(RecipeConfig.smoke(), foundations=None)  # the language model trained here
 AU_FACES = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {6, 12, 25}, set(), {1, 2, 5}, {4}]
 EMOTION_FACES = ["happiness", "surprise", "anger", "sadness", "happiness", "fear"]
 
@@ -67,7 +70,7 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
     faces, tables, describer, work = corpus
     logged = []
     recipe = Recipe(
-        faces, tables, tmp_path / "run", describer, RecipeConfig.smoke(),
+        faces, tables, tmp_path / "run", describer, SCRATCH,
         work=work, device="cpu", log=logged.append, progress=False,
     )  # fmt: skip
     for stage in STAGES:
@@ -92,19 +95,24 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
         "Cat-BLIP",
         "Exp-BLIP",
     ]
-    assert summary["sample content match"].between(0, 1).all()
+    rows = summary.set_index("captioner")  # each scored on the aspects its faces are labelled with
+    assert 0 <= rows.loc["AU-BLIP", "sample au f1"] <= 1
+    assert pd.isna(rows.loc["AU-BLIP", "sample emotion hit"])
+    assert 0 <= rows.loc["Emot-BLIP", "sample emotion hit"] <= 1
+    assert pd.isna(rows.loc["Emot-BLIP", "sample au f1"])
+    assert rows.loc["Exp-BLIP", ["sample au f1", "sample emotion hit"]].between(0, 1).all()
 
     logged.clear()
     again = Recipe(
-        faces, tables, tmp_path / "run", describer, RecipeConfig.smoke(),
+        faces, tables, tmp_path / "run", describer, SCRATCH,
         work=work, device="cpu", log=logged.append, progress=False,
     )  # fmt: skip
     result = again.run("exp")
-    assert result.resumed_from == RecipeConfig.smoke().captioner.fit.max_steps  # loaded, not redone
+    assert result.resumed_from == SCRATCH.captioner.fit.max_steps  # loaded, not redone
     assert not any("step" in line for line in logged)
     with pytest.raises(ValueError, match="unknown stage"):
         again.run("stage-4")
-    changed = fewer_lm_steps(RecipeConfig.smoke(), 7)  # finished stages must not be reused
+    changed = fewer_lm_steps(SCRATCH, 7)  # finished stages must not be reused
     with pytest.raises(
         ValueError, match=r"other settings \(changed: recipe.language_model.fit.max_steps\)"
     ):
@@ -112,11 +120,45 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
 
 
 def test_settings_fingerprint_follows_recipe_and_preset():
-    config = RecipeConfig.smoke()
+    config = SCRATCH
     other = fewer_lm_steps(config, config.language_model.fit.max_steps + 1)
-    assert config.fingerprint() == RecipeConfig.smoke().fingerprint() != other.fingerprint()
+    assert config.fingerprint() == replace(RecipeConfig.smoke(), foundations=None).fingerprint()
+    assert config.fingerprint() != other.fingerprint()
     assert _changed(config.settings(), other.settings()) == ["recipe.language_model.fit.max_steps"]
     assert "preset" in config.settings() and "stem" in config.settings()["preset"]["vision"]
     fast = config.with_fits(compile=True, log_every=1)
     assert fast.fingerprint() == config.fingerprint()  # how a run goes, not what it trains
     assert {f.parallel for f in config.with_fits(parallel="fsdp").fits().values()} == {"fsdp"}
+
+
+@pytest.fixture(scope="module")
+def foundations(tmp_path_factory):
+    work = tmp_path_factory.mktemp("foundations")
+    return build_foundations(
+        FoundationsConfig.smoke(), work / "export", work=work, log=None, progress=False
+    )
+
+
+def test_recipe_starts_from_foundations(corpus, foundations, tmp_path):
+    """The tokenizer, the frozen language model and the image encoder come from the foundations;
+    nothing is pre-trained in the run folder, and the run folder's identity names them."""
+    faces, tables, describer, work = corpus
+    config = replace(RecipeConfig.smoke(), foundations=str(foundations.folder))
+    logged = []
+    recipe = Recipe(
+        faces, tables, tmp_path / "run", describer, config,
+        work=work, device="cpu", log=logged.append, progress=False,
+    )  # fmt: skip
+    assert any(f"foundations tiny/{foundations.digest}" in line for line in logged)
+    assert recipe.tokenizer().get_vocab() == foundations.tokenizer.get_vocab()
+    stage1 = recipe.qformer().model.retrieval.vision_model.state_dict()
+    for key, value in foundations.vision_state.items():  # frozen in stage 1: still the same
+        assert torch.equal(stage1[key], value), key
+    au_blip = recipe.captioner("au").model
+    lm = foundations.language_model().state_dict()
+    for key, value in au_blip.language_model.state_dict().items():  # frozen in stage 2
+        assert torch.equal(value, lm[key]), key
+    assert not (tmp_path / "run" / "language_model").exists()
+    assert config.fingerprint() != SCRATCH.fingerprint()
+    assert "language_model" not in config.settings()["recipe"]  # unused: not part of the identity
+    assert config.settings()["recipe"]["foundations"] == foundations.digest

@@ -14,6 +14,7 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.training.captioner import CaptionerConfig, CaptionerTask
 from facecap_lib.training.config import FitConfig
+from facecap_lib.training.contrastive import ContrastiveConfig, ContrastiveTask
 from facecap_lib.training.data import Pair
 from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
 from facecap_lib.training.fit import Task
@@ -25,7 +26,7 @@ from facecap_lib.training.pretrain import (
 )
 from facecap_lib.training.stage1 import QFormerConfig, QFormerTask
 
-TASKS = ("captioner", "qformer", "language_model", "mae", "fine_tune")
+TASKS = ("captioner", "qformer", "language_model", "mae", "contrastive", "fine_tune")
 AU_SETS = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {12, 25}, {9, 10}]
 PROBED = (1, 4, 6, 12, 25)  # the fine-tuning probe's AUs
 
@@ -53,6 +54,10 @@ def make(name: str, pairs: list[Pair], tokenizer, **settings) -> Task:
         return LanguageModelTask(spec, tokenizer, texts, LanguageModelConfig(**settings))
     if name == "mae":
         return MAETask(spec, [p.image for p in pairs], MAEConfig(**settings))
+    if name == "contrastive":  # sessions of one image: the tests' batches are of 2 and 3
+        return ContrastiveTask(
+            spec, [p.image for p in pairs], ContrastiveConfig(session=1, **settings)
+        )
     if name == "fine_tune":
         torch.manual_seed(1)
         vision = build_model(spec, tokenizer).vision_model

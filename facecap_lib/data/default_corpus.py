@@ -19,7 +19,13 @@ import pandas as pd
 
 from facecap_lib.data import sources
 from facecap_lib.data.curate import curate
-from facecap_lib.data.synth.corpus import FORMATS, VIDEO_FORMATS, CorpusConfig, synthesize
+from facecap_lib.data.synth.corpus import (
+    FORMATS,
+    TRUTH_VERSION,
+    VIDEO_FORMATS,
+    CorpusConfig,
+    synthesize,
+)
 from facecap_lib.data.synth.render import RENDERER_VERSION
 from facecap_lib.data.table import load_face_table, save_face_table
 from facecap_lib.paths import cache_root
@@ -56,7 +62,7 @@ class DefaultCorpus:
 
     def key(self) -> str:
         """12 hex digits of these settings and the renderer's version: new images, new folder."""
-        settings = {**asdict(self), "renderer": RENDERER_VERSION}
+        settings = {**asdict(self), "renderer": RENDERER_VERSION, "truth": TRUTH_VERSION}
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

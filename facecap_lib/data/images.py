@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageEnhance, ImageOps, UnidentifiedImageError
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP / BLIP-2 image statistics
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -50,11 +50,20 @@ def to_tensor(images: Sequence[Image.Image | np.ndarray], size: int) -> torch.Te
 
 
 class Augment:
-    """Random resized crop (scale 0.5-1 of the area, aspect 3/4-4/3) and horizontal flip."""
+    """Random resized crop (scale 0.5-1 of the area, aspect 3/4-4/3) and horizontal flip; with
+    ``color`` > 0 also SimCLR's colour distortion (Chen et al. 2020): brightness, contrast and
+    saturation each scaled by a factor in [1 - color, 1 + color] in random order, with
+    probability 0.8, then grey with probability 0.2."""
 
-    def __init__(self, seed: int = 0, scale: tuple[float, float] = (0.5, 1.0), flip: float = 0.5):
+    def __init__(
+        self,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.5, 1.0),
+        flip: float = 0.5,
+        color: float = 0.0,
+    ):
         self.rng = np.random.default_rng(seed)
-        self.scale, self.flip = scale, flip
+        self.scale, self.flip, self.color = scale, flip, color
 
     def __call__(self, image: Image.Image) -> Image.Image:
         w, h = image.size
@@ -68,4 +77,16 @@ class Augment:
                 break
         if self.rng.uniform() < self.flip:
             image = ImageOps.mirror(image)
+        if self.color > 0:
+            image = self._distort_colour(image)
+        return image
+
+    def _distort_colour(self, image: Image.Image) -> Image.Image:
+        if self.rng.uniform() < 0.8:
+            enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]
+            for i in self.rng.permutation(len(enhancers)):
+                factor = self.rng.uniform(1 - self.color, 1 + self.color)
+                image = enhancers[i](image).enhance(factor)
+        if self.rng.uniform() < 0.2:
+            image = ImageOps.grayscale(image).convert("RGB")
         return image

@@ -180,10 +180,10 @@ def fine_tune(
     progress: bool = True,
     out_dir: str | Path | None = None,
 ):
-    """Train a BLIP-2 model's image encoder and a linear layer on its CLS output end to end (the
-    paper's fine-tuning strategy: :class:`~facecap_lib.training.finetune.FineTuneTask`, AdamW,
-    cosine schedule). Returns a function that scores new images like :meth:`Probe.scores`.
-    ``model`` is changed in place. With ``out_dir`` the run is checkpointed there, resumed, and
+    """Train a BLIP-2 model's image encoder (or ``model`` itself, a ``Blip2VisionModel``) and a
+    linear layer on its CLS output end to end (the paper's fine-tuning strategy:
+    :class:`~facecap_lib.training.finetune.FineTuneTask`, AdamW, cosine schedule). Returns a
+    function that scores new images like :meth:`Probe.scores`. ``model`` is changed in place. With ``out_dir`` the run is checkpointed there, resumed, and
     loaded instead of redone once finished; without, it trains in a temporary folder."""
     import tempfile
     from contextlib import nullcontext
@@ -197,12 +197,13 @@ def fine_tune(
         fit=replace(defaults.fit, max_steps=steps, batch_size=batch_size, lr=lr, seed=seed),
         objective=task,
     )
-    tuner = FineTuneTask(model.vision_model, images, y, config)
+    vision = getattr(model, "vision_model", model)
+    tuner = FineTuneTask(vision, images, y, config)
     device = next(model.parameters()).device
     with tempfile.TemporaryDirectory() if out_dir is None else nullcontext(out_dir) as folder:
         trained = fit(tuner, folder, config.fit, device=device, log=None, progress=progress).model
     trained.eval()
-    size = model.config.vision_config.image_size
+    size = vision.config.image_size
 
     @torch.no_grad()
     def scores(new_images: Sequence) -> np.ndarray:

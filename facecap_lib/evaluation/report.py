@@ -62,6 +62,25 @@ def emotion_naming(recipe, checkpoint: str | Path, n: int, *, seed: int = 1) -> 
     return named.assign(single=~named["labels"].str.contains("+", regex=False))
 
 
+def stage1_recall(recipe, n: int = 400, ks=(1, 5), *, seed: int = 1) -> dict[str, float]:
+    """Held-out image-text retrieval after BLIP-2 stage 1
+    (:func:`facecap_lib.training.stage1.retrieval_recall`): ``n`` test faces of new people with
+    their rule-based caption (AU-labelled faces: the AU rule caption, or the fixed no-AU text;
+    emotion-labelled faces: the emotion caption), recall@k both ways."""
+    from facecap_lib.training.stage1 import retrieval_recall
+
+    captions = recipe.tables["captions"]
+    rule = captions[(captions["split"] == "test") & captions["generator"].isin(["rule", "fixed"])]
+    rule = rule.drop_duplicates("image_id").sample(
+        min(n, rule["image_id"].nunique()), random_state=seed
+    )
+    pairs = recipe.pairs(rule, "test")
+    stage1 = recipe.qformer()
+    return retrieval_recall(
+        stage1.model, stage1.tokenizer, [p.image for p in pairs], [p.caption for p in pairs], ks
+    )
+
+
 def references(recipe, faces: pd.DataFrame, kind: str = "au") -> list[list[str]]:
     """Every corpus caption of ``kind`` (``au``: rule-based and LLM-style AU captions;
     ``emotion``) for each face: the references the paper takes the maximum over."""
@@ -275,16 +294,28 @@ def fine_tune_table(
     return probes.probe_table(results)
 
 
+# How large each failure must be before a chapter says it is seen: a few faces, a few points of
+# recall or a single repeated caption are noise at chapter 6's sample sizes (~150 faces).
+FAILURE_THRESHOLDS = {
+    "occlusion": 0.10,  # mean drop in AU recall when an occluder is added
+    "emotion": 0.10,  # share of emotion-labelled faces whose caption names another emotion
+    "repetition": 5.0,  # % of the trained captioners' captions that repeat a sentence
+}
+
+
 def failure_findings(
     repeats: pd.DataFrame,
     recall: pd.DataFrame,
     confusion: pd.DataFrame,
     captioner: str = "Exp-BLIP",
+    thresholds: Mapping[str, float] = FAILURE_THRESHOLDS,
 ) -> pd.DataFrame:
     """The paper's three failure modes (supplementary Fig. 2), each measured here: occlusion
     costs AU mentions (mean drop in recall over occluders and AUs), emotions are inferred wrongly
     (share of emotion-labelled faces whose caption names another emotion, and the most frequent
-    confusion), and captions repeat themselves (repetition rate of the trained captioners)."""
+    confusion), and captions repeat themselves (repetition rate of the trained captioners). Each
+    is "seen here" only past its threshold (:data:`FAILURE_THRESHOLDS`), which the evidence
+    states."""
     drop = recall["drop"].mean()
     worst = recall.groupby("occluder")["drop"].mean()
     wrong_cells = confusion.copy()
@@ -295,27 +326,28 @@ def failure_findings(
         wrong_cells = wrong_cells.drop(columns="none")
     wrong = wrong_cells.to_numpy().sum() / max(1, confusion.to_numpy().sum())
     top = wrong_cells.stack().idxmax() if wrong_cells.to_numpy().sum() else ("-", "-")
-    trained = repeats.drop(index="untrained", errors="ignore")
+    trained = repeats.drop(index=["untrained", "general"], errors="ignore")
     rate = trained["repeated sentence %"].mean()
     return pd.DataFrame(
         [
             {
                 "failure": "occlusion of large face areas leads to wrong descriptions",
-                "evidence": f"mean recall drop {drop:.2f}; by occluder "
+                "evidence": f"mean recall drop {drop:.2f} (threshold {thresholds['occlusion']:.2f}); by occluder "
                 + ", ".join(f"{k} {v:.2f}" for k, v in worst.items()),
-                "seen here": bool(drop > 0),
+                "seen here": bool(drop > thresholds["occlusion"]),
             },
             {
                 "failure": "wrong inference of the emotion",
-                "evidence": f"{captioner} names emotions other than the label for {wrong:.0%} of labelled faces; "
-                f"most frequent: {top[0]} described as {top[1]}",
-                "seen here": bool(wrong > 0),
+                "evidence": f"{captioner} names emotions other than the label for {wrong:.0%} of labelled faces "
+                f"(threshold {thresholds['emotion']:.0%}); most frequent: {top[0]} described as {top[1]}",
+                "seen here": bool(wrong > thresholds["emotion"]),
             },
             {
                 "failure": "duplicate outputs (repeated sentences)",
                 "evidence": f"{rate:.1f}% of trained captioners' captions repeat a sentence "
-                f"(untrained: {repeats['repeated sentence %'].get('untrained', float('nan')):.1f}%)",
-                "seen here": bool(rate > 0),
+                f"(threshold {thresholds['repetition']:.0f}%; untrained: "
+                f"{repeats['repeated sentence %'].get('untrained', float('nan')):.1f}%)",
+                "seen here": bool(rate > thresholds["repetition"]),
             },
         ]
     ).set_index("failure")

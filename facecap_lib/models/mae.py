@@ -61,6 +61,41 @@ def build_mae(spec: Preset, mask_ratio: float = 0.75) -> ViTMAEForPreTraining:
     return mae
 
 
+def mask_from_noise(noise: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The ``[B, patches]`` mask (1: masked) that ``ViTMAEEmbeddings.random_masking`` makes from
+    the same ``noise``: the patches with the largest noise are masked."""
+    keep = int(noise.shape[1] * (1 - ratio))
+    order = torch.argsort(noise, dim=1)
+    mask = torch.ones_like(noise)
+    mask[:, :keep] = 0
+    return torch.gather(mask, 1, torch.argsort(order, dim=1))
+
+
+def mae_loss(mae: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise=None):
+    """MAE's loss and outputs, with the masked patches blanked in the **pixels** before a conv
+    stem sees them (ConvMAE's fix, Gao et al. 2022): a stem's receptive field spans several
+    patches, so without it every visible token carries a view of its masked neighbours and
+    rebuilding them teaches little. The loss is against the true pixels of the masked patches,
+    as ``ViTMAEForPreTraining`` computes it (per-patch normalised with ``norm_pix_loss``).
+    Returns ``(loss, outputs)``; ``noise`` ``[B, patches]`` fixes the mask (default: random)."""
+    batch, patches = pixel_values.shape[0], mae.vit.embeddings.patch_embeddings.num_patches
+    if noise is None:
+        noise = torch.rand(batch, patches, device=pixel_values.device)
+    seen = pixel_values
+    if isinstance(mae.vit.embeddings.patch_embeddings.projection, ConvStem):
+        grid, size = int(patches**0.5), mae.config.patch_size
+        mask = mask_from_noise(noise, mae.config.mask_ratio).reshape(batch, 1, grid, grid)
+        pixel_mask = mask.repeat_interleave(size, 2).repeat_interleave(size, 3)
+        seen = pixel_values * (1 - pixel_mask).to(pixel_values.dtype)  # 0: the mean colour
+    out = mae(pixel_values=seen, noise=noise)
+    target = mae.patchify(pixel_values)
+    if mae.config.norm_pix_loss:
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        target = (target - mean) / (var + 1.0e-6) ** 0.5
+    each = ((out.logits.float() - target.float()) ** 2).mean(-1)
+    return (each * out.mask).sum() / out.mask.sum(), out
+
+
 def mae_to_blip2_state(mae_state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
     """Encoder weights of a ``ViTMAEForPreTraining`` (or ``ViTMAEModel``) state dict, renamed and
     fused for ``Blip2VisionModel``. Raises ``KeyError`` naming a missing encoder weight."""
@@ -149,3 +184,28 @@ def install_mae_encoder(captioner, mae: ViTMAEForPreTraining) -> None:
             f"MAE encoder does not fit: unknown {unknown}, not filled {unfilled}, shapes differ {wrong}"
         )
     captioner.vision_model.load_state_dict(state)
+
+
+@torch.no_grad()
+def reconstruct(
+    mae: ViTMAEForPreTraining, pixel_values: torch.Tensor, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What an MAE sees and rebuilds, in the input's pixel space (``[B, 3, H, W]``, normalised as
+    the input): the image with its masked patches blanked, the reconstruction of the masked
+    patches pasted into the visible ones, and the ``[B, patches]`` mask (1: masked). With
+    ``norm_pix_loss`` the model predicts each patch normalised by its own mean and variance;
+    those are taken from the true patch to draw it, as the MAE authors' demo does."""
+    mae.eval()
+    generator = torch.Generator().manual_seed(seed)
+    patches = mae.config.num_channels * mae.config.patch_size**2
+    noise = torch.rand(pixel_values.shape[0], mae.vit.embeddings.patch_embeddings.num_patches, generator=generator)
+    _, out = mae_loss(mae, pixel_values, noise)
+    target = mae.patchify(pixel_values)
+    predicted = out.logits
+    if mae.config.norm_pix_loss:
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        predicted = predicted * (var + 1.0e-6) ** 0.5 + mean
+    mask = out.mask[..., None].expand(-1, -1, patches)
+    masked = mae.unpatchify(target * (1 - mask))
+    pasted = mae.unpatchify(target * (1 - mask) + predicted * mask)
+    return masked, pasted, out.mask

@@ -18,6 +18,7 @@ from transformers import (
     Blip2ForConditionalGeneration,
     Blip2QFormerConfig,
     Blip2VisionConfig,
+    Blip2VisionModel,
     OPTConfig,
 )
 
@@ -140,20 +141,7 @@ def blip2_config(
 ) -> Blip2Config:
     """A ``Blip2Config`` of this shape for a tokenizer with these special tokens."""
     v, q, lm = spec.vision, spec.qformer, spec.lm
-    vision = Blip2VisionConfig(
-        image_size=v.image_size,
-        patch_size=v.patch_size,
-        hidden_size=v.hidden,
-        num_hidden_layers=v.layers,
-        num_attention_heads=v.heads,
-        intermediate_size=v.mlp,
-        initializer_range=0.02,  # transformers' code default is 1e-10: a from-scratch ViT would see nothing
-    )
-    if v.stem:
-        check_stem(v.stem, v.patch_size)
-        check_layout(v.stem_layout)
-        vision.conv_stem = list(v.stem)
-        vision.conv_stem_layout = v.stem_layout
+    vision = vision_config(spec)
     qformer = Blip2QFormerConfig(
         hidden_size=q.hidden,
         num_hidden_layers=q.layers,
@@ -185,6 +173,33 @@ def blip2_config(
         num_query_tokens=q.queries,
         image_token_index=image_token_id,
     )
+
+
+def vision_config(spec: Preset) -> Blip2VisionConfig:
+    """The ``Blip2VisionConfig`` of a preset's image encoder (its conv stem included)."""
+    v = spec.vision
+    vision = Blip2VisionConfig(
+        image_size=v.image_size,
+        patch_size=v.patch_size,
+        hidden_size=v.hidden,
+        num_hidden_layers=v.layers,
+        num_attention_heads=v.heads,
+        intermediate_size=v.mlp,
+        initializer_range=0.02,  # transformers' code default is 1e-10: a from-scratch ViT would see nothing
+    )
+    if v.stem:
+        check_stem(v.stem, v.patch_size)
+        check_layout(v.stem_layout)
+        vision.conv_stem = list(v.stem)
+        vision.conv_stem_layout = v.stem_layout
+    return vision
+
+
+def build_vision_encoder(spec: Preset):
+    """A preset's image encoder alone (``Blip2VisionModel``, conv stem installed), random weights."""
+    encoder = Blip2VisionModel(vision_config(spec))
+    install_conv_stem(encoder)
+    return encoder
 
 
 def build_model(spec: Preset, tokenizer) -> Blip2ForConditionalGeneration:

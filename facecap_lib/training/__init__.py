@@ -12,5 +12,7 @@ CAPTIONERS = {
     "cat": "Cat-BLIP",
     "exp": "Exp-BLIP",
 }
-# Every captioner a chapter scores: the untrained baseline (stage 1 only) and the five.
-TITLES = {"untrained": "untrained", **CAPTIONERS}
+# Every captioner a chapter scores: two baselines, the untrained one (stage 1 only) and a general
+# captioner (the same training on captions that never describe the expression:
+# captions.general), and the five.
+TITLES = {"untrained": "untrained", "general": "general", **CAPTIONERS}

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -44,6 +44,18 @@ def batch_indices(n: int, step: int, micro: int, config) -> np.ndarray:
         epoch, offset = divmod(position, n)
         out.append(_epoch_order(config.seed, epoch, n)[offset])
     return np.array(out)
+
+
+def group_indices(n: int, group: int, step: int, micro: int, config) -> np.ndarray:
+    """:func:`batch_indices` over groups of ``group`` consecutive examples (examples ``g * group``
+    to ``g * group + group - 1`` are group ``g``; a last incomplete group is left out): each
+    micro-batch holds ``config.batch_size // group`` whole groups."""
+    if config.batch_size % group:
+        raise ValueError(f"batch_size {config.batch_size} is not a multiple of the group, {group}")
+    groups = batch_indices(
+        n // group, step, micro, replace(config, batch_size=config.batch_size // group)
+    )
+    return (groups[:, None] * group + np.arange(group)).reshape(-1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -85,21 +97,32 @@ def load_images(
     *,
     seed: int,
     augment: bool,
+    color: float = 0.0,
+    views: int = 1,
     pool=None,
     read=load_rgb,
 ) -> list[Image.Image]:
     """The images ``indices`` of ``images`` (files, or PIL images with a :class:`DecodedImages`
-    reader), augmented with a seed of (run seed, step, example): the same crops and flips after a
-    resume, whichever thread of ``pool`` (if given) decodes them. ``read`` opens an image file
-    (:func:`load_rgb`, or a :class:`DecodedImages`)."""
+    reader), augmented with a seed of (run seed, step, example, view): the same crops, flips and
+    (with ``color``) colour distortions after a resume, whichever thread of ``pool`` (if given)
+    decodes them. With ``views`` > 1 each image is read once and augmented ``views`` ways; the
+    result holds every example's first view, then every example's second, and so on. ``read``
+    opens an image file (:func:`load_rgb`, or a :class:`DecodedImages`)."""
 
-    def one(i) -> Image.Image:
+    def one(i) -> list[Image.Image]:
         image = read(images[i])
-        if augment:
-            image = Augment(seed=zlib.crc32(f"{seed}/{step}/{i}".encode()))(image)
-        return image
+        if not augment:
+            return [image] * views
+        out = []
+        for view in range(views):  # view 0: the seeds single-view runs always had
+            tag = f"/{view}" if view else ""
+            out.append(
+                Augment(seed=zlib.crc32(f"{seed}/{step}/{i}{tag}".encode()), color=color)(image)
+            )
+        return out
 
-    return list(pool.map(one, indices)) if pool is not None else [one(i) for i in indices]
+    each = list(pool.map(one, indices)) if pool is not None else [one(i) for i in indices]
+    return [example[view] for view in range(views) for example in each]
 
 
 class ImagePrefetch:
@@ -118,6 +141,12 @@ class ImagePrefetch:
             seed, steps).
         image_size: pixels per side of the batch.
         augment: random resized crops and flips (:class:`~facecap_lib.data.images.Augment`).
+        color: the strength of colour distortion when augmenting (0: none).
+        views: differently augmented copies of each example, stacked view after view: a batch
+            of ``B`` examples gives ``views * B`` images (contrastive pre-training uses 2).
+        order: which examples a micro-batch takes, ``(step, micro) -> indices`` (default
+            :func:`batch_indices`; contrastive pre-training keeps sessions together,
+            :func:`group_indices`).
     """
 
     def __init__(
@@ -127,6 +156,9 @@ class ImagePrefetch:
         image_size: int,
         *,
         augment: bool = True,
+        color: float = 0.0,
+        views: int = 1,
+        order: Callable[[int, int], np.ndarray] | None = None,
         threads: int | None = None,
         background: bool = True,
         cache_mb: float = 1024,
@@ -134,6 +166,8 @@ class ImagePrefetch:
     ):
         self.images, self.config, self.size, self.augment = images, config, image_size, augment
         self.background, self.pin = background, pin
+        self.color, self.views = color, views
+        self.order = order or (lambda step, micro: batch_indices(len(images), step, micro, config))
         self.read = DecodedImages(cache_mb)
         threads = threads or min(8, os.cpu_count() or 1)
         self.decoders = ThreadPoolExecutor(threads, thread_name_prefix="facecap-decode")
@@ -142,22 +176,29 @@ class ImagePrefetch:
 
     @classmethod
     def for_device(
-        cls, images: Sequence, config, image_size: int, device: torch.device, augment: bool = True
+        cls,
+        images: Sequence,
+        config,
+        image_size: int,
+        device: torch.device,
+        augment: bool = True,
+        **options,
     ) -> ImagePrefetch:
         """In the background on a GPU, in page-locked memory (so that the copy to the GPU does
         not hold up the host); in the training thread on a CPU, whose cores the model's own
         threads already use (threads there made the tiny preset 9% slower on 2 cores)."""
         gpu = device.type == "cuda"
         return cls(
-            images, config, image_size, augment=augment, background=device.type != "cpu", pin=gpu
-        )
+            images, config, image_size, augment=augment, background=device.type != "cpu", pin=gpu,
+            **options,
+        )  # fmt: skip
 
     def _build(self, step: int, micro: int) -> tuple[np.ndarray, torch.Tensor]:
-        indices = distributed.shard(batch_indices(len(self.images), step, micro, self.config))
+        indices = distributed.shard(self.order(step, micro))
         pool = self.decoders if self.background else None
         images = load_images(
             self.images, indices, step, seed=self.config.seed, augment=self.augment,
-            pool=pool, read=self.read,
+            color=self.color, views=self.views, pool=pool, read=self.read,
         )  # fmt: skip
         pixels = to_tensor(images, self.size)
         return indices, pixels.pin_memory() if self.pin else pixels
@@ -197,11 +238,12 @@ def image_batches(
     device: torch.device,
     augment: bool,
     more: Callable[[np.ndarray, int, int], dict] | None = None,
+    **options,
 ):
-    """A task's batches of images, decoded ahead (:meth:`ImagePrefetch.for_device`): a function
-    of (step, micro-batch) to ``{"pixel_values": ...}`` and what ``more(indices, step, micro)``
-    adds for those examples (captions, labels)."""
-    with ImagePrefetch.for_device(images, config, image_size, device, augment) as ahead:
+    """A task's batches of images, decoded ahead (:meth:`ImagePrefetch.for_device`, which takes
+    ``options``): a function of (step, micro-batch) to ``{"pixel_values": ...}`` and what
+    ``more(indices, step, micro)`` adds for those examples (captions, labels)."""
+    with ImagePrefetch.for_device(images, config, image_size, device, augment, **options) as ahead:
 
         def batch_at(step: int, micro: int) -> dict:
             indices, pixels = ahead.pixels(step, micro)

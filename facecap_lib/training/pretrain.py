@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
 from facecap_lib.models.language import language_model_config
-from facecap_lib.models.mae import build_mae
+from facecap_lib.models.mae import build_mae, mae_loss
 from facecap_lib.models.presets import Preset
 from facecap_lib.models.tokenizer import load_tokenizer
 from facecap_lib.training import distributed
@@ -155,7 +155,7 @@ class MAETask(Task):
         return image_batches(self.images, config, size, device, self.config.augment)
 
     def loss(self, model, batch: dict) -> dict:
-        return {"loss": model(**batch).loss}
+        return {"loss": mae_loss(model, batch["pixel_values"])[0]}
 
     def settings(self) -> dict:
         return {"preset": self.spec.name, "images": len(self.images), **own_settings(self.config)}

@@ -309,6 +309,62 @@ def stage1_losses(
     return {"itc": itc, "itm": itm, "itg": itg, "loss": itc + itm + itg}
 
 
+@torch.no_grad()
+def retrieval_recall(
+    model: QFormerPretrainer,
+    tokenizer,
+    images: Sequence,
+    captions: Sequence[str],
+    ks: Sequence[int] = (1, 5),
+    *,
+    max_caption_tokens: int = 96,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Image-to-text and text-to-image recall@k of stage 1's ITC similarity (the best query
+    against the text's first token) on ``images`` and their ``captions``: the share of images
+    whose caption ranks in the top ``k`` of all the captions, and of captions whose image does.
+    Captions are often identical across faces (the same AUs give the same rule caption), so an
+    image's hit is any caption with its text, and a caption's any image with that text, as ITC
+    counts its positives. Returns ``{"i2t@1": ..., "t2i@1": ..., ...}`` in [0, 1]."""
+    from facecap_lib.data.images import load_rgb, to_tensor
+
+    model.eval()
+    r = model.retrieval
+    device = next(model.parameters()).device
+    size = r.config.vision_config.image_size
+    image_feats, text_feats = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = [
+            load_rgb(i) if isinstance(i, str | Path) else i
+            for i in images[start : start + batch_size]
+        ]
+        embeds = r.vision_model(pixel_values=to_tensor(chunk, size).to(device)).last_hidden_state
+        queries = r.query_tokens.expand(len(chunk), -1, -1)
+        out = r.qformer(query_embeds=queries, encoder_hidden_states=embeds).last_hidden_state
+        image_feats.append(F.normalize(r.vision_projection(out), dim=-1).float())
+        texts = encode_texts(tokenizer, captions[start : start + batch_size], max_caption_tokens)
+        text_out = r.qformer(
+            query_embeds=r.embeddings(input_ids=texts["input_ids"].to(device)), query_length=0,
+            attention_mask=texts["attention_mask"].to(device),
+        )  # fmt: skip
+        text_feats.append(
+            F.normalize(r.text_projection(text_out.last_hidden_state[:, 0]), dim=-1).float()
+        )
+    image_feats, text_feats = torch.cat(image_feats), torch.cat(text_feats)
+    sim = torch.einsum("iqd,td->itq", image_feats, text_feats).amax(-1)  # [images, texts]
+    numbers = {c: n for n, c in enumerate(sorted(set(captions)))}
+    ids = torch.tensor([numbers[c] for c in captions], device=sim.device)
+    same = ids[:, None] == ids[None, :]
+    out = {}
+    for k in ks:
+        k = min(k, len(captions))
+        top_texts = sim.topk(k, dim=1).indices  # each image's best captions
+        top_images = sim.topk(k, dim=0).indices.T  # each caption's best images
+        out[f"i2t@{k}"] = same.gather(1, top_texts).any(1).float().mean().item()
+        out[f"t2i@{k}"] = same.gather(1, top_images).any(1).float().mean().item()
+    return out
+
+
 # ---------------------------------------------------------------- moving into stage 2
 
 

@@ -41,11 +41,12 @@ from facecap_lib.captions import corpus as caption_corpus_module
 from facecap_lib.captions.mentions import mentioned_aus
 from facecap_lib.captions.validate import named_emotions
 from facecap_lib.data.table import image_files, image_ids
-from facecap_lib.lexicon import EMOTIONS
+from facecap_lib.lexicon import AU_COLUMNS, EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.progress import progress_bar
 from facecap_lib.training import CAPTIONERS, STAGES, TITLES
+from facecap_lib.training import foundations as foundations_module
 from facecap_lib.training.captioner import CaptionerConfig, train_captioner
 from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
 from facecap_lib.training.data import Pair
@@ -73,6 +74,10 @@ class RecipeConfig:
     pre-trained captioner) replaces the language model's pre-training and stage 1."""
 
     preset: str = "tiny"  # the shape of every from-scratch model: the one place it is set
+    # what a from-scratch preset starts from (training.foundations): "shipped" (the package's
+    # pre-trained encoder and language model, where it ships them for the preset), a folder of
+    # `facecap pretrain`, or None: random weights, the language model pre-trained here
+    foundations: str | None = "shipped"
     language_model: LanguageModelConfig = LanguageModelConfig(
         fit=replace(LanguageModelConfig().fit, max_steps=1000, lr=2e-3, save_every=500)
     )
@@ -91,13 +96,19 @@ class RecipeConfig:
     )  # fmt: skip
     pseudo_beams: int = 5  # the paper's beam size
     pseudo_chunk: int = 256  # images per saved chunk of pseudo-captions
-    samples: int = 4  # test images captioned at every evaluation
+    samples: int = 16  # held-out faces captioned and scored at every evaluation
 
     def settings(self) -> dict:
         """Everything that shapes the trained models: these settings (less the ``RUNTIME_ONLY``
         fit settings) and the preset's shapes."""
         recipe = asdict(self)
+        folder = foundations_module.resolve(self.foundations, self.preset)
+        recipe["foundations"] = foundations_module.manifest_digest(folder) if folder else None
+        if folder:  # the language model comes pre-trained: its settings shape nothing
+            del recipe["language_model"]
         for stage in ("language_model", "qformer", "captioner"):
+            if stage not in recipe:
+                continue
             fit = recipe[stage]["fit"]
             recipe[stage]["fit"] = {k: v for k, v in fit.items() if k not in RUNTIME_ONLY}
         return json.loads(
@@ -265,26 +276,41 @@ class ModelPseudoCaptioner:
 # ---------------------------------------------------------------- the recipe
 
 
-def sample_evaluator(pairs: Sequence[Pair], count: int, device: str = "auto"):
-    """Periodic evaluation for :func:`~facecap_lib.training.captioner.train_captioner`: greedy captions of ``count`` fixed
-    held-out images and the fraction whose AUs (as the mentions parser reads them) match the
-    reference's exactly."""
-    from facecap_lib.inference import describe
+SAMPLE_METRICS = ("sample_au_f1", "sample_emotion_hit")
 
-    chosen = list(pairs[:count])
+
+def sample_evaluator(faces: pd.DataFrame, count: int, device: str = "auto"):
+    """Periodic evaluation for :func:`~facecap_lib.training.captioner.train_captioner`: greedy
+    captions of the first ``count`` of ``faces`` (held out, with their labels), each scored on
+    the aspect it is labelled with, by chapter 5's parser: ``sample_au_f1``, the F1 of the AUs
+    the captions mention over every labelled AU of the AU-labelled faces (pooled: a handful of
+    faces gives too few positives per AU), and ``sample_emotion_hit``, the share of the
+    emotion-labelled faces whose captions name all their emotions. A metric whose faces are
+    missing from the sample is left out."""
+    from facecap_lib.evaluation.faithfulness import emotion_named, parse_caption
+    from facecap_lib.inference import describe
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    chosen = faces.iloc[:count]
+    files = image_files(chosen)
+    labels = chosen[list(AU_COLUMNS)].to_numpy(float)
+    numbers = np.array([int(c[2:]) for c in AU_COLUMNS])
 
     def evaluate(model, tokenizer, step: int) -> dict:
-        out = describe(
-            [p.image for p in chosen], model=model, tokenizer=tokenizer, crop="none",
-            beams=1, device=device,
-        )  # fmt: skip
+        out = describe(files, model=model, tokenizer=tokenizer, crop="none", beams=1, device=device)
         captions = [d.caption or "" for d in out]
-        same = [
-            mentioned_aus(c) == mentioned_aus(p.caption)
-            and named_emotions(c) == named_emotions(p.caption)
-            for c, p in zip(captions, chosen, strict=True)
-        ]
-        return {"samples": captions, "sample_content_match": float(np.mean(same))}
+        result = {"samples": captions}
+        said = np.array([np.isin(numbers, list(parse_caption(c).aus)) for c in captions])
+        known = ~np.isnan(labels)
+        if known.any():
+            truth = labels == 1
+            tp = int((said & truth & known).sum())
+            fp, fn = int((said & ~truth & known).sum()), int((~said & truth & known).sum())
+            result["sample_au_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        named = emotion_named(captions, chosen)
+        if len(named):
+            result["sample_emotion_hit"] = float(named["hit"].mean())
+        return result
 
     return evaluate
 
@@ -320,10 +346,17 @@ class Recipe:
         self._claim_run_dir()
         self._file = dict(zip(image_ids(faces), image_files(faces), strict=True))
         self._fused: dict[str, pd.DataFrame] | None = None
+        self._foundations = None
         if self.config.captioner.init and log:
             log(
                 f"captioner.init={self.config.captioner.init}: its language model and Q-Former "
-                "are used; the language_model and qformer settings are not"
+                "are used; the language_model, qformer and foundations settings are not"
+            )
+        elif self.foundations() is not None and log:
+            log(
+                f"foundations {self.foundations().manifest['preset']}/{self.foundations().digest}: "
+                "the image encoder and the language model start pre-trained; the "
+                "language_model settings are not used"
             )
 
     def _claim_run_dir(self) -> None:
@@ -362,17 +395,33 @@ class Recipe:
             return captions[captions["kind"] == "emotion"]
         return self.fused_tables()[name]
 
-    def test_pairs(self, name: str) -> list[Pair]:
-        """Held-out pairs for a captioner's periodic evaluation (test images, seeded order)."""
-        kind = {"au": ["au"], "emot": ["emotion"]}.get(name, ["au", "emotion"])
-        captions = self.tables["captions"]
-        pairs = self.pairs(captions[captions["kind"].isin(kind)], "test")
-        order = np.random.default_rng(0).permutation(len(pairs))
-        return [pairs[i] for i in order]
+    def test_faces(self, name: str) -> pd.DataFrame:
+        """Held-out faces for a captioner's periodic evaluation, in a seeded order: AU-labelled
+        ones for AU-BLIP, emotion-labelled ones for Emot-BLIP, the two alternating for the
+        captioners that describe both."""
+        test = self.faces[self.faces["split"] == "test"]
+        au = test[test[list(AU_COLUMNS)].notna().any(axis=1)].sample(frac=1.0, random_state=0)
+        emotion = test[test["emotions"].map(len) > 0].sample(frac=1.0, random_state=0)
+        if name == "au":
+            return au
+        if name == "emot":
+            return emotion
+        n = min(len(au), len(emotion))
+        both = [df.iloc[i : i + 1] for i in range(n) for df in (au, emotion)]
+        return pd.concat(both) if both else pd.concat([au, emotion])
 
     # -- stages
     def _lm_needed(self) -> bool:
         return self.config.captioner.init is None
+
+    def foundations(self) -> foundations_module.Foundations | None:
+        """The pre-trained encoder and language model the from-scratch models start from
+        (``config.foundations``), or None (random weights; or a pre-trained captioner)."""
+        if self._foundations is None and self._lm_needed():
+            folder = foundations_module.resolve(self.config.foundations, self.config.preset)
+            if folder is not None:
+                self._foundations = foundations_module.load_foundations(folder)
+        return self._foundations
 
     def tokenizer(self):
         folder = self.run_dir / "tokenizer"
@@ -382,6 +431,8 @@ class Recipe:
             from facecap_lib.models.pretrained import load_pretrained
 
             tokenizer = load_pretrained(self.config.captioner.init)[1]
+        elif self.foundations() is not None:
+            tokenizer = self.foundations().tokenizer
         else:
             tokenizer = train_tokenizer(lm_texts(self._all_captions()))
         tokenizer.save_pretrained(folder)
@@ -395,9 +446,12 @@ class Recipe:
         return texts
 
     def language_model(self) -> OPTForCausalLM | None:
-        """Pre-train (or load) the frozen language model of a from-scratch preset."""
+        """The frozen language model of a from-scratch preset: the foundations', or pre-trained
+        here (or loaded when it was)."""
         if not self._lm_needed():
             return None
+        if self.foundations() is not None:
+            return self.foundations().language_model()
         return pretrain_language_model(
             preset(self.config.preset), self.tokenizer(), lm_texts(self._all_captions()),
             self.run_dir / "language_model", self.config.language_model,
@@ -410,9 +464,11 @@ class Recipe:
             return None  # a pre-trained captioner brings its trained Q-Former
         captions = self.tables["captions"]
         own = captions[captions["kind"].isin(["au", "emotion"])]
+        start = self.foundations()
         return train_qformer(
             self.pairs(own), self.run_dir / "qformer", self.config.qformer,
             spec=self.config.preset, device=self.device, tokenizer=self.tokenizer(),
+            image_encoder=start.install_vision if start else None,
             log=self.log, progress=self.progress,
         )  # fmt: skip
 
@@ -423,8 +479,24 @@ class Recipe:
         pairs = self.pairs(self.captions_for(name))
         if self.log and not (self.run_dir / f"{name}-blip" / "final").exists():
             self.log(f"{CAPTIONERS[name]}: {len(pairs)} training pairs")
-        evaluate = sample_evaluator(self.test_pairs(name), self.config.samples, self.device)
+        evaluate = sample_evaluator(self.test_faces(name), self.config.samples, self.device)
         return self._stage2(name, pairs, evaluate=evaluate, log=self.log)
+
+    def general(self) -> FitResult:
+        """The general captioner: AU-BLIP's training (the same start, settings, steps and
+        images: every training image of the AU and emotion captions) on captions of the person,
+        the pose, the light and the occluder, never of the expression
+        (:mod:`facecap_lib.captions.general`). The paper's first finding compares the
+        task-specific captioners with such a captioner."""
+        from facecap_lib.captions.general import general_captions
+
+        captions = self.tables["captions"]
+        ids = sorted(set(captions.loc[captions["split"] == "train", "image_id"]))
+        faces = self.faces.assign(image_id=list(image_ids(self.faces))).set_index("image_id")
+        faces = faces.loc[ids].reset_index()
+        texts = general_captions(faces, ids)
+        pairs = [Pair(self._file[i], t) for i, t in zip(ids, texts, strict=True)]
+        return self._stage2("general", pairs, log=self.log)
 
     def untrained(self) -> FitResult:
         """The baseline every captioner starts from, saved as a captioner: the frozen language
@@ -457,11 +529,13 @@ class Recipe:
         )  # fmt: skip
 
     def checkpoints(self, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:
-        """Title -> final checkpoint folder of each captioner (``untrained`` and those of
-        :data:`~facecap_lib.training.CAPTIONERS`), trained first where the run lacks one."""
+        """Title -> final checkpoint folder of each captioner (the baselines ``untrained`` and
+        ``general`` and those of :data:`~facecap_lib.training.CAPTIONERS`), trained first where
+        the run lacks one."""
         out = {}
         for name in names:
-            result = self.untrained() if name == "untrained" else self.run(name)
+            special = {"untrained": self.untrained, "general": self.general}
+            result = special[name]() if name in special else self.run(name)
             out[TITLES[name]] = Path(result.final)
         return out
 
@@ -499,21 +573,21 @@ class Recipe:
         return self.captioner(stage)
 
     def summary(self) -> pd.DataFrame:
-        """One row per finished captioner: steps, final loss, last sample match."""
+        """One row per finished captioner: steps, final loss, and the last periodic evaluation's
+        sample metrics (:func:`sample_evaluator`; empty where its faces had no such label)."""
         rows = []
         for name, title in CAPTIONERS.items():
             history_file = self.run_dir / f"{name}-blip" / "final" / "history.json"
             if history_file.exists():
                 history = json.loads(history_file.read_text())
-                evaluated = [h for h in history if "sample_content_match" in h]
+                evaluated = [h for h in history if "samples" in h]
+                last = evaluated[-1] if evaluated else {}
                 rows.append(
                     {
                         "captioner": title,
                         "steps": history[-1]["step"],
                         "final loss": history[-1]["loss"],
-                        "sample content match": evaluated[-1]["sample_content_match"]
-                        if evaluated
-                        else None,
+                        **{k.replace("_", " "): last.get(k) for k in SAMPLE_METRICS},
                     }
                 )
         return pd.DataFrame(rows)
@@ -558,14 +632,18 @@ def chapter_recipe(
     run_dir: str | Path | None = None,
     device: str = "auto",
     seed: int | None = None,
+    foundations: str | None = "settings",
+    config: RecipeConfig | None = None,
     progress: bool = False,
 ) -> Recipe:
     """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
     settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
     train them first when run on their own). ``facecap train`` runs it too, where ``init`` (a
     pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``,
-    ``device`` and ``seed`` (every stage's, for the spread over seeds) can change; ``progress``
-    shows progress bars (curation and training)."""
+    ``device``, ``seed`` (every stage's, for the spread over seeds) and ``foundations``
+    (``RecipeConfig.foundations``: ``"shipped"``, a folder or None for from scratch; by default
+    the settings') can change, as can the whole ``config`` (benchmarks); ``progress`` shows
+    progress bars (curation and training)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
@@ -574,13 +652,15 @@ def chapter_recipe(
     spec = default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
     faces = default_corpus.curated_faces(spec, progress=progress)
     describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
-    config = recipe_config(smoke, preset_name)
+    config = config or recipe_config(smoke, preset_name)
     if init:
         config = replace(config, captioner=replace(config.captioner, init=init))
     if parallel:
         config = config.with_fits(parallel=parallel)
     if seed is not None:
         config = config.with_fits(seed=seed)
+    if foundations != "settings":
+        config = replace(config, foundations=foundations)
     return Recipe(
         faces,
         caption_corpus(faces, describer),

@@ -7,7 +7,7 @@ loader a user with the real data calls. Everything is deterministic given ``seed
 
 Each corpus also gets ``synthfacs_truth.parquet``: for every image, all AU intensities the renderer
 drew (including the AUs the format cannot label, e.g. the AUs behind an AffectNet emotion), the
-emotion it portrays, the identity and the occluder. Loaders ignore it; evaluation uses it.
+emotion it portrays, the identity, the occluder, the head pose and the light. Loaders ignore it; evaluation uses it.
 Rendering resumes: images already on disk are kept.
 """
 
@@ -37,6 +37,8 @@ from facecap_lib.lexicon import (
 )
 
 TRUTH_FILE = "synthfacs_truth.parquet"
+# what a truth file holds; changes when its columns do (2: the pose and the light)
+TRUTH_VERSION = 2
 VIDEO_FORMATS = ("bp4d", "disfa", "gft")
 STILL_FORMATS = ("rafau", "emotionet", "affectnet", "rafdb", "faceme")
 FORMATS = VIDEO_FORMATS + STILL_FORMATS
@@ -79,6 +81,11 @@ def _truth_row(
         "occluder": scene.occluder,
         "emotion": emotion,
         "sides": dict(sides),
+        "yaw": scene.yaw,
+        "pitch": scene.pitch,
+        "roll": scene.roll,
+        "light_x": scene.light[0],
+        "light_y": scene.light[1],
     }
     row.update({f"I{au}": int(action_levels.get(au, 0)) for au in RENDERED_AUS})
     return row
@@ -328,3 +335,22 @@ def unseen_faces(n: int, seed: int = 0) -> list[FaceSpec]:
         scene = Scene.sample(rng, occluder_rate=0.0)
         specs.append(FaceSpec(action.intensities, 5_000_000 + i, scene, action.sides))
     return specs
+
+
+def rendered_truth(faces: pd.DataFrame) -> pd.DataFrame:
+    """What the renderer drew for each face of a table of SynthFACS corpora (rows in the order of
+    ``faces``): every rendered AU's intensity ``I<n>``, the emotion portrayed, identity and
+    occluder, read from each corpus's :data:`TRUTH_FILE` (by ``data_root`` and
+    ``image_path``). A face whose corpus has no truth file (a real dataset) is a ``ValueError``
+    naming the folder."""
+    parts = []
+    for root, rows in faces.groupby("data_root", sort=False):
+        path = Path(root) / TRUTH_FILE
+        if not path.exists():
+            raise ValueError(f"{root}: no {TRUTH_FILE}; only SynthFACS corpora know what they show")
+        truth = pd.read_parquet(path).set_index("image_path")
+        missing = sorted(set(rows["image_path"]) - set(truth.index))
+        if missing:
+            raise ValueError(f"{path}: no truth for {missing[0]}")
+        parts.append(truth.loc[rows["image_path"]].set_axis(rows.index))
+    return pd.concat(parts).loc[faces.index].reset_index(drop=True)

@@ -52,6 +52,7 @@ class Identity:
     iris: tuple[float, float, float]
     shirt: tuple[float, float, float]
     hair_style: str
+    hair_colour: str  # the name of HAIR_COLOURS the hair was drawn around
     hairline: float  # canonical y (cm) where the hair starts on the forehead
     bumps: tuple[tuple[float, float, float, float, float], ...]  # x, y, dx, dy, dz: asymmetry
 
@@ -90,6 +91,7 @@ class Identity:
             iris=tuple(IRIS_COLOURS[str(rng.choice(list(IRIS_COLOURS)))]),
             shirt=tuple(rng.uniform(0.1, 0.9, 3).tolist()),
             hair_style=style,
+            hair_colour=hair_name,
             hairline=u(6.6, 7.6) if style != "bald" else 9.5,
             bumps=bumps,
         )

@@ -1,0 +1,85 @@
+"""Captions that describe a face without its expression: the training text of a *general*
+captioner, the baseline of the paper's first finding.
+
+The paper compares its task-specific captioners with an off-the-shelf BLIP-2, a captioner of the
+same architecture that was trained to describe images in general, never facial actions. The
+fair stand-in here is a BLIP-2 of the same shape, trained on the same images for as long, with
+captions about everything SynthFACS knows of a picture *except* the expression: who is there
+(hair, skin), how the head is turned, where the light comes from and what covers the face. It
+sees the same faces and learns the same language machinery; only the content differs.
+
+:func:`general_caption` writes one such caption from what the renderer drew
+(:func:`facecap_lib.data.synth.corpus.rendered_truth`) and the person's identity; the wording
+varies with a seed so that the captioner cannot learn one fixed sentence. Nothing here names an
+AU or an emotion: the mentions parser finds none in any caption it writes (tested).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from facecap_lib.data.synth.identity import Identity
+
+SIDE_DEGREES = 7.0  # a head turned less than this faces the camera
+TILT_DEGREES = 5.0
+LIGHT_SIDE = 0.3  # |x| of the light direction beyond which it comes from one side
+OCCLUDED = {
+    "sunglasses": "wearing sunglasses",
+    "mask": "wearing a face mask",
+    "hand": "with a hand in front of the face",
+}
+
+
+def _skin(identity: Identity) -> str:
+    luminance = float(np.dot(identity.skin, (0.299, 0.587, 0.114)))
+    return "light" if luminance > 0.7 else "medium" if luminance > 0.45 else "dark"
+
+
+def _hair(identity: Identity) -> str:
+    if identity.hair_style == "bald":
+        return "no hair"
+    style = {"bob": "bob-cut", "short": "short", "long": "long"}[identity.hair_style]
+    return f"{style} {identity.hair_colour} hair"
+
+
+def _pose(yaw: float, pitch: float) -> str:
+    parts = []
+    if abs(yaw) >= SIDE_DEGREES:  # positive yaw turns the face to the image's right
+        parts.append(f"turned to the {'right' if yaw > 0 else 'left'}")
+    if abs(pitch) >= TILT_DEGREES:
+        parts.append("tilted up" if pitch > 0 else "tilted down")
+    return "the head " + " and ".join(parts) if parts else "facing the camera"
+
+
+def _light(x: float) -> str:
+    if abs(x) < LIGHT_SIDE:
+        return "lit from the front"
+    return f"lit from the {'right' if x > 0 else 'left'}"
+
+
+def general_caption(truth: dict | pd.Series, key: str = "") -> str:
+    """One caption of a rendered face's person, pose, light and occluder (``truth``: a row of
+    :func:`~facecap_lib.data.synth.corpus.rendered_truth`); ``key`` (e.g. the image id) picks
+    the wording."""
+    identity = Identity.from_seed(int(truth["identity"]))
+    person = f"a person with {_hair(identity)} and {_skin(identity)} skin"
+    pose, light = _pose(float(truth["yaw"]), float(truth["pitch"])), _light(float(truth["light_x"]))
+    occluder = OCCLUDED.get(truth["occluder"]) if isinstance(truth["occluder"], str) else None
+    extra = f", {occluder}" if occluder else ""
+    forms = (
+        f"A photo of {person}, {pose}, {light}{extra}.",
+        f"The picture shows {person}{extra}. The face is {light}, {pose}.",
+        f"{person[0].upper()}{person[1:]}{extra}, {pose} and {light}.",
+    )
+    return forms[zlib.crc32(key.encode()) % len(forms)]
+
+
+def general_captions(faces: pd.DataFrame, keys) -> list[str]:
+    """:func:`general_caption` of every face of a SynthFACS face table (``keys``: one per row)."""
+    from facecap_lib.data.synth.corpus import rendered_truth
+
+    truth = rendered_truth(faces)
+    return [general_caption(row, key) for (_, row), key in zip(truth.iterrows(), keys, strict=True)]

@@ -1,0 +1,563 @@
+"""Pre-trained foundations of a from-scratch preset: an image encoder and a frozen language model,
+made by facecap's own pre-training and shipped with the package (``facecap pretrain``).
+
+BLIP-2 never starts from nothing: its image encoder is pre-trained (EVA-CLIP, or the paper's ViT-B
+with MAE on AffectNet) and so is its language model (OPT). A from-scratch preset gets the same
+from :func:`build_foundations`, in three steps, each a resumable task of the one training loop:
+
+1. **Faces**: the SynthFACS pre-training corpus (:mod:`facecap_lib.data.synth.pretraining`),
+   100,000 faces of 25,000 people that no other corpus has.
+2. **The image encoder**, pre-trained on those faces by one of :data:`OBJECTIVES`:
+
+   - ``contrastive`` (the default): SimCLR on sessions of one person
+     (:mod:`.contrastive`), self-supervised;
+   - ``mae``: a masked autoencoder, as the paper's ViT-B (:class:`.pretrain.MAETask`),
+     self-supervised, moved into BLIP-2's encoder by :func:`facecap_lib.models.mae.mae_to_blip2_state`;
+   - ``supervised``: an AU detector trained on the corpus's rendered AU labels
+     (:class:`.finetune.FineTuneTask`), like the backbone of an AU toolkit. It uses labels,
+     so a book that uses it must say so.
+
+3. **The language model**: the preset's OPT, next-token trained on the caption language of the
+   corpus (its faces described by the rules and the offline describer, and fused, as chapter 3
+   does: :func:`caption_language`), after a byte-level BPE tokenizer is trained on the same text.
+
+:func:`export_foundations` writes what a recipe needs into one folder, with a manifest
+(:data:`MANIFEST`) that names every file's sha256 and tensor shapes, the settings, the command,
+the corpus key, the commit, the device, the wall time, the final losses and a linear probe of the
+encoder on the corpus's ``probe`` faces (people pre-training never saw): rebuilding with the
+manifest's command is checked against that probe. :func:`load_foundations` reads the folder back
+(checking every hash), :func:`shipped` finds the package's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from facecap_lib.data.synth.actions import RENDERED_AUS
+from facecap_lib.data.synth.pretraining import PretrainingCorpus, build_pretraining_corpus
+from facecap_lib.data.table import image_files
+from facecap_lib.lexicon import AU_NUMBERS, COMPOUND_BY_NAME
+from facecap_lib.models.presets import build_vision_encoder, preset
+from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.paths import cache_root
+from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
+from facecap_lib.training.contrastive import ContrastiveConfig, pretrain_contrastive
+from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
+from facecap_lib.training.fit import fit
+from facecap_lib.training.pretrain import (
+    LanguageModelConfig,
+    MAEConfig,
+    pretrain_language_model,
+    pretrain_mae,
+)
+
+OBJECTIVES = ("contrastive", "mae", "supervised")
+FOUNDATIONS_VERSION = 1  # what export_foundations writes; changes when its layout does
+MANIFEST = "manifest.json"
+VISION_FILE = "vision_encoder.safetensors"
+LM_DIR = "language_model"
+SHIPPED = Path(__file__).resolve().parent.parent / "foundations"  # facecap_lib/foundations/<preset>
+
+
+@dataclass(frozen=True)
+class FoundationsConfig:
+    """What ``facecap pretrain`` builds, and how. Defaults: the ``tiny`` preset's shipped
+    foundations."""
+
+    preset: str = "tiny"
+    corpus: PretrainingCorpus = PretrainingCorpus()
+    encoder: str = "contrastive"  # one of OBJECTIVES
+    contrastive: ContrastiveConfig = ContrastiveConfig()
+    mae: MAEConfig = MAEConfig(
+        fit=replace(MAEConfig().fit, max_steps=6000, batch_size=256, lr=1.5e-3, warmup_steps=300,
+                    save_every=500)
+    )  # fmt: skip
+    supervised: FineTuneConfig = FineTuneConfig(
+        fit=FitConfig(max_steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, clip_norm=None,
+                      log_every=50, save_every=500),
+        augment=True,
+    )  # fmt: skip
+    language_model: LanguageModelConfig = LanguageModelConfig(
+        fit=replace(LanguageModelConfig().fit, max_steps=2000, save_every=500)
+    )
+    lm_faces: int = 20_000  # corpus faces whose captions the language model reads
+
+    def __post_init__(self):
+        if self.encoder not in OBJECTIVES:
+            raise ValueError(f"encoder must be one of {OBJECTIVES}, got {self.encoder!r}")
+        preset(self.preset)  # an unknown preset fails here, naming the known ones
+
+    @classmethod
+    def smoke(cls, **changes) -> FoundationsConfig:
+        """Every step in seconds: a 96-face corpus and a few steps per model (tests, CI)."""
+        fit = FitConfig.smoke(batch_size=8)
+        values = dict(
+            corpus=PretrainingCorpus.smoke(),
+            contrastive=ContrastiveConfig(fit=fit, session=2),
+            mae=MAEConfig(fit=fit),
+            supervised=FineTuneConfig(fit=fit, augment=True),
+            language_model=LanguageModelConfig(fit=fit),
+            lm_faces=32,
+        )
+        return cls(**{**values, **changes})
+
+    def settings(self) -> dict:
+        """Everything that shapes the weights (runtime-only fit settings left out)."""
+        values = json.loads(json.dumps(asdict(self), default=str))
+        for stage in ("contrastive", "mae", "supervised", "language_model"):
+            fit_values = values[stage]["fit"]
+            values[stage]["fit"] = {k: v for k, v in fit_values.items() if k not in RUNTIME_ONLY}
+        return {"version": FOUNDATIONS_VERSION, **values}
+
+    def key(self) -> str:
+        return _digest(self.settings())
+
+    def encoder_key(self) -> str:
+        """What the encoder's weights depend on: the preset, the corpus and the objective's
+        settings (the language model's are not among them)."""
+        values = self.settings()
+        return _digest(
+            {k: values[k] for k in ("version", "preset", "corpus", "encoder", self.encoder)}
+        )
+
+    def language_model_key(self) -> str:
+        """What the tokenizer's and the language model's weights depend on."""
+        values = self.settings()
+        return _digest(
+            {k: values[k] for k in ("version", "preset", "corpus", "language_model", "lm_faces")}
+        )
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- the caption language
+
+
+def corpus_faces(corpus: pd.DataFrame) -> pd.DataFrame:
+    """The corpus as a face table with both aspects labelled from the renderer's truth: every
+    lexicon AU (present at intensity A or more; AUs the renderer never draws are absent), and
+    the posed emotion (a compound as its two components; faces moving AUs at random have none)."""
+    from facecap_lib.data.table import face_table
+
+    rows = corpus.assign(dataset="synthfacs", subject=corpus["person"].astype(str), split="train")
+    for au in AU_NUMBERS:
+        rows[f"AU{au}"] = (rows[f"I{au}"] >= 1).astype(float) if au in RENDERED_AUS else 0.0
+
+    def emotions(name) -> list[str]:
+        if not isinstance(name, str):
+            return []
+        return list(COMPOUND_BY_NAME[name].components) if name in COMPOUND_BY_NAME else [name]
+
+    rows["emotions"] = [emotions(e) for e in rows["emotion"]]
+    return face_table(rows)
+
+
+def caption_language(faces: pd.DataFrame, work: str | Path | None = None) -> list[str]:
+    """The language model's pre-training text: every caption chapter 3's machinery writes for
+    ``faces`` (rule-based and offline-described AU captions, emotion captions, Mix, Cat and Exp),
+    each also after a statement of its content (:func:`facecap_lib.training.stages.lm_texts`)."""
+    from facecap_lib.captions.corpus import caption_corpus
+    from facecap_lib.captions.synthesize import OfflineDescriber
+    from facecap_lib.training.stages import lm_texts
+
+    tables = caption_corpus(faces, OfflineDescriber(), work=work)
+    texts = [c for name in ("captions", "mix", "cat", "exp") for c in tables[name]["caption"]]
+    return lm_texts(texts)
+
+
+# ---------------------------------------------------------------- the encoder
+
+
+def _au_targets(corpus: pd.DataFrame) -> np.ndarray:
+    return (corpus[[f"I{au}" for au in RENDERED_AUS]].to_numpy() >= 1).astype(np.float32)
+
+
+def pretrain_encoder(
+    config: FoundationsConfig,
+    corpus: pd.DataFrame,
+    folder: Path,
+    *,
+    device="auto",
+    log=print,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Pre-train the image encoder on the corpus's ``pretrain`` faces with ``config.encoder``;
+    returns its ``Blip2VisionModel`` state dict and the training history (resumable in
+    ``folder``)."""
+    from facecap_lib.training.checkpoints import load_state
+
+    spec = preset(config.preset)
+    faces = corpus[corpus["split"] == "pretrain"]
+    images = image_files(faces)
+    common = dict(device=device, log=log, progress=progress)
+    if config.encoder == "contrastive":
+        model = pretrain_contrastive(spec, images, folder, config.contrastive, **common)
+        state = model.vision.state_dict()
+    elif config.encoder == "mae":
+        mae = pretrain_mae(spec, images, folder, config.mae, **common)
+        vision = build_vision_encoder(spec)
+        vision.load_state_dict(vision_state_from_mae(mae.state_dict(), spec))
+        recalibrate_batchnorm(vision, images)  # MAE's stem saw blanked patches (mae_loss)
+        state = vision.state_dict()
+    else:
+        task = FineTuneTask(
+            build_vision_encoder(spec), images, _au_targets(faces), config.supervised
+        )
+        model = fit(task, folder, config.supervised.fit, **common).model.cpu().eval()
+        state = model.vision.state_dict()
+    history = load_state(folder / "final")["history"]
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}, history
+
+
+def vision_state_from_mae(mae_state: dict, spec) -> dict[str, torch.Tensor]:
+    """A ``ViTMAEForPreTraining`` state dict as the preset's ``Blip2VisionModel`` state dict
+    (:func:`facecap_lib.models.mae.mae_to_blip2_state`, in the bias layout this transformers
+    uses; the stem's BatchNorm buffers included)."""
+    from facecap_lib.models.mae import mae_to_blip2_state
+
+    target = build_vision_encoder(spec).state_dict()
+    state = mae_to_blip2_state(mae_state, spec.vision.layers)
+    state = {k: v for k, v in state.items() if k in target}
+    missing = sorted(set(target) - set(state))
+    if missing:
+        raise ValueError(f"MAE encoder does not fill the vision encoder: missing {missing[:4]}")
+    return state
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    vision, images, *, batches: int = 16, batch_size: int = 128, seed: int = 0
+) -> None:
+    """Recompute the BatchNorm statistics of an encoder's conv stem as the mean over
+    ``batches`` random batches of whole ``images``. MAE's stem learns on images whose masked
+    patches are blanked (:func:`facecap_lib.models.mae.mae_loss`), so its running statistics
+    describe those; an encoder read frozen (BLIP-2 stage 1) must normalise whole faces."""
+    from torch import nn
+
+    from facecap_lib.data.images import load_rgb, to_tensor
+
+    norms = [m for m in vision.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative mean over the batches below
+    vision.train()
+    rng = np.random.default_rng(seed)
+    size = vision.config.image_size
+    for _ in range(batches):
+        chosen = rng.choice(len(images), min(batch_size, len(images)), replace=False)
+        vision(pixel_values=to_tensor([load_rgb(images[i]) for i in chosen], size))
+    for norm in norms:
+        norm.momentum = 0.1
+    vision.eval()
+
+
+# ---------------------------------------------------------------- the probe
+
+
+@torch.no_grad()
+def token_features(vision, images, batch_size: int = 128) -> np.ndarray:
+    """The mean of a vision encoder's output tokens (what the Q-Former reads, pooled) per image."""
+    from facecap_lib.data.images import load_rgb, to_tensor
+
+    vision.eval()
+    size = vision.config.image_size
+    out = []
+    for start in range(0, len(images), batch_size):
+        pixels = to_tensor([load_rgb(i) for i in images[start : start + batch_size]], size)
+        out.append(vision(pixel_values=pixels).last_hidden_state.mean(1).float())
+    return torch.cat(out).numpy()
+
+
+def probe_encoder(vision_state: dict, spec, corpus: pd.DataFrame) -> dict:
+    """A linear probe of the encoder's pooled tokens on the corpus's ``probe`` faces (people
+    never seen in pre-training): logistic regressions on the first half, per-AU F1 (x100, at
+    0.5) and ROC-AUC on the second half, for AUs with at least 10 positives there."""
+    from facecap_lib.evaluation.probes import au_detection, linear_probe
+
+    probe = corpus[corpus["split"] == "probe"]
+    if len(probe) < 4:
+        raise ValueError(f"the corpus has {len(probe)} probe faces; the probe needs at least 4")
+    vision = build_vision_encoder(spec)
+    vision.load_state_dict(vision_state)
+    x, y = token_features(vision, image_files(probe)), _au_targets(probe)
+    half = len(probe) // 2
+    scores = linear_probe(x[:half], y[:half]).scores(x[half:])
+    names = [f"AU{au}" for au in RENDERED_AUS]
+    table = au_detection(y[half:], scores, names)
+    table = table[(table["au"] != "mean") & (table["positives"] >= 10)]
+    return {
+        "features": "mean of the encoder's output tokens",
+        "train_faces": half,
+        "test_faces": len(probe) - half,
+        "aus": len(table),
+        "mean_f1": round(float(table["F1"].mean()), 2) if len(table) else None,
+        "mean_auc": round(float(table["AUC"].mean()), 4) if len(table) else None,
+    }
+
+
+# ---------------------------------------------------------------- building and shipping
+
+
+@dataclass
+class Foundations:
+    """What a recipe starts a from-scratch preset from."""
+
+    folder: Path
+    manifest: dict
+    tokenizer: object
+    vision_state: dict = field(repr=False)
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits of every file's sha256: the foundations' identity in run folders."""
+        return manifest_digest(self.folder)
+
+    def language_model(self):
+        from transformers import OPTForCausalLM
+
+        return OPTForCausalLM.from_pretrained(self.folder / LM_DIR).eval()
+
+    def install_vision(self, model) -> None:
+        """Put the pre-trained encoder into an image encoder (``Blip2VisionModel``) or into the
+        ``vision_model`` of a captioner."""
+        try:
+            getattr(model, "vision_model", model).load_state_dict(self.vision_state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{self.folder}: the pre-trained encoder does not fit this model "
+                f"(foundations of preset {self.manifest['preset']!r}): "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        return commit + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def _device_name(device) -> str:
+    from facecap_lib.models.device import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return torch.cuda.get_device_name(resolved)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict:
+    entry = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            entry["shapes"] = {k: list(f.get_slice(k).get_shape()) for k in sorted(f.keys())}
+    return entry
+
+
+def work_dir(config: FoundationsConfig, work: str | Path | None = None) -> Path:
+    """Where the pre-training runs of a preset live: ``<work>/foundations/<preset>``, with one
+    folder per encoder (``encoder-<objective>-<key>``) and per language model
+    (``language-model-<key>``), each keyed on what its weights depend on, so that another
+    encoder objective reuses a finished language model."""
+    return cache_root(work) / "foundations" / config.preset
+
+
+def build_foundations(
+    config: FoundationsConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    work: str | Path | None = None,
+    device: str = "auto",
+    command: str = "",
+    log=print,
+    progress: bool = True,
+) -> Foundations:
+    """Build (or resume, or reload) the foundations of ``config`` and export them into ``out``
+    (default: ``<work dir>/export``). ``command`` is recorded in the manifest as the way to
+    rebuild them."""
+    from safetensors.torch import save_file
+
+    from facecap_lib.training.checkpoints import load_state
+
+    config = config or FoundationsConfig()
+    runs = work_dir(config, work)
+    encoder_dir = runs / f"encoder-{config.encoder}-{config.encoder_key()}"
+    lm_dir = runs / f"language-model-{config.language_model_key()}"
+    out = Path(out) if out is not None else runs / f"export-{config.key()}"
+    runs.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(runs / f"timings-{config.key()}.json")
+    with clock("corpus"):
+        corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
+    log and log(f"pre-training corpus: {len(corpus)} faces ({config.corpus.key()})")
+    with clock("encoder"):
+        vision_state, encoder_history = pretrain_encoder(
+            config, corpus, encoder_dir, device=device, log=log, progress=progress
+        )
+    with clock("language model"):
+        lm_faces = corpus_faces(corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces])
+        texts = caption_language(lm_faces, work=work)
+        tokenizer_dir = lm_dir / "tokenizer"
+        if not (tokenizer_dir / "tokenizer.json").exists():
+            train_tokenizer(texts).save_pretrained(tokenizer_dir)
+        tokenizer = load_tokenizer(tokenizer_dir)  # as a resumed build has it: the same files
+        lm_run = lm_dir / "run"
+        language_model = pretrain_language_model(
+            preset(config.preset), tokenizer, texts, lm_run, config.language_model,
+            device=device, log=log, progress=progress,
+        )  # fmt: skip
+        lm_history = load_state(lm_run / "final")["history"]
+    with clock("probe"):
+        probe = probe_encoder(vision_state, preset(config.preset), corpus)
+    log and log(f"linear probe of the encoder on {probe['test_faces']} new faces: {probe}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(vision_state, out / VISION_FILE, metadata={"preset": config.preset})
+    language_model.save_pretrained(out / LM_DIR)
+    tokenizer.save_pretrained(out / LM_DIR)
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {
+        "preset": config.preset,
+        "version": FOUNDATIONS_VERSION,
+        "encoder_objective": config.encoder,
+        "labels_used": config.encoder == "supervised",
+        "command": command or "facecap_lib.training.foundations.build_foundations()",
+        "corpus_key": config.corpus.key(),
+        "corpus_faces": int((corpus["split"] == "pretrain").sum()),
+        "settings_key": config.key(),
+        "commit": _git_commit(),
+        "device": _device_name(device),
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%d"),
+        "wall_time_s": round(sum(clock.seconds.values()), 1),  # over every attempt
+        "wall_time_by_step_s": {k: round(v, 1) for k, v in clock.seconds.items()},
+        "final_losses": {
+            "encoder": _last_losses(encoder_history),
+            "language_model": _last_losses(lm_history),
+        },
+        "probe": probe,
+        "files": {str(p.relative_to(out)): _file_entry(p) for p in files},
+        "settings": config.settings(),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return load_foundations(out)
+
+
+class _Clock:
+    """Seconds spent in each step of a build, over every attempt (kept in ``path``): a build
+    that crashed and resumed reports the time it really took, and a finished step that is only
+    reloaded adds next to nothing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds = json.loads(path.read_text()) if path.exists() else {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+            self.path.write_text(json.dumps(self.seconds))
+
+
+def _last_losses(history: list[dict], last: int = 50) -> dict:
+    """The mean of each loss over the last ``last`` logged steps (one step is noisy)."""
+    if not history:
+        return {}
+    tail = history[-last:]
+    names = [k for k in tail[-1] if k not in ("step", "lr") and isinstance(tail[-1][k], float)]
+    return {
+        "step": tail[-1]["step"],
+        **{k: round(float(np.mean([h[k] for h in tail])), 4) for k in names},
+    }
+
+
+def load_foundations(folder: str | Path) -> Foundations:
+    """The foundations in ``folder`` (written by :func:`build_foundations`), every file checked
+    against the manifest's sha256: a changed or missing file is a ``ValueError`` naming it."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise ValueError(f"{folder}: no {MANIFEST}; not a foundations folder (facecap pretrain)")
+    manifest = json.loads(path.read_text())
+    for name, entry in manifest["files"].items():
+        file = folder / name
+        if not file.exists():
+            raise ValueError(f"{file}: listed in {path} but missing")
+        if _sha256(file) != entry["sha256"]:
+            raise ValueError(f"{file}: sha256 differs from {path}; rebuild with its command")
+    return Foundations(
+        folder, manifest, load_tokenizer(folder / LM_DIR), load_file(folder / VISION_FILE)
+    )
+
+
+def resolve(source: str | Path | None, preset_name: str) -> Path | None:
+    """The foundations folder a recipe setting names: ``None`` (from scratch), ``"shipped"`` (the
+    package's for ``preset_name``, or ``None`` when it ships none) or a folder."""
+    if source is None:
+        return None
+    if source == "shipped":
+        folder = SHIPPED / preset_name
+        return folder if (folder / MANIFEST).exists() else None
+    folder = Path(source)
+    if not (folder / MANIFEST).exists():
+        raise ValueError(f"foundations {folder}: no {MANIFEST} (made by facecap pretrain --out)")
+    return folder
+
+
+def manifest_digest(folder: str | Path) -> str:
+    """:attr:`Foundations.digest` from the manifest alone (the files are checked when loaded)."""
+    manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    files = json.dumps({k: v["sha256"] for k, v in sorted(manifest["files"].items())})
+    return hashlib.sha256(files.encode()).hexdigest()[:12]
+
+
+def shipped(preset_name: str) -> Path:
+    """The folder of the foundations the package ships for a preset (``ValueError`` if none)."""
+    folder = SHIPPED / preset_name
+    if not (folder / MANIFEST).exists():
+        known = sorted(p.name for p in SHIPPED.glob("*") if (p / MANIFEST).exists())
+        raise ValueError(
+            f"no shipped foundations for preset {preset_name!r} (shipped: {known}); build them "
+            f"with `facecap pretrain --preset {preset_name}` and pass the folder"
+        )
+    return folder

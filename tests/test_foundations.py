@@ -1,0 +1,189 @@
+"""The pre-training corpus, contrastive pre-training, ``facecap pretrain`` and the shipped
+foundations of the tiny preset."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from facecap_lib.cli import main as cli
+from facecap_lib.data.synth.corpus import unseen_faces
+from facecap_lib.data.synth.pretraining import (
+    IDENTITY_BASE,
+    PretrainingCorpus,
+    build_pretraining_corpus,
+    plan,
+)
+from facecap_lib.models.language import language_model_config
+from facecap_lib.models.presets import build_vision_encoder, preset
+from facecap_lib.training.config import FitConfig
+from facecap_lib.training.contrastive import nt_xent
+from facecap_lib.training.data import group_indices
+from facecap_lib.training.foundations import (
+    MANIFEST,
+    FoundationsConfig,
+    build_foundations,
+    load_foundations,
+    resolve,
+    shipped,
+)
+
+# ---------------------------------------------------------------- the corpus
+
+
+def test_pretraining_faces_are_new_people_in_sessions():
+    corpus = PretrainingCorpus(faces=12, probe_faces=4, faces_per_person=4)
+    table, specs = plan(corpus)
+    assert len(table) == 16 and list(table["split"]).count("probe") == 4
+    # every other SynthFACS identity is a CRC-32 (< 2**32) or an unseen face (5,000,000 on)
+    assert table["identity"].min() >= IDENTITY_BASE
+    assert max(s.identity for s in unseen_faces(50)) < IDENTITY_BASE
+    assert set(table.loc[table["split"] == "probe", "person"]).isdisjoint(
+        table.loc[table["split"] == "pretrain", "person"]
+    )
+    for _, session in table.groupby("person"):  # one setting, other expressions
+        assert session["light_x"].nunique() == 1 and session["occluder"].nunique(dropna=False) == 1
+        assert session["yaw"].nunique() == len(session)
+    # each face depends on its index only: a bigger corpus starts with the same faces
+    bigger, _ = plan(replace(corpus, faces=40))
+    assert bigger.iloc[:12].equals(table.iloc[:12])
+
+
+def test_pretraining_corpus_is_rendered_once_and_resumes(tmp_path):
+    corpus = PretrainingCorpus(faces=4, probe_faces=2, faces_per_person=2, size=32)
+    table = build_pretraining_corpus(corpus, tmp_path / "c", workers=1, progress=False)
+    files = sorted((tmp_path / "c").rglob("*.jpg"))
+    assert len(files) == 6 and (tmp_path / "c" / "faces.parquet").exists()
+    files[0].unlink()
+    (tmp_path / "c" / "faces.parquet").unlink()  # as if killed before the table was written
+    again = build_pretraining_corpus(corpus, tmp_path / "c", workers=1, progress=False)
+    assert again.drop(columns="data_root").equals(table.drop(columns="data_root"))
+    assert files[0].exists()
+
+
+def test_corpus_settings_are_checked():
+    with pytest.raises(ValueError, match="multiple of faces_per_person"):
+        PretrainingCorpus(faces=10, faces_per_person=4)
+    with pytest.raises(ValueError, match="occluder_rate"):
+        PretrainingCorpus(occluder_rate=2.0)
+
+
+# ---------------------------------------------------------------- contrastive pre-training
+
+
+def test_group_indices_keep_sessions_whole_and_cover_an_epoch():
+    config = FitConfig(batch_size=6, seed=3)
+    seen = []
+    for step in range(4):  # 24 examples in sessions of 3: 8 sessions, 2 per batch
+        batch = group_indices(24, 3, step, 0, config)
+        sessions = batch.reshape(-1, 3)
+        assert (sessions == sessions[:, :1] + np.arange(3)).all()
+        assert (sessions[:, 0] % 3 == 0).all()
+        seen += list(batch)
+    assert sorted(seen) == list(range(24))
+    assert np.array_equal(group_indices(24, 3, 1, 0, config), group_indices(24, 3, 1, 0, config))
+    with pytest.raises(ValueError, match="not a multiple"):
+        group_indices(24, 4, 0, 0, config)
+
+
+def test_nt_xent_is_simclrs_loss():
+    torch.manual_seed(0)
+    first, second = torch.randn(5, 8), torch.randn(5, 8)
+    got = nt_xent(first, second, 0.5)
+    z = torch.nn.functional.normalize(torch.cat([first, second]), dim=1)
+    total = 0.0
+    for i in range(10):  # the textbook form, one view at a time
+        twin = (i + 5) % 10
+        others = [j for j in range(10) if j != i]
+        logits = torch.stack([z[i] @ z[j] / 0.5 for j in others])
+        total -= torch.log_softmax(logits, 0)[others.index(twin)]
+    torch.testing.assert_close(got, total / 10)
+    # views that agree score better than views that do not
+    assert nt_xent(first, first + 0.01, 0.1) < nt_xent(first, second, 0.1)
+
+
+# ---------------------------------------------------------------- facecap pretrain
+
+
+@pytest.fixture(scope="module")
+def smoke_foundations(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    return build_foundations(
+        FoundationsConfig.smoke(), work / "export", work=work, log=None, progress=False
+    )
+
+
+def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACECAP_CACHE", str(tmp_path / "work"))
+    assert cli(["pretrain", "--smoke", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "foundations of tiny" in printed and "linear probe" in printed
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["command"] == f"facecap pretrain --smoke --out {tmp_path / 'out'}"
+    assert manifest["encoder_objective"] == "contrastive" and not manifest["labels_used"]
+    assert set(manifest["final_losses"]) == {"encoder", "language_model"}
+    assert manifest["final_losses"]["encoder"]["step"] == FitConfig.smoke().max_steps
+    assert {"corpus", "encoder", "language model", "probe"} <= set(manifest["wall_time_by_step_s"])
+    # run again: every step is loaded, nothing is trained twice
+    assert cli(["pretrain", "--smoke", "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / MANIFEST).read_text())
+    assert again["files"] == manifest["files"]  # the same weights, bit for bit
+
+
+@pytest.mark.parametrize("objective", ["mae", "supervised"])
+def test_every_encoder_objective_exports_a_blip2_encoder(objective, tmp_path):
+    config = FoundationsConfig.smoke(encoder=objective)
+    made = build_foundations(config, tmp_path / "out", work=tmp_path, log=None, progress=False)
+    assert made.manifest["labels_used"] == (objective == "supervised")
+    vision = build_vision_encoder(preset("tiny"))
+    made.install_vision(vision)  # strict: every weight of the preset's encoder, nothing else
+    for key, value in vision.state_dict().items():
+        assert torch.equal(value, made.vision_state[key]), key
+
+
+def test_a_changed_file_is_refused(smoke_foundations, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(smoke_foundations.folder, tmp_path / "copy")
+    load_foundations(copy)
+    with open(copy / "vision_encoder.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x01")
+    with pytest.raises(ValueError, match="vision_encoder.safetensors: sha256 differs"):
+        load_foundations(copy)
+    with pytest.raises(ValueError, match="no manifest.json"):
+        resolve(tmp_path, "tiny")
+
+
+# ---------------------------------------------------------------- the shipped foundations
+
+
+def test_the_shipped_manifest_matches_its_files_and_the_preset():
+    folder = shipped("tiny")
+    made = load_foundations(folder)  # every sha256 checked
+    manifest = made.manifest
+    assert sum(e["bytes"] for e in manifest["files"].values()) <= 40 * 2**20
+    for name, entry in manifest["files"].items():
+        if name.endswith(".safetensors"):
+            with safe_open(folder / name, "pt") as f:
+                shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+            assert shapes == entry["shapes"], name
+    for field in ("command", "corpus_key", "commit", "device", "wall_time_s", "final_losses"):
+        assert manifest[field], field
+    assert manifest["command"].startswith("facecap pretrain --preset tiny")
+    assert manifest["corpus_faces"] >= 100_000
+    vision = build_vision_encoder(preset("tiny"))
+    made.install_vision(vision)
+    lm = made.language_model()
+    expected = language_model_config(preset("tiny"), made.tokenizer)
+    assert lm.config.hidden_size == expected.hidden_size
+    assert lm.config.num_hidden_layers == expected.num_hidden_layers
+    assert lm.config.vocab_size == len(made.tokenizer)
+    with pytest.raises(ValueError, match="no shipped foundations for preset 'small'"):
+        shipped("small")
+    assert resolve("shipped", "small") is None and resolve(None, "tiny") is None

@@ -2,7 +2,7 @@
 
     FACECAP_CACHE=$PWD/build/work/full .venv/bin/python benchmarks/chapter4_seeds.py
         [--seeds 0,1,2] [--preset tiny] [--faces 400] [--smoke] [--json F]
-        [--foundations shipped|none|DIR] [--captioner-steps N]
+        [--foundations shipped|none|DIR] [--captioner-steps N] [--chapter5]
 
 For each seed, trains the recipe of chapters 4-6 with every stage's ``FitConfig.seed`` set to it
 (its own run folder, so a seed already trained, by the book or an earlier call, is loaded rather
@@ -15,7 +15,7 @@ corpus); only the weights' start, the data order, augmentation and dropout chang
 
 import argparse
 import json
-import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,27 +23,19 @@ from pathlib import Path
 from facecap_lib.evaluation import report
 from facecap_lib.training import STAGES, stages
 
-COLUMNS = (
-    "AU-BLIP F1", "Emot-BLIP one", "Exp-BLIP one", "Exp-BLIP compound", "Exp-BLIP AU F1",
-    "ITC/log B", "i2t@1", "i2t@5",
-)  # fmt: skip
+SHORT = ("AU-BLIP F1", "Emot-BLIP one", "Exp-BLIP one", "Exp-BLIP compound", "Exp-BLIP AU F1")
+COLUMNS = (*SHORT, "ITC/log B", "i2t@1", "i2t@5")
 
 
 def figures(recipe, faces: int) -> dict:
-    au = report.au_caption_f1(recipe, recipe.run("au").final, faces)
-    emot = report.emotion_naming(recipe, recipe.run("emot").final, faces)
-    exp = report.emotion_naming(recipe, recipe.run("exp").final, faces)
-    exp_au = report.au_caption_f1(recipe, recipe.run("exp").final, faces)
-    stage1 = recipe.qformer()
-    itc = sum(h["itc"] for h in stage1.history[-5:]) / len(stage1.history[-5:])
+    checkpoints = {title: recipe.run(name).final for name, title in (
+        ("au", "AU-BLIP"), ("emot", "Emot-BLIP"), ("exp", "Exp-BLIP"))}  # fmt: skip
+    headline = report.headline_figures(recipe, checkpoints, faces)
+    itc, log_batch = report.stage1_itc(recipe)
     recall = report.stage1_recall(recipe, faces)
     return {
-        "AU-BLIP F1": float(au["f1"].mean()),
-        "Emot-BLIP one": float(emot.loc[emot["single"], "hit"].mean()),
-        "Exp-BLIP one": float(exp.loc[exp["single"], "hit"].mean()),
-        "Exp-BLIP compound": float(exp.loc[~exp["single"], "hit"].mean()),
-        "Exp-BLIP AU F1": float(exp_au["f1"].mean()),
-        "ITC/log B": itc / math.log(recipe.config.qformer.fit.batch_size),
+        **dict(zip(SHORT, headline.values(), strict=True)),
+        "ITC/log B": itc / log_batch,
         "i2t@1": recall["i2t@1"],
         "i2t@5": recall["i2t@5"],
     }
@@ -60,6 +52,10 @@ def main() -> None:
         "--foundations", help="shipped (the default), none (from scratch) or a folder"
     )
     parser.add_argument("--captioner-steps", type=int, help="every captioner's optimizer steps")
+    parser.add_argument(
+        "--chapter5", action="store_true",
+        help="also what chapter 5's findings compare (report.finding_quantities) and its spread",
+    )  # fmt: skip
     args = parser.parse_args()
     config = stages.recipe_config(args.smoke, args.preset)
     if args.foundations:
@@ -79,12 +75,31 @@ def main() -> None:
         rows[seed] = {**figures(recipe, args.faces), "seconds": time.perf_counter() - start}
         line = "".join(f"{rows[seed][c]:>18.3f}" for c in COLUMNS)
         print(f"{seed:<6}{line}{rows[seed]['seconds']:>11.0f}s", flush=True)
+        if args.chapter5:
+            rows[seed]["findings"] = report.finding_quantities(recipe)
     for name, pick in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max)):
         print(
             f"{name:<6}" + "".join(f"{pick([r[c] for r in rows.values()]):>18.3f}" for c in COLUMNS)
         )
+    out = {"seeds": rows}
+    if args.chapter5:
+        out["spread"] = report.seed_spread([r["findings"] for r in rows.values()])
+        print("chapter 5's spread over seeds:", json.dumps(out["spread"]))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        out["provenance"] = {
+            "command": "python benchmarks/chapter4_seeds.py " + " ".join(sys.argv[1:]),
+            "commit": _commit(),
+            "date": time.strftime("%Y-%m-%d"),
+            "preset": config.preset,
+        }
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _commit() -> str:
+    import subprocess
+
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

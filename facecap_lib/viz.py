@@ -233,7 +233,7 @@ def f1_bars(scores: dict[str, pd.DataFrame], title: str = "") -> Figure:
         f1 = table.set_index("au")["f1"].reindex(aus)
         ax.bar(np.arange(len(aus)) + k * width, f1.to_numpy(), width, label=name)
     ax.set_xticks(np.arange(len(aus)) + width * (len(scores) - 1) / 2, aus, rotation=90)
-    ax.set_ylabel("F1 (from captions)")
+    ax.set_ylabel("F1")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     if title:

@@ -135,6 +135,15 @@ def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert again["files"] == manifest["files"]  # the same weights, bit for bit
 
 
+def test_a_rebuild_from_nothing_gives_the_same_files(smoke_foundations, tmp_path):
+    """The manifest's promise: the same settings, on the same machine, rebuild the same bytes."""
+    rebuilt = build_foundations(
+        FoundationsConfig.smoke(), tmp_path / "out", work=tmp_path, log=None, progress=False
+    )
+    files = {k: v["sha256"] for k, v in rebuilt.manifest["files"].items()}
+    assert files == {k: v["sha256"] for k, v in smoke_foundations.manifest["files"].items()}
+
+
 @pytest.mark.parametrize("objective", ["mae", "supervised"])
 def test_every_encoder_objective_exports_a_blip2_encoder(objective, tmp_path):
     config = FoundationsConfig.smoke(encoder=objective)

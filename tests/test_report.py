@@ -1,18 +1,22 @@
 """The four findings of chapter 5 read from hand-made tables, both ways."""
 
 import pandas as pd
+import pytest
 
 from facecap_lib.evaluation.report import findings
 
 
 def tables(au_meteor: float, trained_f1: float, qformer_f1: float, exp_votes: float):
     metrics = pd.DataFrame(
-        {"METEOR": [au_meteor, 0.10], "ROUGE-L": [0.5, 0.2]}, index=["AU-BLIP", "untrained"]
+        {"METEOR": [au_meteor, 0.10], "ROUGE-L": [0.5, 0.2]}, index=["AU-BLIP", "general"]
     )
     probe = pd.DataFrame(
-        {"avg F1": [40.0, 35.0, trained_f1, qformer_f1]},
-        index=["untrained encoder", "untrained Q-Former", "AU-BLIP encoder", "AU-BLIP Q-Former"],
-    )
+        {"avg F1": [40.0, 35.0, 41.0, 30.0, trained_f1, qformer_f1]},
+        index=[
+            "untrained encoder", "untrained Q-Former", "general encoder", "general Q-Former",
+            "AU-BLIP encoder", "AU-BLIP Q-Former",
+        ],
+    )  # fmt: skip
     strategies = pd.DataFrame(
         {"most complete %": [100 - exp_votes - 10, 10, exp_votes]},
         index=["Mix-BLIP", "Cat-BLIP", "Exp-BLIP"],
@@ -20,16 +24,34 @@ def tables(au_meteor: float, trained_f1: float, qformer_f1: float, exp_votes: fl
     return metrics, probe, strategies
 
 
+SPREAD = {"METEOR": 0.02, "ROUGE-L": 0.05, "probe F1": 3.0}
+
+
 def test_findings_reproduce_when_the_numbers_say_so():
-    verdicts = findings(*tables(au_meteor=0.3, trained_f1=50.0, qformer_f1=55.0, exp_votes=70.0))
-    assert verdicts["reproduces"].all()
-    assert "METEOR 0.300 vs 0.100" in verdicts["evidence"].iloc[0]
-    assert "AU-BLIP 55.0 vs 50.0" in verdicts["evidence"].iloc[2]
+    verdicts = findings(
+        *tables(au_meteor=0.3, trained_f1=50.0, qformer_f1=55.0, exp_votes=70.0), SPREAD
+    )
+    assert (verdicts["verdict"] == "reproduced").all()
+    assert "METEOR 0.300 vs 0.100 (+0.200, spread 0.02)" in verdicts["evidence"].iloc[0]
+    assert "AU-BLIP +10.0" in verdicts["evidence"].iloc[1]  # against the plain encoder, not best
+    assert "AU-BLIP +5.0" in verdicts["evidence"].iloc[2]
+
+
+def test_findings_need_more_than_the_spread_and_more_than_one_seed():
+    small = findings(
+        *tables(au_meteor=0.11, trained_f1=42.0, qformer_f1=43.0, exp_votes=70.0), SPREAD
+    )
+    assert list(small["verdict"]) == ["within the spread"] * 3 + ["reproduced"]
+    one_seed = findings(*tables(au_meteor=0.3, trained_f1=50.0, qformer_f1=55.0, exp_votes=70.0))
+    assert list(one_seed["verdict"][:3]) == ["one seed: same direction"] * 3
+    assert "spread not measured" in one_seed["evidence"].iloc[0]
 
 
 def test_findings_do_not_reproduce_when_they_do_not():
-    verdicts = findings(*tables(au_meteor=0.05, trained_f1=30.0, qformer_f1=20.0, exp_votes=20.0))
-    assert not verdicts["reproduces"].any()
+    verdicts = findings(
+        *tables(au_meteor=0.05, trained_f1=30.0, qformer_f1=20.0, exp_votes=20.0), SPREAD
+    )
+    assert (verdicts["verdict"] == "not reproduced").all()
 
 
 def test_failure_findings_by_hand():
@@ -67,3 +89,15 @@ def test_failure_findings_by_hand():
     assert "happiness described as contempt" in evidence[1]
     assert evidence[2].startswith("20.0%") and "untrained: 80.0%" in evidence[2]
     assert "threshold 5%" in evidence[2]
+
+
+def test_the_spread_is_the_widest_range_over_seeds():
+    from facecap_lib.evaluation.report import seed_spread
+
+    runs = [
+        {"METEOR": {"AU-BLIP": 0.30, "general": 0.10}, "probe F1": {"a": 40.0, "b": 50.0}},
+        {"METEOR": {"AU-BLIP": 0.25, "general": 0.12}, "probe F1": {"a": 44.0, "b": 49.0}},
+        {"METEOR": {"AU-BLIP": 0.28, "general": 0.11}, "probe F1": {"a": 41.0, "b": 52.0}},
+    ]
+    spread = seed_spread(runs)
+    assert spread["METEOR"] == pytest.approx(0.05) and spread["probe F1"] == pytest.approx(4.0)

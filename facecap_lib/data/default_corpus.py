@@ -28,7 +28,7 @@ from facecap_lib.data.synth.corpus import (
 )
 from facecap_lib.data.synth.render import RENDERER_VERSION
 from facecap_lib.data.table import load_face_table, save_face_table
-from facecap_lib.paths import cache_root
+from facecap_lib.paths import cache_root, shown
 
 log = logging.getLogger("facecap.data")
 
@@ -118,7 +118,7 @@ def curated_faces(
     cached = curated_path(work, spec, real)
     if cached.exists():
         return load_face_table(cached)
-    log.info("building the SynthFACS default corpus in %s", base)
+    log.info("building the SynthFACS default corpus in %s", shown(base))
     roots: dict = dict(build_corpora(base, spec, progress=progress))
     roots.update(real)
     folds = {"bp4d": (sources.bp4d.FOLDS, [3])}

@@ -49,6 +49,14 @@ def to_tensor(images: Sequence[Image.Image | np.ndarray], size: int) -> torch.Te
     return (batch - mean) / std
 
 
+def from_tensor(batch: torch.Tensor) -> list[np.ndarray]:
+    """The inverse of :func:`to_tensor`'s normalisation: ``uint8 [H, W, 3]`` arrays to look at."""
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    pixels = (batch.detach().float().cpu() * std + mean).clamp(0, 1).mul(255).round()
+    return list(pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy())
+
+
 class Augment:
     """Random resized crop (scale 0.5-1 of the area, aspect 3/4-4/3) and horizontal flip; with
     ``color`` > 0 also SimCLR's colour distortion (Chen et al. 2020): brightness, contrast and

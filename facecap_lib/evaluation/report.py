@@ -62,6 +62,47 @@ def emotion_naming(recipe, checkpoint: str | Path, n: int, *, seed: int = 1) -> 
     return named.assign(single=~named["labels"].str.contains("+", regex=False))
 
 
+# Chapter 4's targets for the from-scratch presets on the held-out faces (issue 18): what the
+# captions must get right, measured by chapter 5's parser.
+AU_TARGET = "AU-BLIP: mean per-AU F1"
+EMOTION_TARGET = "Emot-BLIP: names the emotion, one-emotion faces"
+TARGETS = {
+    AU_TARGET: 0.70,
+    EMOTION_TARGET: 0.70,
+    "Exp-BLIP: names the emotion, one-emotion faces": 0.65,
+    "Exp-BLIP: names both emotions, compound faces": 0.40,
+    "Exp-BLIP: mean per-AU F1": 0.55,
+}
+
+
+def headline_figures(recipe, checkpoints: Mapping[str, Path], n: int = 400) -> dict[str, float]:
+    """Chapter 4's figures for :data:`TARGETS` (``checkpoints``: title -> folder of AU-BLIP,
+    Emot-BLIP and Exp-BLIP), on ``n`` held-out faces (:func:`au_caption_f1`,
+    :func:`emotion_naming`)."""
+    au = au_caption_f1(recipe, checkpoints["AU-BLIP"], n)
+    emot = emotion_naming(recipe, checkpoints["Emot-BLIP"], n)
+    exp = emotion_naming(recipe, checkpoints["Exp-BLIP"], n)
+    exp_au = au_caption_f1(recipe, checkpoints["Exp-BLIP"], n)
+    values = (
+        au["f1"].mean(),
+        emot.loc[emot["single"], "hit"].mean(),
+        exp.loc[exp["single"], "hit"].mean(),
+        exp.loc[~exp["single"], "hit"].mean(),
+        exp_au["f1"].mean(),
+    )
+    return {name: float(v) for name, v in zip(TARGETS, values, strict=True)}
+
+
+def stage1_itc(recipe, last: int = 5) -> tuple[float, float]:
+    """Stage 1's final ITC (the mean of its last ``last`` logged values) and log(batch), the ITC
+    of a Q-Former that cannot tell the captions of a batch apart."""
+    import math
+
+    history = recipe.qformer().history[-last:]
+    itc = sum(h["itc"] for h in history) / len(history)
+    return itc, math.log(recipe.config.qformer.fit.batch_size)
+
+
 def stage1_recall(recipe, n: int = 400, ks=(1, 5), *, seed: int = 1) -> dict[str, float]:
     """Held-out image-text retrieval after BLIP-2 stage 1
     (:func:`facecap_lib.training.stage1.retrieval_recall`): ``n`` test faces of new people with
@@ -79,6 +120,52 @@ def stage1_recall(recipe, n: int = 400, ks=(1, 5), *, seed: int = 1) -> dict[str
     return retrieval_recall(
         stage1.model, stage1.tokenizer, [p.image for p in pairs], [p.caption for p in pairs], ks
     )
+
+
+def statement_captions(language_model, tokenizer, statements, *, max_new_tokens: int = 60):
+    """What a from-scratch preset's frozen language model writes after each content statement
+    (``"Action units 6 12."``, see :func:`facecap_lib.training.stages.content_statement`), greedy:
+    the language model alone, given the content in words instead of a soft prompt."""
+    import torch
+
+    bos = tokenizer.bos_token_id
+    out = []
+    for statement in statements:
+        ids = [bos, *tokenizer(statement, add_special_tokens=False)["input_ids"]]
+        prompt = torch.tensor([ids])
+        with torch.no_grad():
+            made = language_model.generate(
+                prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
+                do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        out.append(tokenizer.decode(made[0, len(ids) :], skip_special_tokens=True).strip())
+    return out
+
+
+def language_model_oracle(recipe, n: int = 400, *, seed: int = 1) -> pd.DataFrame:
+    """How much of the caption path the frozen language model can carry: it is told each
+    held-out face's true AUs as a content statement (:func:`statement_captions`) and its
+    captions are scored like AU-BLIP's (:func:`au_caption_f1`'s faces and AUs). A soft prompt
+    can at best tell it as much, so this bounds what any Q-Former achieves through it."""
+    from facecap_lib.data.table import au_sets
+    from facecap_lib.training.stages import content_statement
+
+    faces = held_out(recipe, n, kind="au", seed=seed)
+    statements = [content_statement(_rule_caption(aus)) for aus in au_sets(faces)]
+    written = statement_captions(recipe.language_model(), recipe.tokenizer(), statements)
+    scores = faithfulness.au_scores(written, faces)
+    frequent = scores[scores["positives"] >= 10].reset_index(drop=True)
+    frequent.attrs.update(
+        faces=len(faces), examples=list(zip(statements[:3], written[:3], strict=True))
+    )
+    return frequent
+
+
+def _rule_caption(aus) -> str:
+    from facecap_lib.captions.rules import au_caption
+    from facecap_lib.lexicon import NO_AU_DESCRIPTION
+
+    return au_caption(aus) or NO_AU_DESCRIPTION
 
 
 def references(recipe, faces: pd.DataFrame, kind: str = "au") -> list[list[str]]:
@@ -187,45 +274,130 @@ def probe_tables(
     return probes.probe_table(results, emotions)
 
 
-def findings(metrics: pd.DataFrame, probe: pd.DataFrame, strategies: pd.DataFrame) -> pd.DataFrame:
-    """The paper's four headline claims, each checked on these tables: the evidence and whether
-    it reproduces here.
+def finding_quantities(
+    recipe, *, n_eval: int = 150, n_train: int = 1200, n_test: int = 400, beams: int = 5
+) -> dict[str, dict[str, float]]:
+    """What chapter 5's findings compare, for one trained run (its defaults are chapter 5's
+    sizes): METEOR and ROUGE-L of AU-BLIP and the general captioner on ``n_eval`` held-out faces
+    (:func:`metrics_table`), and the linear probes' mean AU F1 of every model's encoder and
+    Q-Former (:func:`probe_tables`)."""
+    models = recipe.checkpoints()
+    faces = held_out(recipe, n_eval, kind="au")
+    pair = {title: models[title] for title in ("AU-BLIP", "general")}
+    table = metrics_table(captions(recipe, faces, pair, beams=beams), references(recipe, faces))
+    train, test = probe_split(recipe, n_train, n_test)
+    probe = probe_tables(recipe, models, train, test)
+    return {
+        "METEOR": table["METEOR"].astype(float).to_dict(),
+        "ROUGE-L": table["ROUGE-L"].astype(float).to_dict(),
+        "probe F1": probe["avg F1"].astype(float).to_dict(),
+    }
 
-    (1) task-specific captioners beat a general one on AU-caption metrics (AU-BLIP vs the
-    untrained captioner, METEOR and ROUGE-L); (2) vision-to-language training improves
-    linear-probe features over the plain encoder (best trained encoder vs the untrained one, mean
-    AU F1); (3) Q-Former features beat the encoder's (per trained model, mean AU F1); (4) Exp
-    captions are the most complete (automatic most-complete votes)."""
+
+def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
+    """The spread a finding's difference must exceed: for each quantity of
+    :func:`finding_quantities`, the largest range (max minus min over the seeds' ``runs``) among
+    the models it is measured on."""
+    out = {}
+    for quantity in runs[0]:
+        models = runs[0][quantity]
+        out[quantity] = max(
+            max(run[quantity][m] for run in runs) - min(run[quantity][m] for run in runs)
+            for m in models
+        )
+    return out
+
+
+def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:
+    """The seed-to-seed spread of chapter 5's compared quantities for a preset, and where it
+    comes from: ``book/measured/seeds-<preset>.json``, written by ``benchmarks/chapter4_seeds.py
+    --chapter5 --json`` (its ``spread`` and ``provenance``: command, commit, date). ``(None,
+    None)`` when it was never measured for this preset."""
+    import json
+
+    from facecap_lib.notebooks import find_repo_root
+
+    try:
+        path = find_repo_root() / "book" / "measured" / f"seeds-{preset_name}.json"
+    except FileNotFoundError:
+        return None, None
+    if not path.exists():
+        return None, None
+    measured = json.loads(path.read_text())
+    return measured["spread"], measured["provenance"]
+
+
+def _verdict(differences: Sequence[float], spread: float | None) -> str:
+    """``reproduced`` when every difference exceeds the seed-to-seed ``spread``; ``not
+    reproduced`` when none is positive; ``within the spread`` between; ``one seed`` when no
+    spread was measured (the direction alone cannot carry a claim)."""
+    if spread is None:
+        return "one seed: " + ("same direction" if all(d > 0 for d in differences) else "not")
+    if all(d > spread for d in differences):
+        return "reproduced"
+    if all(d <= 0 for d in differences):
+        return "not reproduced"
+    return "within the spread"
+
+
+def findings(
+    metrics: pd.DataFrame,
+    probe: pd.DataFrame,
+    strategies: pd.DataFrame,
+    spread: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """The paper's four headline claims, each checked on these tables: the evidence and a
+    verdict (:func:`_verdict`).
+
+    (1) a task-specific captioner beats a general one on AU-caption metrics: AU-BLIP against
+    the ``general`` captioner (the same training on captions that never describe the
+    expression), METEOR and ROUGE-L; (2) vision-to-language training improves linear-probe
+    features over the plain encoder: each captioner's encoder against the ``untrained`` one (the
+    plain pre-trained encoder that every captioner starts from), pair by pair, mean AU F1; (3)
+    Q-Former features beat the encoder's, per captioner; (4) Exp captions are the most complete
+    (automatic most-complete votes). ``spread`` holds the seed-to-seed spread of each compared
+    quantity (``"METEOR"``, ``"ROUGE-L"``, ``"probe F1"``: the largest range over seeds of the
+    compared models, from ``benchmarks/chapter4_seeds.py``); a claim is reproduced only where
+    the difference exceeds it."""
+    spread = dict(spread or {})
     rows = []
-    au, base = metrics.loc["AU-BLIP"], metrics.loc["untrained"]
+    au, base = metrics.loc["AU-BLIP"], metrics.loc["general"]
+    gaps = {m: float(au[m] - base[m]) for m in ("METEOR", "ROUGE-L")}
     rows.append(
         {
             "claim": "(1) AU-BLIP beats a general captioner on AU-caption metrics",
-            "evidence": f"METEOR {au['METEOR']:.3f} vs {base['METEOR']:.3f}; ROUGE-L {au['ROUGE-L']:.3f} vs {base['ROUGE-L']:.3f}",
-            "reproduces": bool(au["METEOR"] > base["METEOR"] and au["ROUGE-L"] > base["ROUGE-L"]),
+            "evidence": "; ".join(
+                f"{m} {au[m]:.3f} vs {base[m]:.3f} ({gaps[m]:+.3f}, spread {_spread(spread, m)})"
+                for m in gaps
+            ),
+            "verdict": _worst([_verdict([g], spread.get(m)) for m, g in gaps.items()]),
         }
     )
-    encoders = probe[probe.index.str.endswith("encoder")]["avg F1"]
-    plain = encoders.get("untrained encoder", np.nan)
-    trained = encoders.drop("untrained encoder", errors="ignore")
+    encoders = probe[probe.index.str.endswith(" encoder")]["avg F1"]
+    plain = encoders["untrained encoder"]
+    trained = encoders.drop(["untrained encoder", "general encoder"], errors="ignore")
+    gains = {name[: -len(" encoder")]: float(v - plain) for name, v in trained.items()}
     rows.append(
         {
             "claim": "(2) captioning training improves the encoder's features (linear probe)",
-            "evidence": f"mean AU F1: best trained encoder ({trained.idxmax()}) {trained.max():.1f} vs plain {plain:.1f}",
-            "reproduces": bool(trained.max() > plain),
+            "evidence": f"mean AU F1 against the plain encoder's {plain:.1f}: "
+            + ", ".join(f"{t} {g:+.1f}" for t, g in gains.items())
+            + f" (spread {_spread(spread, 'probe F1')})",
+            "verdict": _verdict(list(gains.values()), spread.get("probe F1")),
         }
     )
-    pairs = []
-    for name in trained.index:
-        title = name[: -len(" encoder")]
-        q = probe["avg F1"].get(f"{title} Q-Former", np.nan)
-        pairs.append((title, q, probe.loc[name, "avg F1"]))
-    wins = [t for t, q, e in pairs if q > e]
+    pairs = {
+        title: float(
+            probe.loc[f"{title} Q-Former", "avg F1"] - probe.loc[f"{title} encoder", "avg F1"]
+        )
+        for title in gains
+    }
     rows.append(
         {
             "claim": "(3) Q-Former features beat the encoder's (mean AU F1)",
-            "evidence": "; ".join(f"{t} {q:.1f} vs {e:.1f}" for t, q, e in pairs),
-            "reproduces": len(wins) > len(pairs) / 2,
+            "evidence": ", ".join(f"{t} {d:+.1f}" for t, d in pairs.items())
+            + f" (Q-Former minus encoder; spread {_spread(spread, 'probe F1')})",
+            "verdict": _verdict(list(pairs.values()), spread.get("probe F1")),
         }
     )
     most = strategies["most complete %"]
@@ -234,10 +406,20 @@ def findings(metrics: pd.DataFrame, probe: pd.DataFrame, strategies: pd.DataFram
             "claim": "(4) Exp captions are the most complete",
             "evidence": ", ".join(f"{k} {v:.0f}%" for k, v in most.items())
             + " of most-complete votes",
-            "reproduces": bool(most.idxmax().startswith("Exp")),
+            "verdict": "reproduced" if most.idxmax().startswith("Exp") else "not reproduced",
         }
     )
     return pd.DataFrame(rows).set_index("claim")
+
+
+def _spread(spread: Mapping[str, float], name: str) -> str:
+    return f"{spread[name]:.3g}" if name in spread else "not measured"
+
+
+def _worst(verdicts: Sequence[str]) -> str:
+    """The weakest of several verdicts on one claim."""
+    order = ("not reproduced", "one seed: not", "within the spread", "one seed: same direction")
+    return next((v for v in order if v in verdicts), "reproduced")
 
 
 def captioner(folder: str | Path, device: str = "cpu", beams: int = 1):

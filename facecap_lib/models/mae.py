@@ -198,7 +198,9 @@ def reconstruct(
     mae.eval()
     generator = torch.Generator().manual_seed(seed)
     patches = mae.config.num_channels * mae.config.patch_size**2
-    noise = torch.rand(pixel_values.shape[0], mae.vit.embeddings.patch_embeddings.num_patches, generator=generator)
+    noise = torch.rand(
+        pixel_values.shape[0], mae.vit.embeddings.patch_embeddings.num_patches, generator=generator
+    )
     _, out = mae_loss(mae, pixel_values, noise)
     target = mae.patchify(pixel_values)
     predicted = out.logits

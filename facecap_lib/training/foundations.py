@@ -45,7 +45,11 @@ import pandas as pd
 import torch
 
 from facecap_lib.data.synth.actions import RENDERED_AUS
-from facecap_lib.data.synth.pretraining import PretrainingCorpus, build_pretraining_corpus
+from facecap_lib.data.synth.pretraining import (
+    PretrainingCorpus,
+    build_pretraining_corpus,
+    corpus_dir,
+)
 from facecap_lib.data.table import image_files
 from facecap_lib.lexicon import AU_NUMBERS, COMPOUND_BY_NAME
 from facecap_lib.models.presets import build_vision_encoder, preset
@@ -420,16 +424,15 @@ def build_foundations(
     encoder_dir = runs / f"encoder-{config.encoder}-{config.encoder_key()}"
     lm_dir = runs / f"language-model-{config.language_model_key()}"
     out = Path(out) if out is not None else runs / f"export-{config.key()}"
-    runs.mkdir(parents=True, exist_ok=True)
-    clock = _Clock(runs / f"timings-{config.key()}.json")
-    with clock("corpus"):
+    spent: dict[str, float] = {}
+    with _timed(corpus_dir(config.corpus, work) / SECONDS_FILE, spent, "corpus"):
         corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
     log and log(f"pre-training corpus: {len(corpus)} faces ({config.corpus.key()})")
-    with clock("encoder"):
+    with _timed(encoder_dir / SECONDS_FILE, spent, "encoder"):
         vision_state, encoder_history = pretrain_encoder(
             config, corpus, encoder_dir, device=device, log=log, progress=progress
         )
-    with clock("language model"):
+    with _timed(lm_dir / SECONDS_FILE, spent, "language model"):
         lm_faces = corpus_faces(corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces])
         texts = caption_language(lm_faces, work=work)
         tokenizer_dir = lm_dir / "tokenizer"
@@ -442,8 +445,9 @@ def build_foundations(
             device=device, log=log, progress=progress,
         )  # fmt: skip
         lm_history = load_state(lm_run / "final")["history"]
-    with clock("probe"):
-        probe = probe_encoder(vision_state, preset(config.preset), corpus)
+    began = time.perf_counter()
+    probe = probe_encoder(vision_state, preset(config.preset), corpus)
+    spent["probe"] = time.perf_counter() - began
     log and log(f"linear probe of the encoder on {probe['test_faces']} new faces: {probe}")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -464,8 +468,10 @@ def build_foundations(
         "device": _device_name(device),
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%d"),
-        "wall_time_s": round(sum(clock.seconds.values()), 1),  # over every attempt
-        "wall_time_by_step_s": {k: round(v, 1) for k, v in clock.seconds.items()},
+        # what making each part took (over every attempt: a crash and its resume both count),
+        # whether made in this call or by an earlier one that this call reused
+        "wall_time_s": round(sum(spent.values()), 1),
+        "wall_time_by_step_s": {k: round(v, 1) for k, v in spent.items()},
         "final_losses": {
             "encoder": _last_losses(encoder_history),
             "language_model": _last_losses(lm_history),
@@ -478,23 +484,22 @@ def build_foundations(
     return load_foundations(out)
 
 
-class _Clock:
-    """Seconds spent in each step of a build, over every attempt (kept in ``path``): a build
-    that crashed and resumed reports the time it really took, and a finished step that is only
-    reloaded adds next to nothing."""
+SECONDS_FILE = "build_seconds.txt"
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.seconds = json.loads(path.read_text()) if path.exists() else {}
 
-    @contextmanager
-    def __call__(self, name: str):
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
-            self.path.write_text(json.dumps(self.seconds))
+@contextmanager
+def _timed(path: Path, spent: dict[str, float], name: str):
+    """Add the seconds spent inside to the total kept in ``path``, the time its artifact has
+    taken to make over every attempt (a finished artifact that is only reloaded adds next to
+    nothing), and put that total in ``spent[name]``."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        before = float(path.read_text()) if path.exists() else 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{before + time.perf_counter() - began:.3f}")
+        spent[name] = before + time.perf_counter() - began
 
 
 def _last_losses(history: list[dict], last: int = 50) -> dict:

@@ -153,6 +153,14 @@ def test_every_encoder_objective_exports_a_blip2_encoder(objective, tmp_path):
     made.install_vision(vision)  # strict: every weight of the preset's encoder, nothing else
     for key, value in vision.state_dict().items():
         assert torch.equal(value, made.vision_state[key]), key
+    if objective == "mae":  # the decoder comes too, to show what the encoder learned to see
+        from facecap_lib.models.mae import reconstruct
+
+        masked, rebuilt, mask = reconstruct(made.mae(), torch.randn(2, 3, 64, 64))
+        assert masked.shape == rebuilt.shape == (2, 3, 64, 64) and mask.sum() == 2 * 48
+    else:
+        with pytest.raises(ValueError, match="there is no decoder"):
+            made.mae()
 
 
 def test_a_changed_file_is_refused(smoke_foundations, tmp_path):
@@ -196,3 +204,20 @@ def test_the_shipped_manifest_matches_its_files_and_the_preset():
     with pytest.raises(ValueError, match="no shipped foundations for preset 'small'"):
         shipped("small")
     assert resolve("shipped", "small") is None and resolve(None, "tiny") is None
+
+
+def test_batchnorm_statistics_are_taken_again_on_whole_faces(smoke_foundations, tmp_path):
+    from torch import nn
+
+    from facecap_lib.data.synth.batch import FaceSpec, render_to_files
+    from facecap_lib.training.foundations import recalibrate_batchnorm
+
+    specs = [FaceSpec({12: 4}, identity=i, path=f"{i}.png") for i in range(6)]
+    render_to_files(specs, tmp_path, size=64, workers=1, progress=False)
+    vision = build_vision_encoder(preset("tiny"))
+    norms = [m for m in vision.modules() if isinstance(m, nn.BatchNorm2d)]
+    for norm in norms:
+        norm.running_mean.fill_(7.0)  # as if learned on images with blanked patches
+    recalibrate_batchnorm(vision, [str(tmp_path / s.path) for s in specs], batches=2, batch_size=3)
+    assert not vision.training and all(n.momentum == 0.1 for n in norms)
+    assert all(torch.isfinite(n.running_var).all() and (n.running_mean != 7.0).all() for n in norms)

@@ -67,9 +67,12 @@ from facecap_lib.training.pretrain import (
 )
 
 OBJECTIVES = ("contrastive", "mae", "supervised")
-FOUNDATIONS_VERSION = 1  # what export_foundations writes; changes when its layout does
+FOUNDATIONS_VERSION = 1  # the layout of an export (manifest, files)
+# how the language model's text is made (2: every caption at its frequency, not once each)
+LANGUAGE_TEXT_VERSION = 2
 MANIFEST = "manifest.json"
 VISION_FILE = "vision_encoder.safetensors"
+MAE_FILE = "mae.safetensors"  # MAE's encoder and decoder, where the encoder was made by MAE
 LM_DIR = "language_model"
 SHIPPED = Path(__file__).resolve().parent.parent / "foundations"  # facecap_lib/foundations/<preset>
 
@@ -93,7 +96,7 @@ class FoundationsConfig:
         augment=True,
     )  # fmt: skip
     language_model: LanguageModelConfig = LanguageModelConfig(
-        fit=replace(LanguageModelConfig().fit, max_steps=2000, save_every=500)
+        fit=replace(LanguageModelConfig().fit, max_steps=4000, save_every=500)
     )
     lm_faces: int = 20_000  # corpus faces whose captions the language model reads
 
@@ -131,16 +134,13 @@ class FoundationsConfig:
         """What the encoder's weights depend on: the preset, the corpus and the objective's
         settings (the language model's are not among them)."""
         values = self.settings()
-        return _digest(
-            {k: values[k] for k in ("version", "preset", "corpus", "encoder", self.encoder)}
-        )
+        return _digest({k: values[k] for k in ("preset", "corpus", "encoder", self.encoder)})
 
     def language_model_key(self) -> str:
         """What the tokenizer's and the language model's weights depend on."""
         values = self.settings()
-        return _digest(
-            {k: values[k] for k in ("version", "preset", "corpus", "language_model", "lm_faces")}
-        )
+        keys = ("preset", "corpus", "language_model", "lm_faces")
+        return _digest({"text": LANGUAGE_TEXT_VERSION, **{k: values[k] for k in keys}})
 
 
 def _digest(values: dict) -> str:
@@ -171,15 +171,16 @@ def corpus_faces(corpus: pd.DataFrame) -> pd.DataFrame:
 
 def caption_language(faces: pd.DataFrame, work: str | Path | None = None) -> list[str]:
     """The language model's pre-training text: every caption chapter 3's machinery writes for
-    ``faces`` (rule-based and offline-described AU captions, emotion captions, Mix, Cat and Exp),
-    each also after a statement of its content (:func:`facecap_lib.training.stages.lm_texts`)."""
+    ``faces`` (rule-based and offline-described AU captions, emotion captions, Cat and Exp; Mix
+    repeats the first two), as often as the faces call for it, each also after a statement of
+    its content (:func:`facecap_lib.training.stages.lm_texts`)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import OfflineDescriber
     from facecap_lib.training.stages import lm_texts
 
     tables = caption_corpus(faces, OfflineDescriber(), work=work)
-    texts = [c for name in ("captions", "mix", "cat", "exp") for c in tables[name]["caption"]]
-    return lm_texts(texts)
+    texts = [c for name in ("captions", "cat", "exp") for c in tables[name]["caption"]]
+    return lm_texts(texts, unique=False)
 
 
 # ---------------------------------------------------------------- the encoder
@@ -197,16 +198,18 @@ def pretrain_encoder(
     device="auto",
     log=print,
     progress: bool = True,
-) -> tuple[dict[str, torch.Tensor], list[dict]]:
+) -> tuple[dict[str, torch.Tensor], list[dict], dict[str, torch.Tensor] | None]:
     """Pre-train the image encoder on the corpus's ``pretrain`` faces with ``config.encoder``;
-    returns its ``Blip2VisionModel`` state dict and the training history (resumable in
-    ``folder``)."""
+    returns its ``Blip2VisionModel`` state dict, the training history (resumable in
+    ``folder``) and, for MAE, the whole ``ViTMAEForPreTraining`` state (its decoder shows what
+    the encoder learned to see: :func:`facecap_lib.models.mae.reconstruct`)."""
     from facecap_lib.training.checkpoints import load_state
 
     spec = preset(config.preset)
     faces = corpus[corpus["split"] == "pretrain"]
     images = image_files(faces)
     common = dict(device=device, log=log, progress=progress)
+    whole = None
     if config.encoder == "contrastive":
         model = pretrain_contrastive(spec, images, folder, config.contrastive, **common)
         state = model.vision.state_dict()
@@ -216,6 +219,7 @@ def pretrain_encoder(
         vision.load_state_dict(vision_state_from_mae(mae.state_dict(), spec))
         recalibrate_batchnorm(vision, images)  # MAE's stem saw blanked patches (mae_loss)
         state = vision.state_dict()
+        whole = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
     else:
         task = FineTuneTask(
             build_vision_encoder(spec), images, _au_targets(faces), config.supervised
@@ -223,7 +227,7 @@ def pretrain_encoder(
         model = fit(task, folder, config.supervised.fit, **common).model.cpu().eval()
         state = model.vision.state_dict()
     history = load_state(folder / "final")["history"]
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}, history
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}, history, whole
 
 
 def vision_state_from_mae(mae_state: dict, spec) -> dict[str, torch.Tensor]:
@@ -331,6 +335,24 @@ class Foundations:
         """12 hex digits of every file's sha256: the foundations' identity in run folders."""
         return manifest_digest(self.folder)
 
+    def mae(self):
+        """The whole MAE (encoder and decoder) the encoder came from, for
+        :func:`facecap_lib.models.mae.reconstruct`; ``ValueError`` when the encoder was made
+        another way."""
+        from safetensors.torch import load_file
+
+        from facecap_lib.models.mae import build_mae
+
+        if not (self.folder / MAE_FILE).exists():
+            raise ValueError(
+                f"{self.folder}: the encoder was pre-trained with "
+                f"{self.manifest['encoder_objective']!r}, not MAE: there is no decoder"
+            )
+        settings = self.manifest["settings"]
+        mae = build_mae(preset(self.manifest["preset"]), settings["mae"]["mask_ratio"])
+        mae.load_state_dict(load_file(self.folder / MAE_FILE))
+        return mae.eval()
+
     def language_model(self):
         from transformers import OPTForCausalLM
 
@@ -429,7 +451,7 @@ def build_foundations(
         corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
     log and log(f"pre-training corpus: {len(corpus)} faces ({config.corpus.key()})")
     with _timed(encoder_dir / SECONDS_FILE, spent, "encoder"):
-        vision_state, encoder_history = pretrain_encoder(
+        vision_state, encoder_history, mae_state = pretrain_encoder(
             config, corpus, encoder_dir, device=device, log=log, progress=progress
         )
     with _timed(lm_dir / SECONDS_FILE, spent, "language model"):
@@ -452,6 +474,8 @@ def build_foundations(
 
     out.mkdir(parents=True, exist_ok=True)
     save_file(vision_state, out / VISION_FILE, metadata={"preset": config.preset})
+    if mae_state is not None:
+        save_file(mae_state, out / MAE_FILE, metadata={"preset": config.preset})
     language_model.save_pretrained(out / LM_DIR)
     tokenizer.save_pretrained(out / LM_DIR)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)

@@ -186,9 +186,11 @@ def content_statement(caption: str) -> str:
     return " ".join(parts)
 
 
-def lm_texts(captions: Sequence[str]) -> list[str]:
+def lm_texts(captions: Sequence[str], *, unique: bool = True) -> list[str]:
     """The pre-training text of a from-scratch language model: every caption, and every caption
-    after a statement of its content.
+    after a statement of its content; each distinct caption once (``unique``), or as often as
+    the captions hold it, so that the model learns how likely each one is (the foundations:
+    a caption that many faces share, such as the fixed no-AU text, must come easily to it).
 
     BLIP-2 relies on a frozen LLM that already conditions what it writes on what precedes it; the
     Q-Former learns to write that preceding context (the soft prompt). A small model trained on
@@ -197,8 +199,8 @@ def lm_texts(captions: Sequence[str]) -> list[str]:
     one. They are derived from the captions (no labels, no test images), and the Q-Former still
     has to find the content in the pixels.
     """
-    unique = sorted(set(captions))
-    return unique + [f"{content_statement(c)} {c}" for c in unique]
+    texts = sorted(set(captions)) if unique else list(captions)
+    return texts + [f"{content_statement(c)} {c}" for c in texts]
 
 
 # ---------------------------------------------------------------- pseudo-captions from models

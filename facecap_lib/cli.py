@@ -437,14 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
         "encoder on it (self-supervised by default) and its language model on the caption "
         "language, and export both with a manifest (sha256, command, commit, device, time, "
         "losses, a linear probe). Every step resumes where it stopped. The tiny preset's "
-        "shipped foundations were made with: facecap pretrain --preset tiny --out "
-        "facecap_lib/foundations/tiny",
+        "shipped foundations were made with: facecap pretrain --preset tiny --encoder supervised "
+        "--out facecap_lib/foundations/tiny",
     )
     pretrain.add_argument("--preset", default="tiny")
     pretrain.add_argument(
-        "--encoder", default="contrastive", choices=["contrastive", "mae", "supervised"],
-        help="contrastive (SimCLR on sessions) or mae, without labels; supervised: on the "
-        "corpus's AU labels",
+        "--encoder", default="supervised", choices=["supervised", "contrastive", "mae"],
+        help="supervised (the default, shipped): on the corpus's rendered AU labels; "
+        "contrastive (SimCLR on sessions) or mae: without labels",
     )  # fmt: skip
     pretrain.add_argument("--out", type=Path, help="export folder (default: in the work folder)")
     pretrain.add_argument("--faces", type=int, help="pre-training faces (default 100,000)")

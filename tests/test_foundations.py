@@ -125,7 +125,7 @@ def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert "foundations of tiny" in printed and "linear probe" in printed
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert manifest["command"] == f"facecap pretrain --smoke --out {tmp_path / 'out'}"
-    assert manifest["encoder_objective"] == "contrastive" and not manifest["labels_used"]
+    assert manifest["encoder_objective"] == "supervised" and manifest["labels_used"]
     assert set(manifest["final_losses"]) == {"encoder", "language_model"}
     assert manifest["final_losses"]["encoder"]["step"] == FitConfig.smoke().max_steps
     assert {"corpus", "encoder", "language model", "probe"} <= set(manifest["wall_time_by_step_s"])
@@ -144,11 +144,11 @@ def test_a_rebuild_from_nothing_gives_the_same_files(smoke_foundations, tmp_path
     assert files == {k: v["sha256"] for k, v in smoke_foundations.manifest["files"].items()}
 
 
-@pytest.mark.parametrize("objective", ["mae", "supervised"])
+@pytest.mark.parametrize("objective", ["mae", "contrastive"])
 def test_every_encoder_objective_exports_a_blip2_encoder(objective, tmp_path):
     config = FoundationsConfig.smoke(encoder=objective)
     made = build_foundations(config, tmp_path / "out", work=tmp_path, log=None, progress=False)
-    assert made.manifest["labels_used"] == (objective == "supervised")
+    assert not made.manifest["labels_used"]  # self-supervised
     vision = build_vision_encoder(preset("tiny"))
     made.install_vision(vision)  # strict: every weight of the preset's encoder, nothing else
     for key, value in vision.state_dict().items():

@@ -447,6 +447,7 @@ def build_foundations(
     encoder_dir = runs / f"encoder-{config.encoder}-{config.encoder_key()}"
     lm_dir = runs / f"language-model-{config.language_model_key()}"
     out = Path(out) if out is not None else runs / f"export-{config.key()}"
+    commit = _git_commit()  # the code that starts the build (files may change while it runs)
     spent: dict[str, float] = {}
     with _timed(corpus_dir(config.corpus, work) / SECONDS_FILE, spent, "corpus"):
         corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
@@ -489,7 +490,7 @@ def build_foundations(
         "corpus_key": config.corpus.key(),
         "corpus_faces": int((corpus["split"] == "pretrain").sum()),
         "settings_key": config.key(),
-        "commit": _git_commit(),
+        "commit": commit,
         "device": _device_name(device),
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%d"),

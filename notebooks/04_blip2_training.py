@@ -112,12 +112,35 @@ anatomy.shape_trace(model, batch)
 # - a **pre-training corpus**: 100,000 SynthFACS faces of 25,000 people that no chapter ever
 #   shows (identity seeds above every other corpus's), with the full variety of pose, light,
 #   backgrounds and occluders, each person seen four times in one setting;
-# - the **image encoder**, pre-trained on those faces (the manifest below says how);
+# - the **image encoder**, pre-trained on those faces **with their rendered AU labels**: an AU
+#   detector's backbone, not a self-supervised encoder like the paper's (see below why);
 # - the **language model**, next-token trained on the caption language of those faces (chapter
 #   3's rules, offline descriptions and fusions of their rendered labels), each caption also read
 #   after a short statement of its content (`stages.content_statement`). Trained on captions alone
 #   a language model learns to write captions but not to *read* what precedes them, and no soft
 #   prompt could steer it; reading statements is the ability BLIP-2 borrows from a real LLM.
+#
+# **Which pre-training.** The paper's ViT-B learned without labels (MAE). Here three ways were
+# run on the same 100,000 faces (2 CPU cores, 2026-12-05; the self-supervised two on 384,000
+# images each) and measured the same way: the encoder and a linear layer fine-tuned on the AU
+# labels of this book's ~1,950 AU-labelled training faces (1,000 steps of 32), scored on the 400
+# held-out faces of new people of section 6 (`benchmarks/encoder_probe.py`):
+#
+# | encoder start | labels | pre-training | mean per-AU F1 | ROC-AUC |
+# |---|---|---|---|---|
+# | random weights (the chapter before foundations) | none | none | 49.7 | 0.767 |
+# | MAE (75% of the patches masked) | none | 1,500 steps of 256 | 43.5 | 0.717 |
+# | contrastive (SimCLR on sessions) | none | 1,500 steps of 128 pairs | 69.6 | 0.918 |
+# | AU detector | the corpus's AUs | 3,000 steps of 64 | 81.7 | 0.968 |
+#
+# Contrastive pre-training is the self-supervised one that helps: its batches hold four faces
+# of one person in one setting, which differ in little but the expression, so telling them apart
+# makes the encoder look at facial actions ({mod}`facecap_lib.training.contrastive`). MAE at this
+# budget made things worse, as it did in a shorter run before; it needs far longer training
+# than two cores give. Only the label-supervised encoder brings the captioners near their
+# targets (section 6), so **the shipped encoder was trained on the pre-training corpus's AU
+# labels**. It never saw a face, a person or a label of this book's corpus. `facecap pretrain
+# --encoder contrastive` builds the self-supervised alternative with the same command.
 #
 # The manifest records how they were made, so anyone can rebuild them with its command:
 

@@ -34,8 +34,8 @@
 # | {doc}`04_blip2_training` | Necessary | the captioners, read from its run folder |
 #
 # **Compute budget:** a few minutes on two CPU cores once chapter 4 has run (captions and
-# features are cached in the run folder); run on its own, this chapter first trains chapter 4's
-# models through the same library call.
+# features are cached in the run folder), most of it training the general captioner; run on its
+# own, this chapter first trains chapter 4's models through the same library call.
 
 # %%
 import matplotlib.pyplot as plt
@@ -259,9 +259,13 @@ verdicts
 
 # %% [markdown]
 # A claim that does not reproduce here is a statement about these models on this data, not about
-# the paper's: the `tiny` preset trains from scratch for minutes on two CPU cores, where the paper
-# fine-tunes pre-trained ViT-G and OPT for days. Run this chapter after chapter 4 with the `small`
-# preset on a GPU, or with real weights (`PRESET`), and read the same table.
+# the paper's: the `tiny` preset's captioners train for minutes on two CPU cores from small
+# foundations (an encoder pre-trained on the labels of synthetic faces, a language model of two
+# layers), where the paper fine-tunes ViT-G and OPT for days. In particular the plain encoder
+# here was trained to detect AUs, so captioning has little to add to what a linear probe reads
+# from it (finding 2), where the paper's encoders never saw an AU label. Run this chapter after
+# chapter 4 with the `small` preset on a GPU, or with real weights (`PRESET`), and read the same
+# table.
 #
 # ## Summary
 #

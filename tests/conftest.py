@@ -34,6 +34,18 @@ def isolated_work_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def smoke_foundations(tmp_path_factory):
+    """Foundations of the tiny preset at smoke settings (a 96-face corpus, a few steps each),
+    built once for every test that needs a foundations folder."""
+    from facecap_lib.training.foundations import FoundationsConfig, build_foundations
+
+    work = tmp_path_factory.mktemp("foundations")
+    return build_foundations(
+        FoundationsConfig.smoke(), work / "export", work=work, log=None, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory, repo) -> Path:
     """One folder for this session's smoke-executed notebooks, shared by notebook and book tests."""
     return tmp_path_factory.mktemp("smoke")

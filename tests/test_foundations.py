@@ -110,14 +110,6 @@ def test_nt_xent_is_simclrs_loss():
 # ---------------------------------------------------------------- facecap pretrain
 
 
-@pytest.fixture(scope="module")
-def smoke_foundations(tmp_path_factory):
-    work = tmp_path_factory.mktemp("work")
-    return build_foundations(
-        FoundationsConfig.smoke(), work / "export", work=work, log=None, progress=False
-    )
-
-
 def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACECAP_CACHE", str(tmp_path / "work"))
     assert cli(["pretrain", "--smoke", "--out", str(tmp_path / "out")]) == 0

@@ -15,7 +15,6 @@ from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import BASIC_PROTOTYPES
 from facecap_lib.training import STAGES
-from facecap_lib.training.foundations import FoundationsConfig, build_foundations
 from facecap_lib.training.stages import Recipe, RecipeConfig, _changed, content_statement, lm_texts
 
 SCRATCH = replace(RecipeConfig.smoke(), foundations=None)  # the language model trained here
@@ -131,18 +130,11 @@ def test_settings_fingerprint_follows_recipe_and_preset():
     assert {f.parallel for f in config.with_fits(parallel="fsdp").fits().values()} == {"fsdp"}
 
 
-@pytest.fixture(scope="module")
-def foundations(tmp_path_factory):
-    work = tmp_path_factory.mktemp("foundations")
-    return build_foundations(
-        FoundationsConfig.smoke(), work / "export", work=work, log=None, progress=False
-    )
-
-
-def test_recipe_starts_from_foundations(corpus, foundations, tmp_path):
+def test_recipe_starts_from_foundations(corpus, smoke_foundations, tmp_path):
     """The tokenizer, the frozen language model and the image encoder come from the foundations;
     nothing is pre-trained in the run folder, and the run folder's identity names them."""
     faces, tables, describer, work = corpus
+    foundations = smoke_foundations
     config = replace(RecipeConfig.smoke(), foundations=str(foundations.folder))
     logged = []
     recipe = Recipe(

@@ -449,26 +449,20 @@ def build_foundations(
     out = Path(out) if out is not None else runs / f"export-{config.key()}"
     commit = _git_commit()  # the code that starts the build (files may change while it runs)
     spent: dict[str, float] = {}
-    with _timed(corpus_dir(config.corpus, work) / SECONDS_FILE, spent, "corpus"):
+    corpus_folder = corpus_dir(config.corpus, work)
+    with _timed(corpus_folder / SECONDS_FILE, spent, "corpus"):
         corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
     log and log(f"pre-training corpus: {len(corpus)} faces ({config.corpus.key()})")
     with _timed(encoder_dir / SECONDS_FILE, spent, "encoder"):
         vision_state, encoder_history, mae_state = pretrain_encoder(
             config, corpus, encoder_dir, device=device, log=log, progress=progress
         )
+    lm_run = lm_dir / "run"
     with _timed(lm_dir / SECONDS_FILE, spent, "language model"):
-        lm_faces = corpus_faces(corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces])
-        texts = caption_language(lm_faces, work=work)
-        tokenizer_dir = lm_dir / "tokenizer"
-        if not (tokenizer_dir / "tokenizer.json").exists():
-            train_tokenizer(texts).save_pretrained(tokenizer_dir)
-        tokenizer = load_tokenizer(tokenizer_dir)  # as a resumed build has it: the same files
-        lm_run = lm_dir / "run"
-        language_model = pretrain_language_model(
-            preset(config.preset), tokenizer, texts, lm_run, config.language_model,
-            device=device, log=log, progress=progress,
-        )  # fmt: skip
-        lm_history = load_state(lm_run / "final")["history"]
+        tokenizer, language_model = _language_model(
+            config, corpus, lm_dir, work, device, log, progress
+        )
+    lm_history = load_state(lm_run / "final")["history"]
     began = time.perf_counter()
     probe = probe_encoder(vision_state, preset(config.preset), corpus)
     spent["probe"] = time.perf_counter() - began
@@ -515,17 +509,46 @@ SECONDS_FILE = "build_seconds.txt"
 
 @contextmanager
 def _timed(path: Path, spent: dict[str, float], name: str):
-    """Add the seconds spent inside to the total kept in ``path``, the time its artifact has
-    taken to make over every attempt (a finished artifact that is only reloaded adds next to
-    nothing), and put that total in ``spent[name]``."""
+    """The time an artifact took to make, kept beside it in ``path`` and put in
+    ``spent[name]``: the seconds spent inside are added to it (over every attempt, so a crash
+    and its resume both count) until the artifact is finished; once it is (a ``.done`` file
+    beside ``path``), loading it again adds nothing."""
+    complete = path.with_suffix(".done")
+    finished_before = complete.exists()
     began = time.perf_counter()
     try:
         yield
-    finally:
-        before = float(path.read_text()) if path.exists() else 0.0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{before + time.perf_counter() - began:.3f}")
-        spent[name] = before + time.perf_counter() - began
+    finally:  # a failed attempt's time counts too
+        if not finished_before:
+            before = float(path.read_text()) if path.exists() else 0.0
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{before + time.perf_counter() - began:.3f}")
+    complete.touch()
+    spent[name] = float(path.read_text())
+
+
+def _language_model(config, corpus, lm_dir: Path, work, device, log, progress):
+    """The tokenizer and the language model of a build: trained on the caption language of the
+    corpus's first ``lm_faces`` faces (resumable in ``lm_dir``), or loaded once finished
+    without making that text again."""
+    from transformers import OPTForCausalLM
+
+    from facecap_lib.training.checkpoints import finished
+
+    tokenizer_dir, lm_run = lm_dir / "tokenizer", lm_dir / "run"
+    done = finished(lm_run)
+    if done is not None:
+        return load_tokenizer(tokenizer_dir), OPTForCausalLM.from_pretrained(done).eval()
+    lm_faces = corpus_faces(corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces])
+    texts = caption_language(lm_faces, work=work)
+    if not (tokenizer_dir / "tokenizer.json").exists():
+        train_tokenizer(texts).save_pretrained(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)  # as a resumed build has it: the same files
+    language_model = pretrain_language_model(
+        preset(config.preset), tokenizer, texts, lm_run, config.language_model,
+        device=device, log=log, progress=progress,
+    )  # fmt: skip
+    return tokenizer, language_model
 
 
 def _last_losses(history: list[dict], last: int = 50) -> dict:

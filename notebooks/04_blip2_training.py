@@ -142,6 +142,23 @@ anatomy.shape_trace(model, batch)
 # labels**. It never saw a face, a person or a label of this book's corpus. `facecap pretrain
 # --encoder contrastive` builds the self-supervised alternative with the same command.
 #
+# **MAE at work.** The package also ships the MAE that lost (foundations `tiny-mae`, with its
+# decoder). Three quarters of each face's patches are hidden (ConvMAE's way: blanked in the
+# pixels, so that the conv stem cannot see across into them), and the decoder rebuilds them from
+# the rest. It predicts each patch normalised by its own mean and spread; drawn here with the true
+# patch's (as the MAE authors' demo does), the colours are given, and what the model adds is the
+# structure inside each patch. After 1,500 steps that is little more than a smooth fill: a hidden
+# brow, eye or mouth, where the AUs are, does not come back.
+
+# %%
+mae_start = foundations.load_foundations(foundations.SHIPPED / "tiny-mae")
+seen = mae_start.mae_reconstructions(image_files(report.held_out(recipe, 4, kind="au", seed=3)))
+notes = ["face"] * 4 + ["75% of the patches hidden"] * 4 + ["rebuilt by the decoder"] * 4
+fig = viz.contact_sheet(seen["face"] + seen["masked"] + seen["rebuilt"], notes, columns=4, size=1.6)
+plt.show()
+
+# %% [markdown]
+#
 # The manifest records how they were made, so anyone can rebuild them with its command:
 
 # %%

@@ -19,6 +19,7 @@ from facecap_lib.data.synth.pretraining import (
     build_pretraining_corpus,
     plan,
 )
+from facecap_lib.data.table import image_files
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.presets import build_vision_encoder, preset
 from facecap_lib.training.config import FitConfig
@@ -150,9 +151,16 @@ def test_every_encoder_objective_exports_a_blip2_encoder(objective, tmp_path):
 
         masked, rebuilt, mask = reconstruct(made.mae(), torch.randn(2, 3, 64, 64))
         assert masked.shape == rebuilt.shape == (2, 3, 64, 64) and mask.sum() == 2 * 48
+        faces = made.mae_reconstructions(image_files(made_corpus(tmp_path))[:2])
+        assert [len(v) for v in faces.values()] == [2, 2, 2]
+        assert faces["rebuilt"][0].shape == (64, 64, 3) and faces["rebuilt"][0].dtype == "uint8"
     else:
         with pytest.raises(ValueError, match="there is no decoder"):
             made.mae()
+
+
+def made_corpus(work):
+    return build_pretraining_corpus(FoundationsConfig.smoke().corpus, work=work, progress=False)
 
 
 def test_a_changed_file_is_refused(smoke_foundations, tmp_path):

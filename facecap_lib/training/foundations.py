@@ -354,6 +354,22 @@ class Foundations:
         mae.load_state_dict(load_file(self.folder / MAE_FILE))
         return mae.eval()
 
+    def mae_reconstructions(self, images, seed: int = 0) -> dict[str, list[np.ndarray]]:
+        """What the MAE of these foundations sees and rebuilds of ``images`` (files):
+        ``{"face", "masked", "rebuilt"}``, ``uint8 [H, W, 3]`` arrays at the encoder's size
+        (:func:`facecap_lib.models.mae.reconstruct`)."""
+        from facecap_lib.data.images import from_tensor, load_rgb, to_tensor
+        from facecap_lib.models.mae import reconstruct
+
+        mae = self.mae()
+        pixels = to_tensor([load_rgb(i) for i in images], mae.config.image_size)
+        masked, rebuilt, _ = reconstruct(mae, pixels, seed)
+        return {
+            "face": from_tensor(pixels),
+            "masked": from_tensor(masked),
+            "rebuilt": from_tensor(rebuilt),
+        }
+
     def language_model(self):
         from transformers import OPTForCausalLM
 

@@ -513,7 +513,9 @@ class Recipe:
         folder = self.run_dir / f"{name}-blip"
         config = self.config.captioner
         if untrained:
-            config = replace(config, fit=replace(config.fit, max_steps=0, eval_every=None))
+            config = replace(config, fit=replace(config.fit, max_steps=0))
+        if untrained or evaluate is None:
+            config = replace(config, fit=replace(config.fit, eval_every=None))
         common = dict(
             spec=self.config.preset, device=self.device, log=log, progress=self.progress,
             name=TITLES[name],

@@ -199,14 +199,19 @@ def _captions_build(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from facecap_lib.training import distributed, stages
 
     distributed.init()  # before is_main(): under torchrun every rank would think it is rank 0
+    config = stages.recipe_config(args.smoke, args.preset)
+    if args.foundations:
+        config = replace(
+            config, foundations=None if args.foundations == "none" else args.foundations
+        )
     recipe = stages.chapter_recipe(
-        args.smoke, args.preset, init=args.init, parallel=args.parallel, run_dir=args.run,
+        args.smoke, config=config, init=args.init, parallel=args.parallel, run_dir=args.run,
         device=args.device, seed=args.seed, progress=distributed.is_main(),
-        **({"foundations": None if args.foundations == "none" else args.foundations}
-           if args.foundations else {}),
     )  # fmt: skip
     names = list(stages.STAGES) if args.stage == "all" else [args.stage]
     for name in names:

@@ -22,9 +22,9 @@ The two compute the same family of functions: max-pooling commutes with ReLU and
 per-channel increasing affine map, which BatchNorm is at inference whenever its scale is positive
 (the two differ only in which values BatchNorm's training statistics are taken over). Pooling
 first normalises and activates a quarter of the values. On two CPU cores that makes the ``tiny``
-stem 87 -> 70 ms per training step of 32 (forward and backward), and the supervised AU probe of
-``benchmarks/caption_ceiling.py`` at 1000 steps learns as well: mean F1 56.2 -> 55.6, ROC-AUC
-0.841 -> 0.860. The ``tiny`` stem's first layer, the only one at full resolution, has 16
+stem 87 -> 70 ms per training step of 32 (forward and backward), and the supervised AU probe
+(``benchmarks/encoder_probe.py --start none``, then ``caption_ceiling.py``) at 1000 steps
+learns as well: mean F1 56.2 -> 55.6, ROC-AUC 0.841 -> 0.860. The ``tiny`` stem's first layer, the only one at full resolution, has 16
 channels rather than 32: 70 -> 52 ms, and the same probe 57.7 / 0.853 (2026-11-26).
 """
 

@@ -291,7 +291,6 @@ def sample_evaluator(faces: pd.DataFrame, count: int, device: str = "auto"):
     missing from the sample is left out."""
     from facecap_lib.evaluation.faithfulness import emotion_named, parse_caption
     from facecap_lib.inference import describe
-    from facecap_lib.lexicon import AU_COLUMNS
 
     chosen = faces.iloc[:count]
     files = image_files(chosen)
@@ -636,7 +635,6 @@ def chapter_recipe(
     run_dir: str | Path | None = None,
     device: str = "auto",
     seed: int | None = None,
-    foundations: str | None = "settings",
     config: RecipeConfig | None = None,
     progress: bool = False,
 ) -> Recipe:
@@ -644,10 +642,9 @@ def chapter_recipe(
     settings and run folder in every chapter, so chapters 5 and 6 read chapter 4's models (and
     train them first when run on their own). ``facecap train`` runs it too, where ``init`` (a
     pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``,
-    ``device``, ``seed`` (every stage's, for the spread over seeds) and ``foundations``
-    (``RecipeConfig.foundations``: ``"shipped"``, a folder or None for from scratch; by default
-    the settings') can change, as can the whole ``config`` (benchmarks); ``progress`` shows
-    progress bars (curation and training)."""
+    ``device`` and ``seed`` (every stage's, for the spread over seeds) can change, as can the
+    settings themselves (``config``, default :func:`recipe_config` of ``smoke`` and
+    ``preset_name``); ``progress`` shows progress bars (curation and training)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
@@ -663,8 +660,6 @@ def chapter_recipe(
         config = config.with_fits(parallel=parallel)
     if seed is not None:
         config = config.with_fits(seed=seed)
-    if foundations != "settings":
-        config = replace(config, foundations=foundations)
     return Recipe(
         faces,
         caption_corpus(faces, describer),

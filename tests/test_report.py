@@ -101,3 +101,20 @@ def test_the_spread_is_the_widest_range_over_seeds():
     ]
     spread = seed_spread(runs)
     assert spread["METEOR"] == pytest.approx(0.05) and spread["probe F1"] == pytest.approx(4.0)
+
+
+def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
+    import json
+
+    from facecap_lib import notebooks
+    from facecap_lib.evaluation.report import measured_spread
+
+    monkeypatch.setattr(notebooks, "find_repo_root", lambda: tmp_path)
+    assert measured_spread("tiny") == (None, None)  # never measured for this preset
+    (tmp_path / "book" / "measured").mkdir(parents=True)
+    provenance = {"command": "python benchmarks/chapter4_seeds.py --chapter5", "commit": "abc"}
+    (tmp_path / "book" / "measured" / "seeds-tiny.json").write_text(
+        json.dumps({"seeds": {}, "spread": {"METEOR": 0.01}, "provenance": provenance})
+    )
+    assert measured_spread("tiny") == ({"METEOR": 0.01}, provenance)
+    assert measured_spread("small") == (None, None)

@@ -18,7 +18,9 @@ back inside the new loop, to show that the loop itself is not what moved them:
   the query tokens, the pre-training loops and the probe decayed everything);
 - language model, MAE, probe: the data order of every task (an epoch permutation that depends only
   on the step, so resuming is exact) instead of draws with replacement from one generator; MAE:
-  the crops' seeds of every task.
+  the crops' seeds of every task;
+- MAE: the masked patches blanked in the pixels before a conv stem sees them
+  (``models.mae.mae_loss``) instead of ``ViTMAEForPreTraining``'s own loss on the whole image.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def compat_patches(task: str) -> None:
             return nullcontext(batch_at)
 
         pretrain.MAETask.batches = mae_batches
+        pretrain.MAETask.loss = lambda self, model, batch: {
+            "loss": model(pixel_values=batch["pixel_values"]).loss
+        }
     if task == "fine_tune":
 
         def probe_batches(self, model, config, device):

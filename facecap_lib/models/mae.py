@@ -77,19 +77,22 @@ def mae_loss(mae: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise=None):
     patches, so without it every visible token carries a view of its masked neighbours and
     rebuilding them teaches little. The loss is against the true pixels of the masked patches,
     as ``ViTMAEForPreTraining`` computes it (per-patch normalised with ``norm_pix_loss``).
-    Returns ``(loss, outputs)``; ``noise`` ``[B, patches]`` fixes the mask (default: random)."""
-    batch, patches = pixel_values.shape[0], mae.vit.embeddings.patch_embeddings.num_patches
+    Returns ``(loss, outputs)``; ``noise`` ``[B, patches]`` fixes the mask (default: random).
+    ``mae`` may be wrapped for data parallelism (DDP): the forward pass goes through the wrapper,
+    which synchronises the gradients, and the configuration is read from the model inside."""
+    inner = getattr(mae, "module", mae)  # DDP keeps the model in .module; FSDP2 shards in place
+    batch, patches = pixel_values.shape[0], inner.vit.embeddings.patch_embeddings.num_patches
     if noise is None:
         noise = torch.rand(batch, patches, device=pixel_values.device)
     seen = pixel_values
-    if isinstance(mae.vit.embeddings.patch_embeddings.projection, ConvStem):
-        grid, size = int(patches**0.5), mae.config.patch_size
-        mask = mask_from_noise(noise, mae.config.mask_ratio).reshape(batch, 1, grid, grid)
+    if isinstance(inner.vit.embeddings.patch_embeddings.projection, ConvStem):
+        grid, size = int(patches**0.5), inner.config.patch_size
+        mask = mask_from_noise(noise, inner.config.mask_ratio).reshape(batch, 1, grid, grid)
         pixel_mask = mask.repeat_interleave(size, 2).repeat_interleave(size, 3)
         seen = pixel_values * (1 - pixel_mask).to(pixel_values.dtype)  # 0: the mean colour
     out = mae(pixel_values=seen, noise=noise)
-    target = mae.patchify(pixel_values)
-    if mae.config.norm_pix_loss:
+    target = inner.patchify(pixel_values)
+    if inner.config.norm_pix_loss:
         mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
         target = (target - mean) / (var + 1.0e-6) ** 0.5
     each = ((out.logits.float() - target.float()) ** 2).mean(-1)

@@ -222,6 +222,7 @@ def pretrain_encoder(
         state = vision.state_dict()
         whole = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
     else:
+        torch.manual_seed(config.supervised.fit.seed)  # the encoder is built before fit seeds
         task = FineTuneTask(
             build_vision_encoder(spec), images, _au_targets(faces), config.supervised
         )

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,18 @@ def test_the_loops_before_and_after_are_timed_side_by_side(repo, tmp_path):
     tasks = json.loads(out.read_text())["tasks"]
     assert set(tasks) == {"captioner", "qformer"}
     assert all(r["images_per_s"] > 0 for t in tasks.values() for side in t.values() for r in side)
+
+
+def test_the_levers_of_chapter_4_train_more_steps_and_more_faces(repo, tmp_path):
+    out = tmp_path / "levers.json"
+    env = {**os.environ, "FACECAP_CACHE": str(tmp_path / "cache")}
+    subprocess.run(
+        [sys.executable, "benchmarks/chapter4_levers.py", "--smoke", "--faces", "8", "--json", str(out)],
+        cwd=repo, capture_output=True, text=True, timeout=600, check=True, env=env,
+    )  # fmt: skip
+    levers = json.loads(out.read_text())["levers"]
+    base, steps, faces = levers["base"], levers["steps"], levers["faces"]
+    assert steps["captioner steps"] == 2 * base["captioner steps"]
+    assert faces["captioner steps"] == base["captioner steps"]
+    assert faces["training faces"] > 1.5 * base["training faces"]
+    assert {"AU-BLIP: mean per-AU F1", "seconds"} <= set(faces)

@@ -118,3 +118,21 @@ def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
     )
     assert measured_spread("tiny") == ({"METEOR": 0.01}, provenance)
     assert measured_spread("small") == (None, None)
+
+
+def test_the_target_table_judges_by_the_seeds_mean_where_measured():
+    from facecap_lib.evaluation.report import TARGETS, target_table
+
+    names = list(TARGETS)
+    this_run = {name: TARGETS[name] + 0.01 for name in names}  # every target met by one run
+    alone = target_table(this_run)
+    assert alone["met"].all() and "mean over seeds" not in alone
+    low = {name: TARGETS[name] - 0.1 for name in names}
+    seeds = {"seeds": {"0": {**this_run, "i2t@1": 0.3}, "1": low, "2": low}}
+    table = target_table(this_run, seeds)
+    assert not table["met"].any()  # the mean of three seeds, two of them short, misses
+    first = names[0]
+    assert table.loc[first, "min"] == pytest.approx(TARGETS[first] - 0.1)
+    assert table.loc[first, "max"] == pytest.approx(TARGETS[first] + 0.01)
+    assert table.loc[first, "mean over seeds"] == pytest.approx(TARGETS[first] - 0.19 / 3)
+    assert (table["seeds"] == 3).all()

@@ -308,11 +308,12 @@ def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, 
     return out
 
 
-def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:
-    """The seed-to-seed spread of chapter 5's compared quantities for a preset, and where it
-    comes from: ``book/measured/seeds-<preset>.json``, written by ``benchmarks/chapter4_seeds.py
-    --chapter5 --json`` (its ``spread`` and ``provenance``: command, commit, date). ``(None,
-    None)`` when it was never measured for this preset."""
+def measured_seeds(preset_name: str) -> dict | None:
+    """What ``benchmarks/chapter4_seeds.py --chapter5 --json`` measured for a preset over several
+    seeds, kept in ``book/measured/seeds-<preset>.json``: ``seeds`` (each seed's
+    :data:`TARGETS` figures, stage 1's figures and chapter 5's quantities), ``spread`` and
+    ``provenance`` (command, commit, date). ``None`` when it was never measured for this preset
+    (or outside a clone of the repository)."""
     import json
 
     from facecap_lib.notebooks import find_repo_root
@@ -320,11 +321,31 @@ def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | N
     try:
         path = find_repo_root() / "book" / "measured" / f"seeds-{preset_name}.json"
     except FileNotFoundError:
+        return None
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:
+    """The seed-to-seed spread of chapter 5's compared quantities for a preset and where it comes
+    from (:func:`measured_seeds`); ``(None, None)`` when it was never measured."""
+    measured = measured_seeds(preset_name)
+    if measured is None:
         return None, None
-    if not path.exists():
-        return None, None
-    measured = json.loads(path.read_text())
     return measured["spread"], measured["provenance"]
+
+
+def target_table(figures: Mapping[str, float], measured: dict | None = None) -> pd.DataFrame:
+    """Chapter 4's figures against :data:`TARGETS`: this run's (``figures``, from
+    :func:`headline_figures`) and, where ``measured`` (:func:`measured_seeds`), the mean, min and
+    max over its seeds; a target is ``met`` by the seeds' mean where measured, else by this run."""
+    table = pd.DataFrame({"target": TARGETS, "this run": figures})
+    judged = table["this run"]
+    if measured is not None:
+        rows = pd.DataFrame([measured["seeds"][s] for s in measured["seeds"]])[list(TARGETS)]
+        table["seeds"] = len(rows)
+        table["mean over seeds"], judged = rows.mean(), rows.mean()
+        table["min"], table["max"] = rows.min(), rows.max()
+    return table.assign(met=judged >= table["target"])
 
 
 def _verdict(differences: Sequence[float], spread: float | None) -> str:

@@ -636,6 +636,7 @@ def chapter_recipe(
     device: str = "auto",
     seed: int | None = None,
     config: RecipeConfig | None = None,
+    corpus=None,
     progress: bool = False,
 ) -> Recipe:
     """The recipe of chapters 4-6 on the embedded default data: the same faces, captions,
@@ -644,13 +645,17 @@ def chapter_recipe(
     pre-trained captioner), ``parallel`` (every stage's ``FitConfig.parallel``), ``run_dir``,
     ``device`` and ``seed`` (every stage's, for the spread over seeds) can change, as can the
     settings themselves (``config``, default :func:`recipe_config` of ``smoke`` and
-    ``preset_name``); ``progress`` shows progress bars (curation and training)."""
+    ``preset_name``) and the size of the default corpus (``corpus``, a
+    :class:`~facecap_lib.data.default_corpus.DefaultCorpus`); ``progress`` shows progress bars
+    (curation and training)."""
     from facecap_lib.captions.corpus import caption_corpus
     from facecap_lib.captions.synthesize import default_describer
     from facecap_lib.data import default_corpus
     from facecap_lib.paths import cache_root
 
-    spec = default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
+    spec = corpus or (
+        default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
+    )
     faces = default_corpus.curated_faces(spec, progress=progress)
     describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
     config = config or recipe_config(smoke, preset_name)

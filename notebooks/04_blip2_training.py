@@ -63,7 +63,7 @@ SMOKE = False  # smoke corpus and a few steps per stage
 PRESET = "auto"  # "auto": small on a GPU, tiny on a CPU; or a preset name
 N_FACES = 6  # faces compared side by side
 N_EVAL = 400  # held-out faces scored from captions (all of them if fewer)
-CEILING_STEPS = 1000  # fine-tuning steps of the encoder ceilings (section 6)
+CEILING_STEPS = 500  # fine-tuning steps of the encoder ceilings (section 6)
 
 # %%
 logging.basicConfig(format="%(name)s: %(message)s")
@@ -107,7 +107,7 @@ anatomy.shape_trace(model, batch)
 # BLIP-2 never starts from nothing: its image encoder comes pre-trained (EVA-CLIP; the paper's
 # ViT-B was pre-trained with MAE on AffectNet for 200 epochs) and so does its language model
 # (OPT). Offline there are no such weights, so the `tiny` preset's come with the package, made by
-# the project's own pre-training (`facecap pretrain`, {mod}`facecap_lib.training.foundations`):
+# the project's own pre-training (`facecap pretrain`, `facecap_lib.training.foundations`):
 #
 # - a **pre-training corpus**: 100,000 SynthFACS faces of 25,000 people that no chapter ever
 #   shows (identity seeds above every other corpus's), with the full variety of pose, light,
@@ -135,7 +135,7 @@ anatomy.shape_trace(model, batch)
 #
 # Contrastive pre-training is the self-supervised one that helps: its batches hold four faces
 # of one person in one setting, which differ in little but the expression, so telling them apart
-# makes the encoder look at facial actions ({mod}`facecap_lib.training.contrastive`). MAE at this
+# makes the encoder look at facial actions (`facecap_lib.training.contrastive`). MAE at this
 # budget made things worse, as it did in a shorter run before; it needs far longer training
 # than two cores give. Only the label-supervised encoder brings the captioners near their
 # targets (section 6), so **the shipped encoder was trained on the pre-training corpus's AU
@@ -206,7 +206,7 @@ plt.show()
 # ## 3. BLIP-2 stage 1: the Q-Former learns what captions talk about
 #
 # With the image encoder frozen, the Q-Former trains on three losses at once
-# ({mod}`facecap_lib.training.stage1`). They share one Q-Former and differ in who may attend to
+# (`facecap_lib.training.stage1`). They share one Q-Former and differ in who may attend to
 # whom. Before training it, here is each loss computed once by hand on a toy batch of eight
 # held-out faces, through the trainer's own data loader, and checked against the library.
 
@@ -411,7 +411,7 @@ seeds = report.measured_seeds(recipe.config.preset) if not SMOKE else None
 report.target_table(figures, seeds).round(3)
 
 # %% [markdown]
-# **Two ceilings** put these on a scale ({mod}`facecap_lib.evaluation.ceilings`): the encoder the
+# **Two ceilings** put these on a scale (`facecap_lib.evaluation.ceilings`): the encoder the
 # captioners start from, fine-tuned directly on the labels of the same training faces (no
 # captions, no language model), and a classifier on the *true rendered AU intensities*, which
 # bounds what any reader of AUs could say about the emotion. And one more question: how much

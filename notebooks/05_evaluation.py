@@ -78,7 +78,7 @@ pd.Series({title: shown(folder) for title, folder in models.items()}, name="chec
 #   describes images in general and was never taught facial actions. Its stand-in here has the
 #   same shape and the same training as AU-BLIP, on the same faces, with captions of everything
 #   SynthFACS knows about a picture except the expression: the person's hair and skin, the pose,
-#   the light and what covers the face ({mod}`facecap_lib.captions.general`).
+#   the light and what covers the face (`facecap_lib.captions.general`).
 # - **untrained**: the model every captioner starts from (the frozen language model and the
 #   stage-1 Q-Former) before a single captioning step. Its image encoder is the *plain encoder*
 #   of section 5: the pre-trained encoder every captioner starts from, unchanged.

@@ -63,7 +63,7 @@ SMOKE = False  # smoke corpus and a few steps per stage
 PRESET = "auto"  # "auto": small on a GPU, tiny on a CPU; or a preset name
 N_FACES = 6  # faces compared side by side
 N_EVAL = 400  # held-out faces scored from captions (all of them if fewer)
-CEILING_STEPS = 500  # fine-tuning steps of the encoder ceilings (section 6)
+CEILING_STEPS = 300  # fine-tuning steps of the encoder ceilings (section 6)
 
 # %%
 logging.basicConfig(format="%(name)s: %(message)s")

@@ -89,8 +89,8 @@ class RecipeConfig:
     )  # fmt: skip
     captioner: CaptionerConfig = CaptionerConfig(
         fit=FitConfig(
-            max_steps=800, batch_size=32, lr=1e-3, warmup_steps=50, save_every=200,
-            eval_every=200, log_every=50,
+            max_steps=750, batch_size=32, lr=1e-3, warmup_steps=50, save_every=250,
+            eval_every=250, log_every=50,
         ),
         layer_decay=0.95,
     )  # fmt: skip

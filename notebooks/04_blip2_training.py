@@ -456,9 +456,10 @@ scale.round(3)
 # no AU at all, and a language model pre-trained on each caption *once* had rarely seen the one
 # caption they need, so it wrote an emotion instead (AU-BLIP's F1 was 0.70 then). Pre-trained on
 # the captions *at the frequency they occur*, it learned that caption, and those faces now get it.
-# Emot-BLIP beats its encoder's ceiling: it is trained on every emotion-labelled face, compounds
-# included, while the ceiling's classifier only sees one-emotion faces. Per AU, where the captions
-# lose against the encoder's own ceiling:
+# Emot-BLIP does better than its encoder's "ceiling". It trains on every emotion-labelled face,
+# compounds included, for 750 steps. The ceiling's classifier sees only one-emotion faces, for 300
+# steps. So the ceiling is a yardstick here, not a bound. Per AU, where the captions lose against
+# the encoder's own ceiling:
 
 # %%
 per_au = report.au_caption_f1(recipe, results["au"].final, n_eval)

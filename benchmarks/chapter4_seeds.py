@@ -69,7 +69,9 @@ def main() -> None:
         config = replace(config, captioner=replace(config.captioner, fit=fit))
     rows = {}
     print(
-        f"{'seed':<6}" + "".join(f"{HEADINGS.get(c, c):>18}" for c in COLUMNS) + f"{'trained in':>12}"
+        f"{'seed':<6}"
+        + "".join(f"{HEADINGS.get(c, c):>18}" for c in COLUMNS)
+        + f"{'trained in':>12}"
     )
     for seed in map(int, args.seeds.split(",")):
         start = time.perf_counter()

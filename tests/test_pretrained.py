@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from facecap_lib.captions.rules import au_caption
-from facecap_lib.models.lavis import lavis_key, load_lavis_checkpoint
+from facecap_lib.models.lavis import (
+    LN_VISION_EPS,
+    lavis_key,
+    load_lavis_checkpoint,
+    to_lavis_key,
+    to_lavis_state_dict,
+)
 from facecap_lib.models.presets import build_model, preset
 from facecap_lib.models.pretrained import load_pretrained
 from facecap_lib.models.tokenizer import train_tokenizer
@@ -85,6 +91,20 @@ def test_lavis_keys_map_like_transformers_conversion_script():
     )
     assert lavis_key("Qformer.bert.encoder.layer.2.output.dense.weight") is None  # text-only
     assert lavis_key("Qformer.cls.predictions.transform.dense.weight") is None
+    assert lavis_key("visual_encoder.norm.weight") is None  # a timm ViT's final norm: no place
+
+
+def test_every_captioner_key_maps_to_lavis_and_back(tokenizer):
+    model = build_model(PATCH_TINY, tokenizer)
+    for name in model.state_dict():
+        if name.endswith("self_attn.qkv.bias"):  # split into EVA's q and v biases on export
+            continue
+        assert lavis_key(to_lavis_key(name)) == name, name
+    assert set(to_lavis_state_dict(model, language_model=False)) == set(to_lavis(model)) - {
+        "Qformer.cls.predictions.bias",
+        "Qformer.bert.embeddings.word_embeddings.weight",
+        "Qformer.bert.encoder.layer.0.intermediate.dense.weight",
+    }
 
 
 def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
@@ -114,6 +134,10 @@ def test_lavis_checkpoint_round_trip(tokenizer, tmp_path):
         "Qformer.bert.encoder.layer.0.intermediate.dense.weight",
     }
     assert "missing" in report.summary() and "unused 3" in report.summary()
+    assert report.lm_head == "absent"
+    assert target.vision_model.post_layernorm.eps == LN_VISION_EPS == 1e-5  # LAVIS's ln_vision
+    assert source.vision_model.post_layernorm.eps == 1e-6
+    source.vision_model.post_layernorm.eps = LN_VISION_EPS
     pixels = torch.randn(1, 3, 64, 64)
     source.eval(), target.eval()
     with torch.no_grad():
@@ -134,6 +158,80 @@ def test_lavis_checkpoint_errors_name_the_problem(tokenizer, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth: not a readable"):
         load_lavis_checkpoint(model, junk)
+
+
+def test_the_ln_vision_eps_survives_save_and_load(tokenizer, tmp_path):
+    model = build_model(PATCH_TINY, tokenizer)
+    path = tmp_path / "checkpoint.pth"
+    torch.save(to_lavis(model), path)
+    load_lavis_checkpoint(model, path)
+    model.save_pretrained(tmp_path / "blip2")
+    tokenizer.save_pretrained(tmp_path / "blip2")
+    loaded, _ = load_pretrained(tmp_path / "blip2")
+    assert loaded.vision_model.post_layernorm.eps == 1e-5
+    assert loaded.vision_model.encoder.layers[0].layer_norm1.eps == 1e-6  # the blocks keep theirs
+
+
+def test_a_tied_lm_head_is_compared_not_written_over_the_embeddings(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(PATCH_TINY, tokenizer)
+    embeddings = model.language_model.get_input_embeddings().weight.detach().clone()
+    state = to_lavis(model)  # a trainer checkpoint: no frozen OPT, but its tied lm_head
+    state["opt_model.lm_head.weight"] = embeddings.clone()
+    torch.save(state, tmp_path / "same.pth")
+    assert load_lavis_checkpoint(model, tmp_path / "same.pth").lm_head == "matches"
+    state["opt_model.lm_head.weight"] = torch.randn(50272, 8)  # LAVIS's OPT-2.7b: another shape
+    torch.save(state, tmp_path / "other.pth")
+    report = load_lavis_checkpoint(model, tmp_path / "other.pth")
+    assert report.lm_head == "differs" and "kept the captioner's" in report.summary()
+    assert torch.equal(model.language_model.get_input_embeddings().weight, embeddings)
+    state["opt_model.lm_head.weight"] = embeddings + 1  # untied in the checkpoint, tied here
+    state["opt_model.model.decoder.embed_tokens.weight"] = embeddings
+    torch.save(state, tmp_path / "untied.pth")
+    with pytest.raises(ValueError, match="lm_head.weight differs from .*embed_tokens"):
+        load_lavis_checkpoint(model, tmp_path / "untied.pth")
+
+
+def test_keys_with_no_place_are_errors_unless_ignored(tokenizer, tmp_path):
+    model = build_model(PATCH_TINY, tokenizer)
+    width = model.config.vision_config.hidden_size
+    state = to_lavis(model)
+    state["visual_encoder.norm.weight"] = torch.ones(width)  # a timm ViT-B's final norm
+    state["visual_encoder.norm.bias"] = torch.zeros(width)
+    state["visual_encoder.blocks.99.norm1.weight"] = torch.ones(width)  # a deeper encoder
+    state["vision_proj.weight"] = torch.zeros(4, 4)  # stage 1's head: a known role, unused
+    path = tmp_path / "vit_b.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"vit_b.pth: 3 checkpoint keys .*blocks.99.*norm.bias"):
+        load_lavis_checkpoint(model, path)
+    ignore = ("visual_encoder.norm", "visual_encoder.blocks.99.norm1.weight")
+    report = load_lavis_checkpoint(model, path, ignore=ignore)
+    assert len(report.ignored) == 3 and "vision_proj.weight" in report.unused
+    assert "ignored 3" in report.summary()
+
+
+def test_a_captioner_exported_to_lavis_loads_back_exactly(tokenizer, tmp_path):
+    torch.manual_seed(2)
+    source = build_model(PATCH_TINY, tokenizer)
+    path = tmp_path / "exported.pth"
+    torch.save({"model": to_lavis_state_dict(source)}, path)
+    saved = torch.load(path, weights_only=True)["model"]
+    assert "opt_model.lm_head.weight" in saved and "visual_encoder.blocks.0.attn.q_bias" in saved
+    assert "visual_encoder.blocks.0.attn.qkv.bias" not in saved  # EVA has no key bias
+    torch.manual_seed(3)
+    target = build_model(PATCH_TINY, tokenizer)
+    report = load_lavis_checkpoint(target, path)
+    assert report.missing == [] and report.lm_head == "matches"
+    source.vision_model.post_layernorm.eps = LN_VISION_EPS
+    source.eval(), target.eval()
+    ids = torch.tensor([[tokenizer.bos_token_id or 0, 5, 6, 7]])
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():  # the key bias dropped on export changes no attention weight
+        a = source(pixel_values=pixels, input_ids=ids.expand(2, -1)).logits
+        b = target(pixel_values=pixels, input_ids=ids.expand(2, -1)).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="conv stem"):
+        to_lavis_state_dict(build_model(TINY, tokenizer))
 
 
 def test_load_pretrained_from_a_local_folder(tokenizer, tmp_path):

@@ -109,7 +109,8 @@ STEM_PREFIX = "vision_model.embeddings.patch_embedding."
 
 
 def from_pretrained(model_class, path, **kwargs):
-    """``model_class.from_pretrained(path)`` that also restores a conv stem.
+    """``model_class.from_pretrained(path)`` that also restores a conv stem and the eps of the
+    vision encoder's final LayerNorm (:func:`restore_post_layernorm_eps`).
 
     transformers builds the stock patch embedding, so a stem's weights come back as "unexpected"
     and the patch convolution as "missing"; both are expected here and not reported. The stem is
@@ -120,7 +121,9 @@ def from_pretrained(model_class, path, **kwargs):
     config = kwargs.pop("config", None) or model_class.config_class.from_pretrained(path)
     vision = getattr(config, "vision_config", config)
     if not isinstance(vision, PretrainedConfig) or not getattr(vision, "conv_stem", None):
-        return model_class.from_pretrained(path, config=config, **kwargs)
+        return restore_post_layernorm_eps(
+            model_class.from_pretrained(path, config=config, **kwargs)
+        )
     level = logging.get_verbosity()
     logging.set_verbosity_error()
     try:
@@ -138,7 +141,19 @@ def from_pretrained(model_class, path, **kwargs):
         stem.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{path}: conv stem weights do not fit the config: {error}") from None
-    return stem_dtype(model)
+    return restore_post_layernorm_eps(stem_dtype(model))
+
+
+def restore_post_layernorm_eps(model):
+    """Give the vision encoder's final LayerNorm the eps its config records in
+    ``post_layernorm_eps`` (LAVIS's ``ln_vision`` uses 1e-5 where transformers' Blip2 inherits the
+    encoder's ``layer_norm_eps``, see :mod:`facecap_lib.models.lavis`); nothing when none is recorded."""
+    config = getattr(getattr(model, "config", None), "vision_config", None)
+    eps = getattr(config, "post_layernorm_eps", None)
+    vision = getattr(model, "vision_model", None)
+    if eps is not None and vision is not None and hasattr(vision, "post_layernorm"):
+        vision.post_layernorm.eps = float(eps)
+    return model
 
 
 def stem_dtype(model):

@@ -1,7 +1,8 @@
 # facecap: two commands do everything on a fresh machine (Python 3.11, no GPU):
 #   make book   environment, every notebook executed with papermill, HTML book in book/_build/html
 #   make test   environment, unit tests and every notebook in smoke mode
-# Other targets: env, java, notebooks, smoke, lab, lint, clean, distclean.
+# Other targets: env, java, notebooks, smoke, lab, lint, lavis-check, clean, distclean.
+#   make lavis-check   facecap's LAVIS checkpoint conversion against the real LAVIS 1.0.2, both ways
 #   make lab    JupyterLab on the chapters, with the book's work folder and environment
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -14,7 +15,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all env java notebooks smoke lab book test lint clean distclean
+.PHONY: all env java notebooks smoke lab book test lint lavis-check clean distclean
 
 all: book
 
@@ -55,6 +56,20 @@ test: env java
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$rc
+
+# LAVIS lives in its own environment (tests/lavis_check/requirements.txt says why).
+LAVIS_VENV  := build/lavis-venv
+LAVIS_STAMP := $(LAVIS_VENV)/.installed
+LAVIS_REQS  := tests/lavis_check/requirements.txt tests/lavis_check/requirements-nodeps.txt
+
+$(LAVIS_STAMP): $(LAVIS_REQS)
+	@test -x $(LAVIS_VENV)/bin/python || $(PYTHON) -m venv $(LAVIS_VENV)
+	$(LAVIS_VENV)/bin/python -m pip install --quiet -r tests/lavis_check/requirements.txt
+	$(LAVIS_VENV)/bin/python -m pip install --quiet --no-deps -r tests/lavis_check/requirements-nodeps.txt
+	@touch $@
+
+lavis-check: env $(LAVIS_STAMP)
+	$(BIN)/python tests/lavis_check/check.py --lavis-python $(LAVIS_VENV)/bin/python
 
 lint: env
 	$(BIN)/ruff check facecap_lib tests notebooks

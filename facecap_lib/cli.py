@@ -261,6 +261,25 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_lavis(args: argparse.Namespace) -> int:
+    import torch
+
+    from facecap_lib.inference import load_captioner
+    from facecap_lib.models.lavis import to_lavis_state_dict
+
+    try:
+        model, _ = load_captioner(args.checkpoint, device="cpu", dtype=torch.float32)
+        state = to_lavis_state_dict(model, language_model=args.language_model)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state}, out)
+    print(f"{out}: {len(state)} tensors in LAVIS Blip2OPT names")
+    return 0
+
+
 def _describe(args: argparse.Namespace) -> int:
     import json
 
@@ -480,6 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("--json", action="store_true", help="one JSON object per image")
     describe.set_defaults(func=_describe)
+
+    export = commands.add_parser(
+        "export-lavis", help="write a trained captioner as a LAVIS Blip2OPT checkpoint (.pth)"
+    )
+    export.add_argument("checkpoint", help="a trained captioner folder")
+    export.add_argument("--out", required=True, help="the .pth file to write")
+    export.add_argument(
+        "--no-language-model",
+        dest="language_model",
+        action="store_false",
+        help="leave out the frozen OPT, as LAVIS's trainer does",
+    )
+    export.set_defaults(func=_export_lavis)
 
     lexicon = commands.add_parser("lexicon", help="the AU and emotion vocabulary")
     lx_commands = lexicon.add_subparsers(dest="action", required=True)

@@ -321,4 +321,6 @@ def to_lavis_state_dict(captioner, language_model: bool = True) -> dict[str, tor
                 "not a conv stem)"
             )
         out[lavis] = tensor
+    positions = captioner.config.qformer_config.max_position_embeddings  # a buffer LAVIS saves
+    out["Qformer.bert.embeddings.position_ids"] = torch.arange(positions).unsqueeze(0)
     return out

@@ -136,3 +136,21 @@ def test_the_target_table_judges_by_the_seeds_mean_where_measured():
     assert table.loc[first, "max"] == pytest.approx(TARGETS[first] + 0.01)
     assert table.loc[first, "mean over seeds"] == pytest.approx(TARGETS[first] - 0.19 / 3)
     assert (table["seeds"] == 3).all()
+
+
+def test_a_lever_counts_only_past_the_range_over_seeds():
+    from facecap_lib.evaluation.report import AU_TARGET, EMOTION_TARGET, lever_table
+
+    def row(au, emotion, steps=750, faces=4000):
+        return {AU_TARGET: au, EMOTION_TARGET: emotion, "captioner steps": steps,
+                "training faces": faces}  # fmt: skip
+
+    levers = {"levers": {"base": row(0.75, 0.94), "steps": row(0.76, 0.90, steps=1500)}}
+    seeds = {"seeds": {"0": row(0.74, 0.94), "1": row(0.76, 0.95)}}  # ranges 0.02 and 0.01
+    table = lever_table(levers, seeds)
+    assert table.loc["steps", f"change: {AU_TARGET}"] == pytest.approx(0.01)
+    assert not table.loc["steps", "beyond the seed range (0.020)"]  # +0.01 is a reseed's worth
+    assert table.loc["steps", "beyond the seed range (0.010)"]  # -0.04 is not
+    assert table.loc["steps", "captioner steps"] == 1500
+    assert table.loc["steps", "verdict"] == "loses" and table.loc["base", "verdict"] != "gains"
+    assert not any(c.startswith("beyond") for c in lever_table(levers))  # no seeds, no verdict

@@ -308,21 +308,60 @@ def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, 
     return out
 
 
-def measured_seeds(preset_name: str) -> dict | None:
-    """What ``benchmarks/chapter4_seeds.py --chapter5 --json`` measured for a preset over several
-    seeds, kept in ``book/measured/seeds-<preset>.json``: ``seeds`` (each seed's
-    :data:`TARGETS` figures, stage 1's figures and chapter 5's quantities), ``spread`` and
-    ``provenance`` (command, commit, date). ``None`` when it was never measured for this preset
-    (or outside a clone of the repository)."""
+def measured(kind: str, preset_name: str) -> dict | None:
+    """A measurement kept in ``book/measured/<kind>-<preset>.json`` (``seeds``: see
+    :func:`measured_seeds`; ``levers``: ``benchmarks/chapter4_levers.py --json``), or ``None``
+    when it was never made for this preset (or outside a clone of the repository)."""
     import json
 
     from facecap_lib.notebooks import find_repo_root
 
     try:
-        path = find_repo_root() / "book" / "measured" / f"seeds-{preset_name}.json"
+        path = find_repo_root() / "book" / "measured" / f"{kind}-{preset_name}.json"
     except FileNotFoundError:
         return None
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def measured_seeds(preset_name: str) -> dict | None:
+    """What ``benchmarks/chapter4_seeds.py --chapter5 --json`` measured for a preset over several
+    seeds, kept in ``book/measured/seeds-<preset>.json``: ``seeds`` (each seed's
+    :data:`TARGETS` figures, stage 1's figures and chapter 5's quantities), ``spread`` and
+    ``provenance`` (command, commit, date). ``None`` when it was never measured for this preset."""
+    return measured("seeds", preset_name)
+
+
+def seed_figures(seeds: dict, names: Sequence[str]) -> pd.DataFrame:
+    """One row per seed of :func:`measured_seeds`, the columns ``names``."""
+    return pd.DataFrame([seeds["seeds"][s] for s in seeds["seeds"]])[list(names)]
+
+
+def lever_table(levers: dict, seeds: dict | None = None) -> pd.DataFrame:
+    """What each of chapter 4's levers bought (``levers``: ``benchmarks/chapter4_levers.py``'s
+    JSON, with a ``base`` row): each measured figure and its change from ``base``, and, where
+    ``seeds`` (:func:`measured_seeds`) gives the range of that figure over seeds, whether the
+    change is ``beyond`` it (a change within the range is indistinguishable from a reseed), and a
+    ``verdict``: ``gains`` (some figure rises beyond its range, none falls beyond it), ``loses``
+    (the reverse), ``mixed`` or ``within the seed range``."""
+    rows = pd.DataFrame(levers["levers"]).T
+    names = [n for n in TARGETS if n in rows.columns]
+    table = rows[["captioner steps", "training faces"]].astype(int)
+    span = seed_figures(seeds, names).agg(lambda c: c.max() - c.min()) if seeds else None
+    up = pd.Series(False, index=rows.index)
+    down = pd.Series(False, index=rows.index)
+    for name in names:
+        table[name] = rows[name].astype(float)
+        change = rows[name].astype(float) - float(rows.loc["base", name])
+        table[f"change: {name}"] = change
+        if span is not None:
+            table[f"beyond the seed range ({span[name]:.3f})"] = change.abs() > span[name]
+            up, down = up | (change > span[name]), down | (change < -span[name])
+    if span is not None:
+        verdicts = {(True, False): "gains", (False, True): "loses", (True, True): "mixed"}
+        table["verdict"] = [
+            verdicts.get((u, d), "within the seed range") for u, d in zip(up, down, strict=True)
+        ]
+    return table
 
 
 def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:
@@ -341,7 +380,7 @@ def target_table(figures: Mapping[str, float], measured: dict | None = None) -> 
     table = pd.DataFrame({"target": TARGETS, "this run": figures})
     judged = table["this run"]
     if measured is not None:
-        rows = pd.DataFrame([measured["seeds"][s] for s in measured["seeds"]])[list(TARGETS)]
+        rows = seed_figures(measured, TARGETS)
         table["seeds"] = len(rows)
         table["mean over seeds"], judged = rows.mean(), rows.mean()
         table["min"], table["max"] = rows.min(), rows.max()

@@ -99,7 +99,7 @@ def _lexicon_parse(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from facecap_lib.data.synth.corpus import CorpusConfig, synthesize
+    from facecap_lib.data.synth.corpus import FORMATS, CorpusConfig, synthesize
 
     defaults = CorpusConfig.smoke() if args.smoke else CorpusConfig()
     overrides = {
@@ -108,8 +108,15 @@ def _data_synth(args: argparse.Namespace) -> int:
         if k in CorpusConfig.__dataclass_fields__ and v is not None
     }
     config = CorpusConfig(**{**defaults.__dict__, **overrides})
-    root = synthesize(args.like, args.out, config, workers=args.workers)
-    print(f"{args.like}-like SynthFACS corpus written to {root}")
+    likes = list(FORMATS) if args.like == "all" else args.like.split(",")
+    unknown = [like for like in likes if like not in FORMATS]
+    if unknown:
+        print(f"error: unknown format {unknown[0]!r}; known: {', '.join(FORMATS)}", file=sys.stderr)
+        return 1
+    for like in likes:
+        out = Path(args.out) / like if len(likes) > 1 else Path(args.out)
+        root = synthesize(like, out, config, workers=args.workers)
+        print(f"{like}-like SynthFACS corpus written to {root}")
     return 0
 
 
@@ -261,6 +268,30 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from facecap_lib.data.problems import DataFormatError
+    from facecap_lib.project import ProjectError, load_project
+    from facecap_lib.runner import ProjectRun, stages_between
+    from facecap_lib.training import distributed
+
+    distributed.init()
+    try:
+        stages_between(args.stage, args.until)
+        project = load_project(args.project)
+        run = ProjectRun(project, device=args.device, progress=distributed.is_main())
+        if args.dry_run:
+            run.check()
+            print(run.plan().text())
+            return 0
+        run.run(args.stage, args.until)
+    except (ProjectError, DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if distributed.is_main():
+        print(f"output: {project.output}")
+    return 0
+
+
 def _export_lavis(args: argparse.Namespace) -> int:
     import torch
 
@@ -367,9 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--like",
         required=True,
-        help="bp4d, disfa, gft, rafau, emotionet, affectnet, rafdb or faceme",
+        help="bp4d, disfa, gft, rafau, emotionet, affectnet, rafdb, faceme, several separated "
+        "by commas, or all",
     )
-    synth.add_argument("--out", required=True, help="the corpus folder (the dataset root)")
+    synth.add_argument(
+        "--out",
+        required=True,
+        help="the corpus folder (the dataset root); with several formats, the folder that gets "
+        "one subfolder per format",
+    )
     synth.add_argument("--subjects", type=int, help="people in a video corpus")
     synth.add_argument("--sequences", type=int, help="videos per person (BP4D tasks)")
     synth.add_argument("--frames", type=int, help="frames per video")
@@ -499,6 +536,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("--json", action="store_true", help="one JSON object per image")
     describe.set_defaults(func=_describe)
+
+    run = commands.add_parser(
+        "run", help="run a project file: curate, captions, the three training stages"
+    )
+    run.add_argument("project", help="a project file (YAML, see facecap_lib.project)")
+    run.add_argument("--stage", help="run only this stage (facecap_lib.runner.STAGES)")
+    run.add_argument("--until", help="run every stage up to this one")
+    run.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the plan")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.set_defaults(func=_run)
 
     export = commands.add_parser(
         "export-lavis", help="write a trained captioner as a LAVIS Blip2OPT checkpoint (.pth)"

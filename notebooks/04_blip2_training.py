@@ -490,7 +490,7 @@ named.groupby("labels")["hit"].agg(["mean", "size"]).sort_values("size", ascendi
 levers = report.measured("levers", recipe.config.preset) if not SMOKE else None
 lever_table = report.lever_table(levers, seeds) if levers and seeds else None
 assert lever_table is None or (lever_table["verdict"] != "gains").all()  # as the text below says
-lever_table.T if lever_table is not None else "not measured for this preset"
+lever_table.round(3).T if lever_table is not None else "not measured for this preset"
 
 # %% [markdown]
 # Neither lever pays. Twice the steps moves AU-BLIP's F1 by less than a reseed does and costs

@@ -191,3 +191,11 @@ def mean_all(values: list[float]) -> list[float]:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def main_first(make):
+    """``make()`` on the main process only, then a barrier: for an artifact that one rank writes
+    and every rank then reads. Returns its result on the main process, ``None`` elsewhere."""
+    result = make() if is_main() else None
+    barrier()
+    return result

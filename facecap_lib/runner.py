@@ -1,0 +1,393 @@
+"""``facecap run PROJECT.yaml``: one project (:mod:`facecap_lib.project`) from its dataset folders
+to its trained captioners, stage by stage.
+
+Stages, in order (:data:`STAGES`): ``curate`` (load every dataset with its loader, keep the labels
+the project trains on, split and sample as the paper does), ``captions`` (the caption corpus of
+chapter 3, with the project's describer), ``qformer`` (BLIP-2 stage 1), ``au`` and ``emot``
+(AU-BLIP and Emot-BLIP), ``pseudo`` (their pseudo-captions, and the fusion into Mix / Cat / Exp),
+``mix``, ``cat`` and ``exp``. The training stages are :class:`facecap_lib.training.stages.Recipe`'s,
+the same code the chapters and ``facecap train`` run.
+
+Every stage is keyed on the content of its inputs, so that running a project again skips what is
+done and a killed run resumes, and a change anywhere upstream never reuses a stale result:
+
+- the face table on the datasets' settings, the splits and a fingerprint of every label file
+  (name, size, modification time; images are checked by the loaders);
+- the caption corpus on the face table's labels and splits and the describer
+  (:func:`facecap_lib.captions.corpus.corpus_dir`);
+- the models on the training settings, the preset's shapes, the foundations, the caption
+  corpus and :data:`RECIPE_VERSION`, a number raised whenever the code would train other models
+  from the same inputs.
+
+Output folder::
+
+    project.json              the project as run (no secrets: the API key stays in its variable)
+    data/faces-<key>.parquet  the curated face table
+    captions/<key>/           the caption corpus (Parquet, LAVIS JSON)
+    llm/answers.sqlite        every LLM answer, paid once
+    runs/<preset>-<key>/      the models (see training.stages)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from facecap_lib.project import Project
+
+RECIPE_VERSION = 1  # raise when the same inputs would train different models
+STAGES = ("curate", "captions", "qformer", "au", "emot", "pseudo", "mix", "cat", "exp")
+TRAINING_STAGES = ("qformer", "au", "emot", "mix", "cat", "exp")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def stages_between(stage: str | None = None, until: str | None = None) -> list[str]:
+    """The stages to run: one ``stage``, every stage up to ``until`` (included), or all."""
+    for name in (stage, until):
+        if name is not None and name not in STAGES:
+            raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    if stage is not None and until is not None:
+        raise ValueError("give --stage or --until, not both")
+    if stage is not None:
+        return [stage]
+    return list(STAGES[: STAGES.index(until) + 1]) if until else list(STAGES)
+
+
+def label_files_fingerprint(folder: str | Path) -> str:
+    """12 hex digits of every file under ``folder`` that is not an image: path, size and
+    modification time. A changed label file changes it; images do not (there may be a million)."""
+    digest = hashlib.sha256()
+    root = Path(folder)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                continue
+            path = Path(dirpath) / name
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+    return digest.hexdigest()[:12]
+
+
+def keep_labels(table: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
+    """A loaded dataset with only the labels a project trains on: AU columns unknown (NaN)
+    without ``"aus"``, no emotions without ``"emotions"``."""
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    out = table.copy()
+    if "aus" not in labels:
+        out[list(AU_COLUMNS)] = float("nan")
+    if "emotions" not in labels:
+        out["emotions"] = [() for _ in range(len(out))]
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do (``facecap run --dry-run``)."""
+
+    faces: pd.DataFrame  # images and subjects per dataset and split (curate.statistics)
+    captions: list[str]  # one line per kind of caption request
+    training: pd.DataFrame  # steps and batch per training stage, and whether it is done
+    done: list[str]  # stages already finished
+
+    def text(self) -> str:
+        lines = ["faces per dataset and split:", self.faces.to_string(), "", "captions:"]
+        lines += [f"  {line}" for line in self.captions]
+        lines += ["", "training:", self.training.to_string(index=False)]
+        lines += ["", f"done: {', '.join(self.done) or 'nothing yet'}"]
+        return "\n".join(lines)
+
+
+class ProjectRun:
+    """One project's stages (see the module docstring); each method returns its stage's result
+    and, called again, loads it."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        device: str = "auto",
+        log: Callable[[str], None] | None = print,
+        progress: bool = True,
+    ):
+        self.project, self.device, self.log, self.progress = project, device, log, progress
+        self.output = Path(project.output)
+        self._faces: pd.DataFrame | None = None
+        self._describer = None
+        self._recipe = None
+
+    # -- curate
+    def faces_key(self) -> str:
+        """The face table's key: datasets, label files, splits (see the module docstring)."""
+        from facecap_lib.project import to_dict
+
+        settings = to_dict(self.project)
+        inputs = {
+            "datasets": settings["datasets"],
+            "synthfacs": settings["synthfacs"],
+            "splits": settings["splits"],
+            "label_files": [label_files_fingerprint(d.folder) for d in self.project.datasets],
+        }
+        text = json.dumps(inputs, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def faces(self) -> pd.DataFrame:
+        """The curated face table (``data/faces-<key>.parquet``)."""
+        from facecap_lib.data.table import load_face_table, save_face_table
+
+        if self._faces is not None:
+            return self._faces
+        if self.project.synthfacs is not None:
+            self._faces = self._synthfacs_faces()
+            return self._faces
+        path = self.output / "data" / f"faces-{self.faces_key()}.parquet"
+        if not path.exists():
+            from facecap_lib.training import distributed
+
+            distributed.main_first(lambda: save_face_table(self._curate(), path))
+        self._faces = load_face_table(path)
+        return self._faces
+
+    def _synthfacs_faces(self) -> pd.DataFrame:
+        from facecap_lib.data import default_corpus
+
+        size = self.project.synthfacs.size
+        spec = (
+            default_corpus.DefaultCorpus.smoke()
+            if size == "smoke"
+            else default_corpus.DefaultCorpus()
+        )
+        splits = self.project.splits
+        spec = replace(
+            spec, every=splits.every, test_fraction=splits.test_fraction, seed=splits.seed
+        )
+        return default_corpus.curated_faces(spec, work=self.output, progress=self.progress)
+
+    def _curate(self) -> pd.DataFrame:
+        from facecap_lib.data import sources
+        from facecap_lib.data.curate import curate
+
+        tables = []
+        for dataset in self.project.datasets:
+            if self.log:
+                self.log(f"loading {dataset.name} from {dataset.folder}")
+            table = sources.load(
+                dataset.name,
+                dataset.folder,
+                strict=dataset.strict,
+                check_images=dataset.check_images,
+            )
+            tables.append(keep_labels(table, dataset.labels))
+        splits = self.project.splits
+        folds = (
+            {"bp4d": (sources.bp4d.FOLDS, list(splits.bp4d_test_folds))}
+            if splits.bp4d_test_folds
+            else None
+        )
+        table = curate(
+            tables, every=splits.every, test_fraction=splits.test_fraction, seed=splits.seed,
+            folds=folds,
+        )  # fmt: skip
+        folders = {d.name: d.folder for d in self.project.datasets}
+        table["data_root"] = [folders[d] for d in table["dataset"]]
+        return table
+
+    # -- captions
+    def describer(self):
+        """The project's describer; an LLM's key is read from its environment variable."""
+        if self._describer is None:
+            from facecap_lib.captions.synthesize import LLMDescriber, OfflineDescriber
+
+            spec = self.project.describer
+            if spec.kind == "offline":
+                self._describer = OfflineDescriber()
+            else:
+                from facecap_lib.captions.llm import EndpointConfig, LLMClient
+
+                config = EndpointConfig(
+                    model=spec.model, base_url=spec.base_url,
+                    api_key=os.environ.get(spec.api_key_env), max_cost=spec.max_cost,
+                    max_calls=spec.max_calls,
+                )  # fmt: skip
+                client = LLMClient(config, self.output / "llm" / "answers.sqlite")
+                self._describer = LLMDescriber(client, progress=self.progress)
+        return self._describer
+
+    def captions(self) -> dict[str, pd.DataFrame]:
+        from facecap_lib.captions.corpus import caption_corpus
+
+        return caption_corpus(self.faces(), self.describer(), work=self.output)
+
+    def captions_dir(self) -> Path:
+        from facecap_lib.captions.corpus import corpus_dir
+
+        return corpus_dir(self.faces(), self.describer(), work=self.output)
+
+    # -- training
+    def recipe_config(self):
+        from facecap_lib.project import recipe_config
+
+        return recipe_config(self.project)
+
+    def run_dir(self) -> Path:
+        config = self.recipe_config()
+        data = f"{self.captions_dir().name}/recipe-v{RECIPE_VERSION}"
+        digest = hashlib.sha256(f"{config.fingerprint()}/{data}".encode()).hexdigest()[:12]
+        return self.output / "runs" / f"{config.preset}-{digest}"
+
+    def recipe(self):
+        if self._recipe is None:
+            from facecap_lib.training.stages import Recipe
+
+            self._recipe = Recipe(
+                self.faces(), self.captions(), self.run_dir(), self.describer(),
+                self.recipe_config(), work=self.output, device=self.device, log=self.log,
+                progress=self.progress,
+            )  # fmt: skip
+        return self._recipe
+
+    # -- checks that need the data or the weights
+    def check(self) -> None:
+        """Before any training: every dataset loads with its loader (a folder in another
+        dataset's format fails here, naming the file), and a LAVIS checkpoint fits the preset."""
+        from facecap_lib.data.problems import DataFormatError
+        from facecap_lib.project import ProjectError
+
+        try:
+            self.faces()
+        except (DataFormatError, FileNotFoundError) as error:
+            raise ProjectError(f"{self.project.source}: datasets: {error}") from None
+        if self.project.model.lavis_checkpoint:
+            self._check_lavis()
+
+    def _check_lavis(self) -> None:
+        """The checkpoint's tensors against the captioner's shapes, built on the meta device (no
+        memory, no weights): another preset's checkpoint fails before anything trains."""
+        import torch
+        from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+        from facecap_lib.models import lavis
+        from facecap_lib.models.presets import blip2_config, preset
+        from facecap_lib.project import ProjectError
+
+        model = self.project.model
+        if model.init:
+            config = Blip2Config.from_pretrained(model.init)
+        else:
+            ids = dict(image_token_id=0, pad_token_id=1, bos_token_id=2, eos_token_id=2)
+            config = blip2_config(preset(model.preset), vocab_size=64, **ids)
+        with torch.device("meta"):
+            target = Blip2ForConditionalGeneration(config).state_dict()
+        state = lavis.read_lavis_checkpoint(model.lavis_checkpoint)
+        try:
+            converted, _ = lavis.convert_lavis_state_dict(state, target)
+        except ValueError as error:
+            raise ProjectError(f"{self.project.source}: model.lavis_checkpoint: {error}") from None
+        for name, tensor in converted.items():
+            if name.startswith("language_model.") and not model.init:
+                continue  # the language model is the foundations' or init's, checked on loading
+            if tuple(tensor.shape) != tuple(target[name].shape):
+                raise ProjectError(
+                    f"{self.project.source}: model.lavis_checkpoint: {model.lavis_checkpoint} holds "
+                    f"{name} of shape {tuple(tensor.shape)}, preset {model.preset} has "
+                    f"{tuple(target[name].shape)}: a checkpoint of another shape"
+                )
+
+    # -- the whole
+    def run(self, stage: str | None = None, until: str | None = None) -> list[str]:
+        """Run the chosen stages (:func:`stages_between`) in order; returns their names."""
+        chosen = stages_between(stage, until)
+        self.check()
+        self._write_project()
+        for name in chosen:
+            if self.log:
+                self.log(f"stage {name}")
+            if name == "curate":
+                self.faces()
+            elif name == "captions":
+                self.captions()
+            else:
+                self.recipe().run(name)
+        return chosen
+
+    def _write_project(self) -> None:
+        from facecap_lib.project import to_dict
+
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "project.json").write_text(json.dumps(to_dict(self.project), indent=1))
+
+    def done(self) -> list[str]:
+        """The stages whose results exist (curate and captions only once they can be keyed)."""
+        out = []
+        if (
+            self.project.synthfacs is not None
+            or (self.output / "data" / f"faces-{self.faces_key()}.parquet").exists()
+        ):
+            out.append("curate")
+        else:
+            return out
+        if (self.captions_dir() / "exp.parquet").exists():
+            out.append("captions")
+        else:
+            return out
+        run = self.run_dir()
+        out += [s for s in ("qformer",) if (run / "qformer" / "final").exists()]
+        out += [s for s in ("au", "emot") if (run / f"{s}-blip" / "final").exists()]
+        if (run / "pseudo").exists() and any((run / "pseudo").iterdir()):
+            out.append("pseudo")
+        out += [s for s in ("mix", "cat", "exp") if (run / f"{s}-blip" / "final").exists()]
+        return out
+
+    def plan(self) -> Plan:
+        """The dry run: loads and curates the data (no training, no paid call)."""
+        from facecap_lib.captions.synthesize import LLMDescriber, au_labelled
+        from facecap_lib.data.curate import statistics
+
+        faces = self.faces()
+        describer = self.describer()
+        lines = []
+        if isinstance(describer, LLMDescriber):
+            from facecap_lib.captions.llm import Request
+            from facecap_lib.captions.prompts import au_prompt
+            from facecap_lib.data.table import au_sets, image_ids
+
+            au_faces = faces[au_labelled(faces)]
+            requests = [
+                Request.user(au_prompt(aus), tag)
+                for tag, aus in zip(image_ids(au_faces), au_sets(au_faces), strict=True)
+                if aus
+            ]
+            estimate = describer.client.estimate(requests)
+            unique = len({r.messages for r in requests})
+            lines.append(f"AU captions: {estimate} ({unique} distinct prompts)")
+            train = int((faces["split"] == "train").sum())
+            lines.append(
+                f"fusion: one request per training image ({train}); their prompts hold AU-BLIP's "
+                "and Emot-BLIP's pseudo-captions, so what is cached is known after stage pseudo"
+            )
+        else:
+            lines.append(f"{type(describer).__name__} ({describer.source}): no calls, no cost")
+        config = self.recipe_config()
+        rows = []
+        done = self.done()
+        for name in TRAINING_STAGES:
+            part = config.qformer if name == "qformer" else config.captioner
+            rows.append(
+                {
+                    "stage": name,
+                    "steps": part.fit.max_steps,
+                    "batch": part.fit.batch_size,
+                    "images seen": part.fit.max_steps * part.fit.batch_size,
+                    "done": name in done,
+                }
+            )
+        return Plan(statistics(faces), lines, pd.DataFrame(rows), done)

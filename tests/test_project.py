@@ -1,0 +1,214 @@
+"""Project files and ``facecap run``: SynthFACS copies written in the real datasets' formats,
+named by a project file exactly as real folders would be."""
+
+import json
+
+import pytest
+import yaml
+
+from facecap_lib.cli import main
+from facecap_lib.data.synth.corpus import CorpusConfig, synthesize
+from facecap_lib.project import Project, ProjectError, load_project, project_from_dict, to_dict
+from facecap_lib.runner import ProjectRun, stages_between
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    config = CorpusConfig.smoke()
+    for like in ("bp4d", "rafau", "affectnet"):
+        synthesize(like, root / like, config, workers=1, progress=False)
+    return root
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "project.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def project_data(folders, **changes) -> dict:
+    data = {
+        "name": "synth",
+        "output": "out",
+        "datasets": [
+            {"name": "bp4d", "folder": str(folders / "bp4d"), "labels": ["aus"]},
+            {"name": "affectnet", "folder": str(folders / "affectnet"), "labels": ["emotions"]},
+        ],
+        "training": {"settings": "smoke"},
+    }
+    return {**data, **changes}
+
+
+def test_a_project_file_reads_into_frozen_dataclasses(folders, tmp_path):
+    project = load_project(write(tmp_path, project_data(folders)))
+    assert isinstance(project, Project) and project.datasets[0].labels == ("aus",)
+    assert project.output == str((tmp_path / "out").resolve())  # relative to the file
+    assert project.splits.bp4d_test_folds == (3,) and project.describer.kind == "offline"
+    again = project_from_dict(to_dict(project), "again")
+    assert again.datasets == project.datasets and again.training == project.training
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"outptu": "x"}, r"project.outptu: unknown key"),
+        ({"datasets": [{"name": "bp5d", "folder": "."}]}, r"datasets\[0\].name: 'bp5d' is not one"),
+        ({"datasets": [{"name": "bp4d", "folder": "nowhere"}]}, r"datasets\[0\].folder: .*nowhere is not a folder"),
+        ({"datasets": [{"name": "bp4d", "folder": ".", "labels": ["au"]}]}, r"labels: 'au' is not one"),
+        ({"datasets": [{"name": "bp4d", "folder": ".", "strict": "yes"}]}, r"strict: expected bool"),
+        ({"datasets": []}, r"datasets: name at least one dataset, or synthfacs"),
+        ({"model": {"preset": "huge"}}, r"model.preset: 'huge' is not one of"),
+        ({"model": {"lavis_checkpoint": "none.pth"}}, r"lavis_checkpoint: .*none.pth is not a file"),
+        ({"describer": {"kind": "llm"}}, r"describer.model: an llm describer needs a model"),
+        ({"splits": {"bp4d_test_folds": [4]}}, r"bp4d_test_folds: 4 is not one of"),
+        ({"training": {"recipe": {"captioner": {"fit": {"lrr": 1}}}}}, r"training.recipe.captioner.fit.lrr: not a setting"),
+        ({"training": {"recipe": {"captioner": {"fit": {"max_steps": 0}}}}}, r"recipe.captioner.fit.max_steps: must be at least 1"),
+        ({"training": {"recipe": []}}, r"training.recipe: expected a mapping"),
+    ],
+)  # fmt: skip
+def test_bad_project_files_get_one_error_naming_the_field(folders, tmp_path, change, message):
+    path = write(tmp_path, project_data(folders, **change))
+    with pytest.raises(ProjectError, match=message) as caught:
+        load_project(path)
+    assert str(caught.value).startswith(path)
+
+
+def test_the_recipe_is_the_settings_with_the_projects_changes(folders, tmp_path):
+    from facecap_lib.project import recipe_config
+    from facecap_lib.training.stages import RecipeConfig
+
+    plain = load_project(write(tmp_path, project_data(folders, training={})))
+    assert recipe_config(plain).fingerprint() == RecipeConfig().fingerprint()
+    changes = {"captioner": {"fit": {"lr": 1.0e-5, "max_steps": 7}, "layer_decay": 0.9}}
+    changed = load_project(write(tmp_path, project_data(folders, training={"recipe": changes})))
+    config = recipe_config(changed)
+    assert (config.captioner.fit.lr, config.captioner.fit.max_steps) == (1.0e-5, 7)
+    assert config.captioner.layer_decay == 0.9
+    assert config.captioner.fit.batch_size == RecipeConfig().captioner.fit.batch_size  # kept
+
+
+def test_a_yaml_error_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\noutput: [unclosed\n")
+    with pytest.raises(ProjectError, match=r"broken.yaml: line \d: not valid YAML"):
+        load_project(path)
+
+
+def test_a_folder_in_another_datasets_format_fails_before_any_work(folders, tmp_path):
+    data = project_data(folders, datasets=[{"name": "bp4d", "folder": str(folders / "rafau")}])
+    run = ProjectRun(load_project(write(tmp_path, data)), log=None, progress=False)
+    with pytest.raises(ProjectError, match=r"project.yaml: datasets: .*rafau"):
+        run.run()
+    assert not (tmp_path / "out" / "project.json").exists()  # nothing started
+
+
+def test_stages_between():
+    assert stages_between(until="au") == ["curate", "captions", "qformer", "au"]
+    assert stages_between("pseudo") == ["pseudo"]
+    with pytest.raises(ValueError, match="unknown stage 'ua'"):
+        stages_between(until="ua")
+
+
+def test_the_dry_run_plans_faces_captions_and_steps(folders, tmp_path, capsys):
+    path = write(tmp_path, project_data(folders))
+    assert main(["run", path, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bp4d" in out and "affectnet" in out and "train images" in out
+    assert "OfflineDescriber" in out and "no calls, no cost" in out
+    assert "qformer" in out and "exp" in out and "done: curate" in out
+    faces = ProjectRun(load_project(path), log=None, progress=False).faces()
+    bp4d = faces[faces["dataset"] == "bp4d"]
+    assert bp4d["emotions"].map(len).eq(0).all() and bp4d["AU6"].notna().any()  # labels: [aus]
+    affectnet = faces[faces["dataset"] == "affectnet"]
+    assert affectnet["AU6"].isna().all() and affectnet["emotions"].map(len).gt(0).all()
+
+
+def test_a_changed_label_file_makes_a_new_face_table(folders, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bp4d"
+    shutil.copytree(folders / "bp4d", copy)
+    data = project_data(folders, datasets=[{"name": "bp4d", "folder": str(copy)}])
+    run = ProjectRun(load_project(write(tmp_path, data)), log=None, progress=False)
+    key = run.faces_key()
+    label = next(p for p in sorted(copy.rglob("*.csv")))
+    label.write_text(label.read_text())  # same content, new modification time
+    assert ProjectRun(load_project(write(tmp_path, data)), log=None).faces_key() != key
+
+
+def test_a_lavis_checkpoint_of_another_shape_fails_before_training(folders, tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "au_blip.pth"
+    torch.save({"model": {"opt_proj.weight": torch.zeros(2560, 768)}}, checkpoint)
+    data = project_data(folders, model={"preset": "tiny", "lavis_checkpoint": str(checkpoint)})
+    run = ProjectRun(load_project(write(tmp_path, data)), log=None, progress=False)
+    with pytest.raises(
+        ProjectError, match=r"lavis_checkpoint: .*language_projection.weight of shape \(2560, 768\)"
+    ):
+        run.check()
+
+
+def test_facecap_run_trains_up_to_a_stage_and_skips_it_the_second_time(folders, tmp_path, capsys):
+    path = write(tmp_path, project_data(folders))
+    assert main(["run", path, "--until", "au", "--device", "cpu"]) == 0
+    run = ProjectRun(load_project(path), log=None, progress=False)
+    assert run.done() == ["curate", "captions", "qformer", "au"]
+    saved = json.loads((tmp_path / "out" / "project.json").read_text())
+    assert saved["datasets"][0]["labels"] == ["aus"]
+    final = run.run_dir() / "au-blip" / "final" / "config.json"
+    before = final.stat().st_mtime_ns
+    assert main(["run", path, "--stage", "au", "--device", "cpu"]) == 0
+    assert final.stat().st_mtime_ns == before  # loaded, not trained again
+
+
+def test_data_synth_writes_every_format_into_its_own_folder(tmp_path, capsys):
+    from facecap_lib.data import sources
+    from facecap_lib.data.synth.corpus import FORMATS
+
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--like", "all", "--out", str(out), "--smoke", "--workers", "1"]
+    args += ["--subjects", "2", "--frames", "4", "--images", "8"]
+    assert main(args) == 0
+    for like in FORMATS:  # each loads with its own dataset's loader
+        assert len(sources.load(like, out / like)) > 0, like
+    assert main(["data", "synth", "--like", "bp4d,ck", "--out", str(out)]) == 1
+    assert "unknown format 'ck'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory):
+    out = tmp_path_factory.mktemp("formats")
+    args = ["data", "synth", "--like", "all", "--out", str(out), "--smoke", "--workers", "1"]
+    assert main(args + ["--subjects", "2", "--frames", "6", "--images", "8"]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "name", ["synthfacs-book", "exp-blip-vitg-opt6.7b", "exp-blip-vitb-opt2.7b"]
+)
+def test_the_shipped_projects_plan_on_synthfacs_copies_of_their_datasets(
+    name, every_format, tmp_path, monkeypatch
+):
+    """Each shipped project with its dataset folders pointed at SynthFACS copies, exactly as a
+    user points them at real ones, and nothing else changed but the output (and, for ViT-B, the
+    foundations the user builds first, here the shipped tiny ones' absence: random weights)."""
+    from facecap_lib.notebooks import find_repo_root
+
+    data = yaml.safe_load((find_repo_root() / "projects" / f"{name}.yaml").read_text())
+    data["output"] = str(tmp_path / "out")
+    for dataset in data.get("datasets", []):
+        dataset["folder"] = str(every_format / dataset["name"])
+    if "synthfacs" in data:
+        data["synthfacs"]["size"] = "smoke"
+    if data["model"].get("foundations") not in (None, "shipped"):
+        data["model"]["foundations"] = None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    project = project_from_dict(data, name)
+    plan = ProjectRun(project, log=None, progress=False).plan()
+    expected = {d["name"] for d in data.get("datasets", [])} or {"bp4d", "affectnet"}
+    assert expected <= set(plan.faces.index)
+    assert list(plan.training["stage"]) == ["qformer", "au", "emot", "mix", "cat", "exp"]
+    if project.describer.kind == "llm":
+        assert plan.captions[0].startswith("AU captions:") and "$" in plan.captions[0]

@@ -63,9 +63,12 @@ def worker(side: str, task: str, args: argparse.Namespace, out: Path) -> None:
     )
 
     def clock(line: str) -> None:
+        match = re.search(r"\bstep (\d+)/", line)
+        if match is None:
+            return  # a line that marks no step (the caption lengths)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append((int(re.search(r"\bstep (\d+)/", line).group(1)), time.perf_counter()))
+        times.append((int(match.group(1)), time.perf_counter()))
 
     steps = args.warmup + args.steps
     common = dict(max_steps=steps, batch_size=args.batch, warmup_steps=1, log_every=args.log_every)

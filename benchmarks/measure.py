@@ -147,8 +147,11 @@ class StepClock:
         self.device, self.times = device, []
 
     def __call__(self, line: str) -> None:
+        step = logged_step(line)
+        if step is None:
+            return
         synchronize(self.device)
-        self.times.append((logged_step(line), time.perf_counter()))
+        self.times.append((step, time.perf_counter()))
 
     def rate(self, warmup: int) -> float:
         """Steps per second between the first logged step at or after ``warmup`` and the last."""
@@ -159,12 +162,11 @@ class StepClock:
         return (last - first) / (end - start)
 
 
-def logged_step(line: str) -> int:
-    """The step of one of :func:`facecap_lib.training.fit.fit`'s log lines."""
+def logged_step(line: str) -> int | None:
+    """The step of one of :func:`facecap_lib.training.fit.fit`'s log lines; ``None`` for a line
+    that marks no step (such as the caption lengths a captioner reports before it starts)."""
     match = re.search(r"\bstep (\d+)/", line)
-    if match is None:
-        raise ValueError(f"not a training log line: {line!r}")
-    return int(match.group(1))
+    return int(match.group(1)) if match else None
 
 
 def row(name: str, per_second: float, unit: str, flops_each: float | None, peak, memory) -> str:

@@ -314,8 +314,11 @@ def _export_lavis(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     import json
 
-    from facecap_lib.inference import describe
+    from facecap_lib.inference import describe, synthfacs_warning
 
+    warning = synthfacs_warning(args.checkpoint)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         results = describe(
             args.photos,

@@ -10,6 +10,7 @@ setting) or sampling.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -233,6 +234,29 @@ def _generate(
         generated[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True
     )
     return [t.strip() for t in texts]
+
+
+def training_data(checkpoint: str | Path) -> dict | None:
+    """What a captioner was trained on, as its run recorded it
+    (:func:`facecap_lib.training.stages.training_data`), or ``None`` for a checkpoint that
+    records nothing (trained elsewhere, or before facecap recorded it)."""
+    from facecap_lib.training.stages import TRAINING_DATA_FILE
+
+    path = Path(checkpoint) / TRAINING_DATA_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def synthfacs_warning(checkpoint: str | Path) -> str | None:
+    """A one-line warning when a captioner has seen SynthFACS renders only (its captions of
+    photos then show the method, not a model measured on real faces); ``None`` otherwise."""
+    data = training_data(checkpoint)
+    if not data or not data.get("synthfacs_only"):
+        return None
+    names = ", ".join(data["datasets"])
+    return (
+        f"warning: this captioner was trained on SynthFACS renders only ({names}); on photos its "
+        "captions show the method at work, not a model measured on real faces"
+    )
 
 
 def checkpoint_digest(checkpoint: str | Path) -> str:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LABELS = ("aus", "emotions")
-DESCRIBERS = ("offline", "llm")
+DESCRIBERS = ("offline", "llm", "environment")
 TRAINING_SETTINGS = ("default", "smoke", "small-gpu")  # stages.RecipeConfig's constructors
 SYNTHFACS_SIZES = ("full", "smoke")  # data.default_corpus.DefaultCorpus's constructors
 
@@ -58,9 +58,41 @@ class Dataset:
 @dataclass(frozen=True)
 class SynthFACS:
     """The embedded default corpus: every SynthFACS copy rendered into the work folder and read
-    by the same loaders as real folders (chapter 2)."""
+    by the same loaders as real folders (chapter 2, :mod:`facecap_lib.data.default_corpus`)."""
 
     size: str = "full"  # "full" (the book's) or "smoke" (tests)
+    subjects: int | None = None  # people in each video corpus; None: the size's
+    images: int | None = None  # images of each still corpus; None: the size's
+
+    def corpus(self, splits: Splits | None = None):
+        """The :class:`~facecap_lib.data.default_corpus.DefaultCorpus` it names."""
+        from facecap_lib.data.default_corpus import DefaultCorpus
+
+        spec = DefaultCorpus.smoke() if self.size == "smoke" else DefaultCorpus.full()
+        if self.subjects is not None:
+            spec = dataclasses.replace(
+                spec, video=dataclasses.replace(spec.video, subjects=self.subjects)
+            )
+        if self.images is not None:
+            spec = dataclasses.replace(
+                spec, stills=dataclasses.replace(spec.stills, images=self.images)
+            )
+        if splits is not None:
+            spec = dataclasses.replace(
+                spec, every=splits.every, test_fraction=splits.test_fraction, seed=splits.seed
+            )
+        return spec
+
+    @classmethod
+    def of(cls, corpus) -> SynthFACS:
+        """The SynthFACS section that names ``corpus`` (a DefaultCorpus), or a ``ValueError``
+        when it differs from the sizes in more than its subjects and images."""
+        splits = Splits(seed=corpus.seed, every=corpus.every, test_fraction=corpus.test_fraction)
+        for size in SYNTHFACS_SIZES:
+            named = cls(size, corpus.video.subjects, corpus.stills.images)
+            if named.corpus(splits) == corpus:
+                return named
+        raise ValueError(f"{corpus} is not a SynthFACS section (size, subjects, images)")
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,11 @@ def validate(project: Project, where: str = "project") -> Project:
             raise ProjectError(f"{at}.folder: {dataset.folder} is not a folder")
     if project.synthfacs is not None:
         _check_choice(project.synthfacs.size, SYNTHFACS_SIZES, f"{where}.synthfacs.size")
+        if tuple(project.splits.bp4d_test_folds) != (3,):
+            raise ProjectError(
+                f"{where}.splits.bp4d_test_folds: the SynthFACS default corpus tests on BP4D's "
+                "fold 3 (the paper's single split)"
+            )
     splits = project.splits
     if not 0 < splits.test_fraction < 1:
         raise ProjectError(f"{where}.splits.test_fraction: must be in (0, 1)")

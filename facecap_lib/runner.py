@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -118,9 +118,18 @@ class ProjectRun:
         device: str = "auto",
         log: Callable[[str], None] | None = print,
         progress: bool = True,
+        config=None,
+        run_dir: str | Path | None = None,
     ):
-        self.project, self.device, self.log, self.progress = project, device, log, progress
+        """``config`` (a RecipeConfig) replaces the one the project's training section makes,
+        for callers that hold one already (the chapters, ``facecap train``); ``run_dir``
+        replaces the content-keyed run folder."""
+        from facecap_lib.training import distributed
+
+        self.project, self.device, self.progress = project, device, progress
+        self.log = log if distributed.is_main() else None  # one rank speaks
         self.output = Path(project.output)
+        self.config, self._run_dir = config, Path(run_dir) if run_dir else None
         self._faces: pd.DataFrame | None = None
         self._describer = None
         self._recipe = None
@@ -146,13 +155,15 @@ class ProjectRun:
 
         if self._faces is not None:
             return self._faces
-        if self.project.synthfacs is not None:
-            self._faces = self._synthfacs_faces()
+        from facecap_lib.training import distributed
+
+        if self.project.synthfacs is not None:  # rendered and cached by the main process
+            self._faces = distributed.main_first(self._synthfacs_faces)
+            if self._faces is None:
+                self._faces = self._synthfacs_faces()
             return self._faces
         path = self.output / "data" / f"faces-{self.faces_key()}.parquet"
         if not path.exists():
-            from facecap_lib.training import distributed
-
             distributed.main_first(lambda: save_face_table(self._curate(), path))
         self._faces = load_face_table(path)
         return self._faces
@@ -160,16 +171,7 @@ class ProjectRun:
     def _synthfacs_faces(self) -> pd.DataFrame:
         from facecap_lib.data import default_corpus
 
-        size = self.project.synthfacs.size
-        spec = (
-            default_corpus.DefaultCorpus.smoke()
-            if size == "smoke"
-            else default_corpus.DefaultCorpus()
-        )
-        splits = self.project.splits
-        spec = replace(
-            spec, every=splits.every, test_fraction=splits.test_fraction, seed=splits.seed
-        )
+        spec = self.project.synthfacs.corpus(self.project.splits)
         return default_corpus.curated_faces(spec, work=self.output, progress=self.progress)
 
     def _curate(self) -> pd.DataFrame:
@@ -208,7 +210,12 @@ class ProjectRun:
             from facecap_lib.captions.synthesize import LLMDescriber, OfflineDescriber
 
             spec = self.project.describer
-            if spec.kind == "offline":
+            if spec.kind == "environment":
+                from facecap_lib.captions.synthesize import default_describer
+
+                cache = self.output / "llm" / "answers.sqlite"
+                self._describer = default_describer(cache, progress=False)
+            elif spec.kind == "offline":
                 self._describer = OfflineDescriber()
             else:
                 from facecap_lib.captions.llm import EndpointConfig, LLMClient
@@ -223,9 +230,15 @@ class ProjectRun:
         return self._describer
 
     def captions(self) -> dict[str, pd.DataFrame]:
+        """The caption corpus: written by the main process (the only one that calls an LLM);
+        the others load it."""
         from facecap_lib.captions.corpus import caption_corpus
+        from facecap_lib.training import distributed
 
-        return caption_corpus(self.faces(), self.describer(), work=self.output)
+        def make():
+            return caption_corpus(self.faces(), self.describer(), work=self.output)
+
+        return distributed.main_first(make) or make()
 
     def captions_dir(self) -> Path:
         from facecap_lib.captions.corpus import corpus_dir
@@ -236,9 +249,11 @@ class ProjectRun:
     def recipe_config(self):
         from facecap_lib.project import recipe_config
 
-        return recipe_config(self.project)
+        return self.config or recipe_config(self.project)
 
     def run_dir(self) -> Path:
+        if self._run_dir is not None:
+            return self._run_dir
         config = self.recipe_config()
         data = f"{self.captions_dir().name}/recipe-v{RECIPE_VERSION}"
         digest = hashlib.sha256(f"{config.fingerprint()}/{data}".encode()).hexdigest()[:12]
@@ -321,9 +336,14 @@ class ProjectRun:
 
     def _write_project(self) -> None:
         from facecap_lib.project import to_dict
+        from facecap_lib.training import distributed
 
-        self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "project.json").write_text(json.dumps(to_dict(self.project), indent=1))
+        def write() -> None:
+            self.output.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(to_dict(self.project), indent=1)
+            (self.output / "project.json").write_text(text)
+
+        distributed.main_first(write)
 
     def done(self) -> list[str]:
         """The stages whose results exist (curate and captions only once they can be keyed)."""

@@ -181,3 +181,19 @@ def test_an_unknown_qformer_init_is_refused(tokenizer):
     spec = preset("tiny")
     with pytest.raises(ValueError, match="unknown Q-Former init 'normal'"):
         build_model(replace(spec, qformer=replace(spec.qformer, init="normal")), tokenizer)
+
+
+def test_the_caption_limit_is_the_longest_caption_and_what_is_cut_is_counted(tokenizer):
+    from facecap_lib.models.captions import caption_lengths, caption_token_lengths
+
+    captions = [au_caption({1, 2}), au_caption({1, 2, 4, 5, 6, 7, 12, 25}), "smile"]
+    lengths = caption_token_lengths(tokenizer, captions)
+    auto = caption_lengths(tokenizer, captions)
+    assert auto.limit == lengths.max() and auto.cut == 0 and auto.chosen == "the longest caption"
+    ids = encode_captions(tokenizer, captions, 2, auto.limit)["input_ids"]
+    assert (ids != tokenizer.pad_token_id).sum(1).max() == 2 + lengths.max()  # nothing cut
+    short = caption_lengths(tokenizer, captions, limit=int(lengths[0]))
+    assert short.cut == int((lengths > lengths[0]).sum()) > 0
+    assert f"{short.cut} of 3 captions cut" in short.summary()
+    capped = caption_lengths(tokenizer, captions, positions=int(lengths.min()))
+    assert capped.limit == lengths.min() and capped.chosen == "the language model's positions"

@@ -161,6 +161,13 @@ def test_facecap_run_trains_up_to_a_stage_and_skips_it_the_second_time(folders, 
     before = final.stat().st_mtime_ns
     assert main(["run", path, "--stage", "au", "--device", "cpu"]) == 0
     assert final.stat().st_mtime_ns == before  # loaded, not trained again
+    checkpoint = final.parent
+    recorded = json.loads((checkpoint / "training_data.json").read_text())
+    assert recorded["synthfacs_only"] and set(recorded["datasets"]) == {"bp4d"}  # AU-BLIP's
+    face = next((folders / "bp4d").rglob("*.jpg"))
+    capsys.readouterr()
+    assert main(["describe", str(face), "--checkpoint", str(checkpoint), "--beams", "1"]) == 0
+    assert "trained on SynthFACS renders only (bp4d)" in capsys.readouterr().err
 
 
 def test_data_synth_writes_every_format_into_its_own_folder(tmp_path, capsys):
@@ -212,3 +219,46 @@ def test_the_shipped_projects_plan_on_synthfacs_copies_of_their_datasets(
     assert list(plan.training["stage"]) == ["qformer", "au", "emot", "mix", "cat", "exp"]
     if project.describer.kind == "llm":
         assert plan.captions[0].startswith("AU captions:") and "$" in plan.captions[0]
+
+
+def test_torchrun_runs_a_project_with_one_writer_per_artifact(folders, tmp_path):
+    """Two processes (gloo on the CPU) run the project up to AU-BLIP: every artifact is written
+    once, and the caption corpus is the one a single process writes."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    single = write(tmp_path, project_data(folders, output="single"))
+    assert main(["run", single, "--until", "captions"]) == 0
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump(project_data(folders, output="two")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["-m", "facecap_lib.cli", "run", str(two), "--until", "au", "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("output: ") == 1  # one rank speaks
+    run = ProjectRun(load_project(two), log=None, progress=False)
+    assert run.done() == ["curate", "captions", "qformer", "au"]
+    ours = pd.read_parquet(run.captions_dir() / "captions.parquet")
+    theirs_run = ProjectRun(load_project(single), log=None, progress=False)
+    theirs = pd.read_parquet(theirs_run.captions_dir() / "captions.parquet")
+    pd.testing.assert_frame_equal(ours, theirs)
+    history = json.loads((run.run_dir() / "au-blip" / "final" / "history.json").read_text())
+    assert all(h["loss"] == h["loss"] for h in history if "loss" in h)  # finite, not NaN
+
+
+def test_the_book_is_the_shipped_synthfacs_project():
+    from facecap_lib.notebooks import find_repo_root
+    from facecap_lib.training.stages import book_project
+
+    shipped = load_project(find_repo_root() / "projects" / "synthfacs-book.yaml")
+    book = book_project()
+    for part in ("synthfacs", "splits", "describer", "model", "training", "evaluation"):
+        a, b = getattr(shipped, part), getattr(book, part)
+        if part == "synthfacs":
+            assert a.corpus() == b.corpus(), part
+        else:
+            assert a == b, part

@@ -9,7 +9,9 @@ padding, so the loss covers exactly the caption and its end.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from facecap_lib.models.tokenizer import IMAGE_TOKEN
@@ -45,3 +47,55 @@ def prompt_ids(tokenizer, batch_size: int, num_query_tokens: int) -> dict[str, t
     row = [image_id] * num_query_tokens + [tokenizer.bos_token_id]
     ids = torch.tensor([row] * batch_size, dtype=torch.long)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def caption_token_lengths(tokenizer, captions: Sequence[str]) -> np.ndarray:
+    """Tokens per caption as the models read it: its own tokens and its two ends (``</s>`` or
+    stage 1's ``[DEC]`` before, ``</s>`` after)."""
+    ids = tokenizer([c.strip() for c in captions], add_special_tokens=False)["input_ids"]
+    return np.array([len(t) + 2 for t in ids], dtype=int)
+
+
+@dataclass(frozen=True)
+class CaptionLengths:
+    """The token lengths of a training corpus and the limit captions are cut at. Exp-BLIP's own
+    code cuts at 32 tokens by accident (its ``max_txt_len`` is never read); here the limit is
+    the corpus's longest caption unless set, and whatever is still cut is counted."""
+
+    median: float
+    p95: float
+    longest: int
+    limit: int
+    cut: int  # captions longer than the limit
+    count: int
+    chosen: str  # "the longest caption", "set", or "the language model's positions"
+
+    def summary(self) -> str:
+        return (
+            f"caption tokens: median {self.median:.0f}, 95th percentile {self.p95:.0f}, longest "
+            f"{self.longest}; limit {self.limit} ({self.chosen}): {self.cut} of {self.count} "
+            "captions cut"
+        )
+
+
+def caption_lengths(
+    tokenizer, captions: Sequence[str], limit: int | None = None, positions: int | None = None
+) -> CaptionLengths:
+    """The lengths of ``captions`` and the limit to train them at: ``limit`` where set, else the
+    longest caption; never more than ``positions`` (what the language model can hold after its
+    queries)."""
+    lengths = caption_token_lengths(tokenizer, captions)
+    longest = int(lengths.max()) if len(lengths) else 2
+    chosen = "set" if limit is not None else "the longest caption"
+    value = limit if limit is not None else longest
+    if positions is not None and value > positions:
+        value, chosen = positions, "the language model's positions"
+    return CaptionLengths(
+        median=float(np.median(lengths)) if len(lengths) else 0.0,
+        p95=float(np.percentile(lengths, 95)) if len(lengths) else 0.0,
+        longest=longest,
+        limit=int(value),
+        cut=int((lengths > value).sum()),
+        count=len(lengths),
+        chosen=chosen,
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import Blip2ForConditionalGeneration
 
-from facecap_lib.models.captions import encode_captions
+from facecap_lib.models.captions import CaptionLengths, caption_lengths, encode_captions
 from facecap_lib.models.language import install_language_model
 from facecap_lib.models.lavis import load_lavis_checkpoint
 from facecap_lib.models.presets import Preset, build_model, preset
@@ -43,7 +43,9 @@ class CaptionerConfig:
     # them again at every step (a GPU speed setting; its matrix products ran in bf16 anyway)
     frozen_lm_dtype: str = "fp32"
     freeze_vision: bool = False  # the authors' config trains the ViT (freeze_vit: False)
-    max_caption_tokens: int = 96
+    max_caption_tokens: int | None = (
+        None  # None: the longest training caption (reported, with what is cut)
+    )
     augment: bool = True  # random resized crop and flip, as the paper
 
     def __post_init__(self):
@@ -134,13 +136,24 @@ class CaptionerTask(Task):
         if self.config.freeze_vision:
             model.vision_model.eval()
 
+    def caption_lengths(self, model) -> CaptionLengths:
+        """The training captions' token lengths and the limit they are cut at (logged once)."""
+        queries = model.config.num_query_tokens
+        positions = model.config.text_config.max_position_embeddings - queries
+        texts = [p.caption for p in self.pairs]
+        lengths = caption_lengths(self.tokenizer, texts, self.config.max_caption_tokens, positions)
+        if self.log and distributed.is_main():
+            self.log(f"{self.name}: {lengths.summary()}")
+        return lengths
+
     def batches(self, model, config: FitConfig, device):
         """Images decoded ahead (:func:`image_batches`), captions tokenized in this thread."""
         queries = model.config.num_query_tokens
+        limit = self.caption_lengths(model).limit
 
         def captions(indices, step: int, micro: int) -> dict:
             texts = [self.pairs[i].caption for i in indices]
-            return encode_captions(self.tokenizer, texts, queries, self.config.max_caption_tokens)
+            return encode_captions(self.tokenizer, texts, queries, limit)
 
         size = model.config.vision_config.image_size
         images = [p.image for p in self.pairs]

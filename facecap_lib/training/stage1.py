@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
+from facecap_lib.models.captions import caption_lengths
 from facecap_lib.models.presets import Preset, blip2_config, init_qformer, preset, tokenizer_ids
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
 from facecap_lib.models.tokenizer import DEC_TOKEN, load_tokenizer, train_tokenizer
@@ -394,7 +395,7 @@ class QFormerConfig:
 
     fit: FitConfig = FitConfig(batch_size=28, lr=1e-4, min_lr=1e-5)
     freeze_vision: bool = True  # BLIP-2 stage 1 reads a frozen image encoder
-    max_caption_tokens: int = 96
+    max_caption_tokens: int | None = None  # None: the longest training caption (reported)
     augment: bool = True  # random resized crop and flip, as stage 2
 
     @classmethod
@@ -424,9 +425,10 @@ class QFormerTask(Task):
         *,
         tokenizer=None,
         image_encoder: Callable[[nn.Module], None] | None = None,
+        log: Callable[[str], None] | None = None,
     ):
         self.pairs, self.spec, self.config = pairs, spec, config
-        self.tokenizer, self.image_encoder = tokenizer, image_encoder
+        self.tokenizer, self.image_encoder, self.log = tokenizer, image_encoder, log
         self.numbers = {c: i for i, c in enumerate(sorted({p.caption for p in pairs}))}
 
     def build(self, device):
@@ -457,12 +459,19 @@ class QFormerTask(Task):
 
     def batches(self, model, config: FitConfig, device):
         _, dec_id = text_token_ids(self.tokenizer)
+        positions = model.retrieval.config.qformer_config.max_position_embeddings
+        lengths = caption_lengths(
+            self.tokenizer, [p.caption for p in self.pairs], self.config.max_caption_tokens,
+            positions,
+        )  # fmt: skip
+        if self.log and distributed.is_main():
+            self.log(f"{self.name}: {lengths.summary()}")
 
         def texts(indices, step: int, micro: int) -> dict:
             captions = [self.pairs[i].caption for i in indices]
             seed = f"{config.seed}/{step}/{micro}/{distributed.rank()}"  # the hard negatives'
             return {
-                **encode_texts(self.tokenizer, captions, self.config.max_caption_tokens),
+                **encode_texts(self.tokenizer, captions, lengths.limit),
                 "caption_ids": torch.tensor([self.numbers[c] for c in captions]),
                 "generator": torch.Generator().manual_seed(zlib.crc32(seed.encode())),
                 "dec_id": dec_id,
@@ -496,7 +505,9 @@ def train_qformer(
     :func:`~facecap_lib.training.fit.fit`. The result carries the tokenizer."""
     config = config or QFormerConfig()
     spec = preset(spec) if isinstance(spec, str) else spec
-    task = QFormerTask(pairs, spec, config, tokenizer=tokenizer, image_encoder=image_encoder)
+    task = QFormerTask(
+        pairs, spec, config, tokenizer=tokenizer, image_encoder=image_encoder, log=log
+    )
     return fit(
         task, out_dir, config.fit, device=device, log=log, progress=progress,
         stop_after=stop_after,

@@ -45,7 +45,7 @@ from facecap_lib.lexicon import AU_COLUMNS, EMOTIONS
 from facecap_lib.models.presets import preset
 from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
 from facecap_lib.progress import progress_bar
-from facecap_lib.training import CAPTIONERS, STAGES, TITLES
+from facecap_lib.training import CAPTIONERS, STAGES, TITLES, distributed
 from facecap_lib.training import foundations as foundations_module
 from facecap_lib.training.captioner import CaptionerConfig, train_captioner
 from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
@@ -55,6 +55,24 @@ from facecap_lib.training.pretrain import LanguageModelConfig, pretrain_language
 from facecap_lib.training.stage1 import QFormerConfig, install_qformer, train_qformer
 
 SETTINGS_FILE = "recipe.json"
+TRAINING_DATA_FILE = "training_data.json"  # in each captioner's final folder (facecap describe)
+SYNTHFACS_MARK = "synthfacs_truth.parquet"  # what every SynthFACS copy holds (data.synth.corpus)
+
+
+def training_data(faces: pd.DataFrame, images: Sequence[str]) -> dict:
+    """What a captioner was trained on: per dataset, its training images and whether its folder
+    is a SynthFACS copy (it holds :data:`SYNTHFACS_MARK`), so that a checkpoint knows it."""
+    chosen = faces.assign(file=list(image_files(faces)))
+    chosen = chosen[chosen["file"].isin(set(images))]
+    out = {}
+    for dataset, part in chosen.groupby("dataset", sort=True):
+        roots = set(part["data_root"]) if "data_root" in part else set()
+        synthetic = bool(roots) and all((Path(r) / SYNTHFACS_MARK).exists() for r in roots)
+        out[str(dataset)] = {"images": int(part["file"].nunique()), "synthfacs": synthetic}
+    return {
+        "datasets": out,
+        "synthfacs_only": bool(out) and all(d["synthfacs"] for d in out.values()),
+    }
 
 
 def _changed(a, b, prefix: str = "") -> list[str]:
@@ -362,20 +380,24 @@ class Recipe:
 
     def _claim_run_dir(self) -> None:
         """Write the settings into the run folder, or refuse a folder made with other settings:
-        finished stages are reused, so a folder must never mix models of two recipes."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        finished stages are reused, so a folder must never mix models of two recipes. Under
+        torchrun the main process writes it; the others read it after a barrier."""
         path = self.run_dir / SETTINGS_FILE
         settings = self.config.settings()
-        if path.exists():
-            before = json.loads(path.read_text())
-            if before != settings:
-                changed = sorted(_changed(before, settings))
-                raise ValueError(
-                    f"{self.run_dir} holds runs made with other settings (changed: "
-                    f"{', '.join(changed[:6])}); use another run folder or delete this one"
-                )
-            return
-        path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+
+        def claim() -> None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+
+        distributed.main_first(claim)
+        before = json.loads(path.read_text())
+        if before != settings:
+            changed = sorted(_changed(before, settings))
+            raise ValueError(
+                f"{self.run_dir} holds runs made with other settings (changed: "
+                f"{', '.join(changed[:6])}); use another run folder or delete this one"
+            )
 
     # -- pairs
     def pairs(self, table: pd.DataFrame, split: str = "train") -> list[Pair]:
@@ -425,9 +447,13 @@ class Recipe:
         return self._foundations
 
     def tokenizer(self):
+        """The captioners' tokenizer, saved in the run folder (by the main process)."""
         folder = self.run_dir / "tokenizer"
-        if (folder / "tokenizer.json").exists():
-            return load_tokenizer(folder)
+        if not (folder / "tokenizer.json").exists():
+            distributed.main_first(lambda: self._make_tokenizer(folder))
+        return load_tokenizer(folder)
+
+    def _make_tokenizer(self, folder: Path) -> None:
         if not self._lm_needed():
             from facecap_lib.models.pretrained import load_pretrained
 
@@ -437,7 +463,6 @@ class Recipe:
         else:
             tokenizer = train_tokenizer(lm_texts(self._all_captions()))
         tokenizer.save_pretrained(folder)
-        return tokenizer
 
     def _all_captions(self) -> list[str]:
         texts = []
@@ -520,16 +545,22 @@ class Recipe:
             name=TITLES[name],
         )  # fmt: skip
         if (folder / "final").exists():
-            return train_captioner(pairs, folder, config, evaluate=evaluate, **common)
-        stage1 = self.qformer()
-        return train_captioner(
-            pairs, folder, config,
-            tokenizer=self.tokenizer(),
-            language_model=self.language_model(),
-            initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
-            evaluate=evaluate,
-            **common,
-        )  # fmt: skip
+            result = train_captioner(pairs, folder, config, evaluate=evaluate, **common)
+        else:
+            stage1 = self.qformer()
+            result = train_captioner(
+                pairs, folder, config,
+                tokenizer=self.tokenizer(),
+                language_model=self.language_model(),
+                initialize=(lambda m: install_qformer(m, stage1.model)) if stage1 else None,
+                evaluate=evaluate,
+                **common,
+            )  # fmt: skip
+        record = Path(result.final) / TRAINING_DATA_FILE
+        if not record.exists():
+            data = training_data(self.faces, [p.image for p in pairs])
+            distributed.main_first(lambda: record.write_text(json.dumps(data, indent=1)))
+        return result
 
     def checkpoints(self, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:
         """Title -> final checkpoint folder of each captioner (the baselines ``untrained`` and
@@ -556,11 +587,17 @@ class Recipe:
         )  # fmt: skip
 
     def fused_tables(self) -> dict[str, pd.DataFrame]:
-        """Mix / Cat / Exp training sets with the models' pseudo-captions (cached)."""
+        """Mix / Cat / Exp training sets with the models' pseudo-captions (cached). Under
+        torchrun the main process captions and fuses; the others load what it saved."""
         if self._fused is None:
-            self._fused = caption_corpus_module.caption_corpus(
-                self.faces, self.describer, self.pseudo_captioner(), work=self.work
-            )
+            pseudo = self.pseudo_captioner()
+
+            def fuse():
+                return caption_corpus_module.caption_corpus(
+                    self.faces, self.describer, pseudo, work=self.work
+                )
+
+            self._fused = distributed.main_first(fuse) or fuse()  # the others: from the cache
         return self._fused
 
     def run(self, stage: str):
@@ -614,17 +651,6 @@ def recipe_config(smoke: bool = False, preset_name: str = "auto") -> RecipeConfi
     return RecipeConfig(preset=preset_name)
 
 
-def default_run_dir(config: RecipeConfig, data: str = "") -> Path:
-    """``<cache>/runs/<preset>-<digest>`` of the settings and ``data`` (a key naming the training
-    data, such as the default corpus's): new settings or new images never reuse old runs."""
-    from facecap_lib.paths import cache_root
-
-    digest = config.fingerprint()
-    if data:
-        digest = hashlib.sha256(f"{digest}/{data}".encode()).hexdigest()[:12]
-    return cache_root() / "runs" / f"{config.preset}-{digest}"
-
-
 def chapter_recipe(
     smoke: bool = False,
     preset_name: str = "auto",
@@ -647,17 +673,15 @@ def chapter_recipe(
     settings themselves (``config``, default :func:`recipe_config` of ``smoke`` and
     ``preset_name``) and the size of the default corpus (``corpus``, a
     :class:`~facecap_lib.data.default_corpus.DefaultCorpus`); ``progress`` shows progress bars
-    (curation and training)."""
-    from facecap_lib.captions.corpus import caption_corpus
-    from facecap_lib.captions.synthesize import default_describer
+    (curation and training). It is the book's project (:func:`book_project`) run by
+    :class:`~facecap_lib.runner.ProjectRun`, the machinery of ``facecap run``: the same keyed
+    faces, captions and run folder."""
     from facecap_lib.data import default_corpus
-    from facecap_lib.paths import cache_root
+    from facecap_lib.runner import ProjectRun
 
     spec = corpus or (
         default_corpus.DefaultCorpus.smoke() if smoke else default_corpus.DefaultCorpus.full()
     )
-    faces = default_corpus.curated_faces(spec, progress=progress)
-    describer = default_describer(cache_root() / "llm" / "answers.sqlite", progress=False)
     config = config or recipe_config(smoke, preset_name)
     if init:
         config = replace(config, captioner=replace(config.captioner, init=init))
@@ -665,13 +689,28 @@ def chapter_recipe(
         config = config.with_fits(parallel=parallel)
     if seed is not None:
         config = config.with_fits(seed=seed)
-    return Recipe(
-        faces,
-        caption_corpus(faces, describer),
-        run_dir or default_run_dir(config, data=spec.key()),
-        describer,
-        config,
-        device=device,
-        log=log,
-        progress=progress,
+    run = ProjectRun(
+        book_project(spec, config.preset), device=device, log=log, progress=progress,
+        config=config, run_dir=run_dir,
+    )  # fmt: skip
+    return run.recipe()
+
+
+def book_project(corpus=None, preset_name: str = "tiny"):
+    """The book's project (``projects/synthfacs-book.yaml``, in the work folder): the SynthFACS
+    default corpus ``corpus`` (default: the full one), the describer the environment names, the
+    shipped foundations."""
+    from facecap_lib.data.default_corpus import DefaultCorpus
+    from facecap_lib.paths import cache_root
+    from facecap_lib.project import Describer, Model, Project, Splits, SynthFACS
+
+    corpus = corpus or DefaultCorpus.full()
+    splits = Splits(test_fraction=corpus.test_fraction, seed=corpus.seed, every=corpus.every)
+    return Project(
+        name="synthfacs-book",
+        output=str(cache_root()),
+        synthfacs=SynthFACS.of(corpus),
+        splits=splits,
+        describer=Describer(kind="environment"),
+        model=Model(preset=preset_name),
     )

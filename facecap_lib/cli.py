@@ -194,8 +194,11 @@ def _captions_build(args: argparse.Namespace) -> int:
         train = faces[faces["split"] == "train"]
         typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))
         fusions = [Request.user(typical, tag) for tag in image_ids(train)]
+        cost = describer.client.estimate(fusions, completion_tokens=90).cost
         print(
-            f"fusion (one per training image, typical prompt): {describer.client.estimate(fusions, completion_tokens=90)}"
+            f"fusion: {len(fusions)} requests (one per training image), about ${cost:,.2f} if "
+            "none is cached (priced at a typical prompt); their prompts hold the AU captions and "
+            "the pseudo-captions, so what is cached is known only once those exist"
         )
         return 0
     tables = corpus.caption_corpus(faces, describer)

@@ -46,3 +46,12 @@ def test_captions_build(capsys, monkeypatch):
     assert main(["captions", "build", "--smoke"]) == 0
     out = capsys.readouterr().out
     assert "exp:" in out and "written to" in out
+
+
+def test_captions_dry_run_with_an_llm_prices_without_calling(capsys, monkeypatch):
+    monkeypatch.setenv("FACECAP_LLM_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: no call
+    assert main(["captions", "build", "--smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "AU captions:" in out and "calls to make" in out
+    assert "fusion:" in out and "known only once those exist" in out

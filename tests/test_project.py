@@ -262,3 +262,44 @@ def test_the_book_is_the_shipped_synthfacs_project():
             assert a.corpus() == b.corpus(), part
         else:
             assert a == b, part
+
+
+def test_a_killed_run_resumes_where_it_stopped(folders, tmp_path, capsys):
+    """``facecap run`` killed in the middle of stage 1 (SIGKILL, no clean-up), then run again:
+    it resumes from the last checkpoint and ends where an uninterrupted run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = {"qformer": {"fit": {"max_steps": 60, "save_every": 2, "log_every": 2}}}
+    killed = write(tmp_path, project_data(folders, output="killed", training={
+        "settings": "smoke", "recipe": recipe}))  # fmt: skip
+    command = [sys.executable, "-m", "facecap_lib.cli", "run", killed, "--until", "qformer"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command + ["--device", "cpu"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "killed").glob("runs/*/qformer/checkpoint-4")):
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint to kill at"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not list((tmp_path / "killed").glob("runs/*/qformer/final"))  # stopped mid-stage
+    capsys.readouterr()
+    assert main(["run", killed, "--until", "qformer", "--device", "cpu"]) == 0
+    assert "stage 1: resumed from checkpoint-" in capsys.readouterr().out
+
+    whole = tmp_path / "whole.yaml"
+    data = yaml.safe_load(open(killed).read()) | {"output": "whole"}
+    whole.write_text(yaml.safe_dump(data))
+    assert main(["run", str(whole), "--until", "qformer", "--device", "cpu"]) == 0
+
+    def last_loss(path) -> float:
+        run = ProjectRun(load_project(path), log=None, progress=False)
+        return json.loads((run.run_dir() / "qformer" / "final" / "history.json").read_text())[-1][
+            "loss"
+        ]
+
+    assert last_loss(killed) == pytest.approx(last_loss(whole), rel=1e-5)

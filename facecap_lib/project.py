@@ -145,7 +145,8 @@ class Training:
 
 @dataclass(frozen=True)
 class Evaluation:
-    faces: int = 400  # held-out faces per figure (chapter 4's count)
+    faces: int = 400  # held-out faces per dataset and figure (chapter 4's count)
+    beams: int = 5  # beam search when captioning test faces (the paper's)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,8 @@ def validate(project: Project, where: str = "project") -> Project:
         )
     if project.evaluation.faces < 1:
         raise ProjectError(f"{where}.evaluation.faces: must be at least 1")
+    if project.evaluation.beams < 1:
+        raise ProjectError(f"{where}.evaluation.beams: must be at least 1")
     return project
 
 

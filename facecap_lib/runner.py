@@ -42,7 +42,9 @@ import pandas as pd
 from facecap_lib.project import Project
 
 RECIPE_VERSION = 1  # raise when the same inputs would train different models
-STAGES = ("curate", "captions", "qformer", "au", "emot", "pseudo", "mix", "cat", "exp")
+STAGES = (
+    "curate", "captions", "qformer", "au", "emot", "pseudo", "mix", "cat", "exp", "evaluate",
+)  # fmt: skip
 TRAINING_STAGES = ("qformer", "au", "emot", "mix", "cat", "exp")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -330,9 +332,62 @@ class ProjectRun:
                 self.faces()
             elif name == "captions":
                 self.captions()
+            elif name == "evaluate":
+                self.evaluate()
             else:
                 self.recipe().run(name)
         return chosen
+
+    def report_dir(self) -> Path:
+        """``report/<run folder>-<evaluation settings>``: new models or settings, new report."""
+        from facecap_lib.project import to_dict
+
+        settings = json.dumps(to_dict(self.project)["evaluation"], sort_keys=True)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:6]
+        return self.output / "report" / f"{self.run_dir().name}-{digest}"
+
+    def evaluate(self) -> Path:
+        """The paper's evaluation per dataset (:mod:`facecap_lib.evaluation.protocol`) of the five
+        captioners, written as a report (Markdown, CSV, PNG) by the main process."""
+        from facecap_lib.evaluation import protocol
+        from facecap_lib.training import CAPTIONERS, distributed
+
+        if (self.report_dir() / "report.md").exists():
+            return self.report_dir() / "report.md"
+        recipe = self.recipe()
+        models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}
+        spec = self.project.evaluation
+        preset_name = self.recipe_config().preset
+
+        def write() -> Path:
+            captions = protocol.caption_table(recipe, models, spec.faces, beams=spec.beams)
+            tables = {
+                "captions": protocol.with_paper(captions, preset_name),
+                "faithfulness": protocol.faithfulness_table(
+                    recipe, models, spec.faces, beams=spec.beams
+                ),
+            }
+            matched = tables["captions"]["paper METEOR"].notna().any()
+            notes = [
+                f"Project {self.project.name}: preset {preset_name}, datasets "
+                f"{', '.join(sorted(recipe.faces['dataset'].unique()))}; up to {spec.faces} "
+                f"test faces per dataset (new subjects), beam {spec.beams}.",
+                "Caption metrics: the mean over test faces of the maximum over the corpus's "
+                "captions of the face (paper Table 2)."
+                + (
+                    " The paper's numbers stand beside the rows of its setting."
+                    if matched
+                    else " The paper reports no row of this setting (it used ViT-g/14 with "
+                    "OPT-6.7B on its licensed data): no published number is comparable."
+                ),
+            ]
+            return protocol.write_report(
+                self.report_dir(), tables, title=f"{self.project.name}: evaluation", notes=notes,
+                plots={"captions": "METEOR", "faithfulness": "mean per-AU F1"},
+            )  # fmt: skip
+
+        distributed.main_first(write)
+        return self.report_dir() / "report.md"
 
     def _write_project(self) -> None:
         from facecap_lib.project import to_dict
@@ -365,6 +420,8 @@ class ProjectRun:
         if (run / "pseudo").exists() and any((run / "pseudo").iterdir()):
             out.append("pseudo")
         out += [s for s in ("mix", "cat", "exp") if (run / f"{s}-blip" / "final").exists()]
+        if (self.report_dir() / "report.md").exists():
+            out.append("evaluate")
         return out
 
     def plan(self) -> Plan:

@@ -303,3 +303,64 @@ def test_a_killed_run_resumes_where_it_stopped(folders, tmp_path, capsys):
         ]
 
     assert last_loss(killed) == pytest.approx(last_loss(whole), rel=1e-5)
+
+
+def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
+    """GFT and RAF-AU (AU-labelled) and AffectNet (emotions), SynthFACS copies named as real
+    folders: every stage, then the paper's evaluation per dataset as Markdown, CSV and PNG."""
+    root = tmp_path / "data"
+    args = ["data", "synth", "--like", "gft,rafau,affectnet", "--out", str(root), "--smoke"]
+    assert (
+        main(args + ["--workers", "1", "--subjects", "4", "--frames", "20", "--images", "40"]) == 0
+    )
+    data = {
+        "name": "paper-shaped",
+        "output": "out",
+        "datasets": [
+            {"name": "gft", "folder": str(root / "gft"), "labels": ["aus"]},
+            {"name": "rafau", "folder": str(root / "rafau"), "labels": ["aus"]},
+            {"name": "affectnet", "folder": str(root / "affectnet"), "labels": ["emotions"]},
+        ],
+        "training": {"settings": "smoke"},
+        "evaluation": {"faces": 12, "beams": 1},
+    }
+    path = write(tmp_path, data)
+    assert main(["run", path, "--device", "cpu"]) == 0
+    run = ProjectRun(load_project(path), log=None, progress=False)
+    assert run.done() == list(stages_between())
+    report = (run.report_dir() / "report.md").read_text()
+    assert (
+        "## captions" in report and "## faithfulness" in report and "no published number" in report
+    )
+    import pandas as pd
+
+    captions = pd.read_csv(run.report_dir() / "captions.csv")
+    assert set(captions["dataset"]) == {"gft", "rafau"}  # the paper's Table 2 sets
+    assert set(captions["captioner"]) == {
+        "AU-BLIP",
+        "Emot-BLIP",
+        "Mix-BLIP",
+        "Cat-BLIP",
+        "Exp-BLIP",
+    }
+    assert captions["METEOR"].between(0, 1).all()
+    faithful = pd.read_csv(run.report_dir() / "faithfulness.csv")
+    assert faithful.loc[faithful["dataset"] == "affectnet", "emotions named"].notna().all()
+    assert (run.report_dir() / "captions.png").exists()
+
+
+def test_the_paper_stands_beside_its_own_setting_only():
+    import pandas as pd
+
+    from facecap_lib.evaluation.protocol import markdown, with_paper
+
+    table = pd.DataFrame({"dataset": ["gft", "disfa"], "captioner": ["AU-BLIP", "AU-BLIP"],
+                          "METEOR": [0.2, 0.1], "images": [10.0, 3.0]})  # fmt: skip
+    paper = with_paper(table, "vitg-opt6.7b")
+    assert paper["paper METEOR"].tolist()[0] == 0.295 and pd.isna(paper["paper METEOR"][1])
+    assert with_paper(table, "tiny")["paper METEOR"].isna().all()
+    text = markdown(paper)
+    assert (
+        "| gft | AU-BLIP | 0.200 | 10 | 0.295 |" in text
+        and "| disfa | AU-BLIP | 0.100 | 3 |  |" in text
+    )

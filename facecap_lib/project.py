@@ -130,6 +130,7 @@ class Model:
         None  # a pre-trained BLIP-2 (Hugging Face id or folder) instead of foundations
     )
     lavis_checkpoint: str | None = None  # the authors' LAVIS .pth, loaded over init
+    lavis_ignore: tuple[str, ...] = ()  # its keys to leave out (models.lavis: unplaced keys fail)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,10 @@ def recipe_config(project: Project):
     base = constructors[project.training.settings]()
     model = project.model
     captioner = dataclasses.replace(
-        base.captioner, init=model.init, lavis_checkpoint=model.lavis_checkpoint
+        base.captioner,
+        init=model.init,
+        lavis_checkpoint=model.lavis_checkpoint,
+        lavis_ignore=model.lavis_ignore,
     )
     base = dataclasses.replace(
         base, preset=model.preset, foundations=model.foundations, captioner=captioner

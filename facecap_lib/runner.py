@@ -306,7 +306,7 @@ class ProjectRun:
             target = Blip2ForConditionalGeneration(config).state_dict()
         state = lavis.read_lavis_checkpoint(model.lavis_checkpoint)
         try:
-            converted, _ = lavis.convert_lavis_state_dict(state, target)
+            converted, _ = lavis.convert_lavis_state_dict(state, target, model.lavis_ignore)
         except ValueError as error:
             raise ProjectError(f"{self.project.source}: model.lavis_checkpoint: {error}") from None
         for name, tensor in converted.items():

@@ -364,3 +364,21 @@ def test_the_paper_stands_beside_its_own_setting_only():
         "| gft | AU-BLIP | 0.200 | 10 | 0.295 |" in text
         and "| disfa | AU-BLIP | 0.100 | 3 |  |" in text
     )
+
+
+def test_a_timm_final_norm_fails_the_check_unless_the_project_ignores_it(folders, tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "vit_b.pth"
+    torch.save({"opt_proj.weight": torch.zeros(128, 128), "visual_encoder.norm.weight": torch.ones(128)},
+               checkpoint)  # fmt: skip
+    model = {"preset": "tiny", "lavis_checkpoint": str(checkpoint)}
+    run = ProjectRun(load_project(write(tmp_path, project_data(folders, model=model))), log=None)
+    with pytest.raises(ProjectError, match=r"lavis_checkpoint: .*visual_encoder.norm.weight"):
+        run.check()
+    model["lavis_ignore"] = ["visual_encoder.norm"]
+    project = load_project(write(tmp_path, project_data(folders, model=model)))
+    ProjectRun(project, log=None).check()  # no error
+    from facecap_lib.project import recipe_config
+
+    assert recipe_config(project).captioner.lavis_ignore == ("visual_encoder.norm",)

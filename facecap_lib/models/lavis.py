@@ -212,7 +212,7 @@ def convert_lavis_state_dict(
             f"{len(unplaced)} checkpoint keys have no place in this captioner: {shown}. A final "
             "visual_encoder.norm or fc_norm belongs to a timm ViT whose forward pass the captioner "
             "would not reproduce; other keys mean another architecture or preset. Pass them in "
-            "ignore to load the rest anyway"
+            "ignore (CaptionerConfig.lavis_ignore, a project's model.lavis_ignore) to load the rest anyway"
         )
     return out, report
 

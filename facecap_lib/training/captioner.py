@@ -37,6 +37,9 @@ class CaptionerConfig:
     fit: FitConfig = FitConfig()
     init: str | None = None  # a Hugging Face id or folder of a Blip2 captioner to start from
     lavis_checkpoint: str | None = None  # the authors' LAVIS .pth, loaded over the start weights
+    # keys (or prefixes) of that checkpoint to leave out, e.g. a timm ViT's "visual_encoder.norm":
+    # any key the mapping cannot place is an error otherwise (models.lavis)
+    lavis_ignore: tuple[str, ...] = ()
     layer_decay: float = 0.95  # layer-wise lr decay of the ViT, paper
     freeze_lm: bool = True  # BLIP-2 keeps the language model frozen
     # "bf16": the frozen language model's weights kept in bf16, so that autocast does not cast
@@ -102,7 +105,7 @@ class CaptionerTask(Task):
             if self.language_model is not None:
                 install_language_model(model, self.language_model)
         if config.lavis_checkpoint:
-            report = load_lavis_checkpoint(model, config.lavis_checkpoint)
+            report = load_lavis_checkpoint(model, config.lavis_checkpoint, config.lavis_ignore)
             if self.log and distributed.is_main():
                 self.log(f"{config.lavis_checkpoint}: {report.summary()}")
         if self.initialize is not None:

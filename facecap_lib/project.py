@@ -148,6 +148,7 @@ class Training:
 class Evaluation:
     faces: int = 400  # held-out faces per dataset and figure (chapter 4's count)
     beams: int = 5  # beam search when captioning test faces (the paper's)
+    probe_train_faces: int = 1200  # training faces of each linear probe (chapter 5's count)
 
 
 @dataclass(frozen=True)

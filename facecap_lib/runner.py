@@ -356,6 +356,8 @@ class ProjectRun:
             return self.report_dir() / "report.md"
         recipe = self.recipe()
         models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}
+        probed = {"untrained": Path(recipe.untrained().final)}  # the plain encoder, Table 3's
+        probed |= {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in ("au", "emot", "exp")}
         spec = self.project.evaluation
         preset_name = self.recipe_config().preset
 
@@ -366,12 +368,20 @@ class ProjectRun:
                 "faithfulness": protocol.faithfulness_table(
                     recipe, models, spec.faces, beams=spec.beams
                 ),
+                "probes": protocol.probes_with_paper(
+                    protocol.probe_table(recipe, probed, spec.probe_train_faces, spec.faces),
+                    preset_name,
+                ),
             }
             matched = tables["captions"]["paper METEOR"].notna().any()
             notes = [
                 f"Project {self.project.name}: preset {preset_name}, datasets "
                 f"{', '.join(sorted(recipe.faces['dataset'].unique()))}; up to {spec.faces} "
                 f"test faces per dataset (new subjects), beam {spec.beams}.",
+                "Probes: a linear layer on frozen features, trained on each dataset's training "
+                "faces (up to "
+                f"{spec.probe_train_faces}) and tested on its test faces; 'untrained' is the plain "
+                "encoder every captioner starts from (paper Table 3).",
                 "Caption metrics: the mean over test faces of the maximum over the corpus's "
                 "captions of the face (paper Table 2)."
                 + (
@@ -384,6 +394,7 @@ class ProjectRun:
             return protocol.write_report(
                 self.report_dir(), tables, title=f"{self.project.name}: evaluation", notes=notes,
                 plots={"captions": "METEOR", "faithfulness": "mean per-AU F1"},
+                # probes: a table by dataset and protocol, no chart
             )  # fmt: skip
 
         distributed.main_first(write)

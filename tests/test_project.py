@@ -309,7 +309,7 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     """GFT and RAF-AU (AU-labelled) and AffectNet (emotions), SynthFACS copies named as real
     folders: every stage, then the paper's evaluation per dataset as Markdown, CSV and PNG."""
     root = tmp_path / "data"
-    args = ["data", "synth", "--like", "gft,rafau,affectnet", "--out", str(root), "--smoke"]
+    args = ["data", "synth", "--like", "gft,rafau,bp4d,affectnet", "--out", str(root), "--smoke"]
     assert (
         main(args + ["--workers", "1", "--subjects", "4", "--frames", "20", "--images", "40"]) == 0
     )
@@ -319,10 +319,11 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
         "datasets": [
             {"name": "gft", "folder": str(root / "gft"), "labels": ["aus"]},
             {"name": "rafau", "folder": str(root / "rafau"), "labels": ["aus"]},
+            {"name": "bp4d", "folder": str(root / "bp4d"), "labels": ["aus"]},
             {"name": "affectnet", "folder": str(root / "affectnet"), "labels": ["emotions"]},
         ],
         "training": {"settings": "smoke"},
-        "evaluation": {"faces": 12, "beams": 1},
+        "evaluation": {"faces": 12, "beams": 1, "probe_train_faces": 30},
     }
     path = write(tmp_path, data)
     assert main(["run", path, "--device", "cpu"]) == 0
@@ -347,6 +348,15 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     faithful = pd.read_csv(run.report_dir() / "faithfulness.csv")
     assert faithful.loc[faithful["dataset"] == "affectnet", "emotions named"].notna().all()
     assert (run.report_dir() / "captions.png").exists()
+    probes = pd.read_csv(run.report_dir() / "probes.csv")
+    protocols = set(zip(probes["dataset"], probes["protocol"], strict=True))
+    assert {("gft", "train / test split"), ("bp4d", "3 folds, subject-independent"),
+            ("affectnet", "one-emotion faces")} <= protocols  # fmt: skip
+    assert set(probes["features"]) >= {"untrained encoder", "AU-BLIP Q-Former", "Exp-BLIP encoder"}
+    bp4d = probes[probes["protocol"] == "3 folds, subject-independent"]
+    assert bp4d["avg F1"].between(0, 100).all()
+    assert probes.loc[probes["dataset"] == "affectnet", "accuracy"].between(0, 100).all()
+    assert probes["paper"].isna().all()  # the tiny preset is not the paper's setting
 
 
 def test_the_paper_stands_beside_its_own_setting_only():
@@ -359,6 +369,11 @@ def test_the_paper_stands_beside_its_own_setting_only():
     paper = with_paper(table, "vitg-opt6.7b")
     assert paper["paper METEOR"].tolist()[0] == 0.295 and pd.isna(paper["paper METEOR"][1])
     assert with_paper(table, "tiny")["paper METEOR"].isna().all()
+    from facecap_lib.evaluation.protocol import probes_with_paper
+
+    probes = pd.DataFrame({"dataset": ["bp4d", "affectnet"], "features": ["AU-BLIP Q-Former"] * 2})
+    assert probes_with_paper(probes, "vitg-opt6.7b")["paper"].tolist() == [66.6, 52.2]
+    assert probes_with_paper(probes, "tiny")["paper"].isna().all()
     text = markdown(paper)
     assert (
         "| gft | AU-BLIP | 0.200 | 10 | 0.295 |" in text

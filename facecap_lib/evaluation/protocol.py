@@ -5,6 +5,11 @@
   corpus caption of the face (rule-based and LLM-written), METEOR, ROUGE-L, BLEU-4 and CIDEr as
   the mean over images of the maximum over references (:mod:`facecap_lib.evaluation.captions`).
   A project without those datasets is scored on the test set of every AU-labelled dataset it has.
+- **Linear probes per dataset** (paper Table 3): a linear layer on the frozen features of each
+  model's encoder and Q-Former, on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC
+  over the AUs its test faces show), BP4D also subject-independently over its three folds
+  (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
+  dataset's one-emotion faces (accuracy x100; AffectNet's 8 classes in the paper).
 - **Faithfulness per dataset**: the mean per-AU F1 of the AUs the captions mention on each
   AU-labelled test set (AUs with at least ``min_positives`` positives), and the share of each
   emotion-labelled test set's faces whose every emotion the captions name.
@@ -108,6 +113,112 @@ def faithfulness_table(
     return table[[c for c in order if c in table.columns]]
 
 
+def _probe_rows(cache, models, train, test, columns, label: dict) -> list[dict]:
+    """One row per (model, feature source): the AU probe's mean F1 and AUC, or the emotion
+    probe's accuracy (``columns`` empty)."""
+    from facecap_lib.data.table import image_files
+    from facecap_lib.evaluation import probes
+    from facecap_lib.evaluation.report import _emotion_index
+
+    rows = []
+    files = image_files(train) + image_files(test)
+    for title, folder in models.items():
+        for source in probes.SOURCES:
+            x = cache.features(folder, files, source)
+            x_train, x_test = x[: len(train)], x[len(train) :]
+            feature = f"{title} {'encoder' if source == 'encoder' else 'Q-Former'}"
+            row = {**label, "features": feature, "train": len(train), "test": len(test)}
+            if columns:
+                y_train = train[columns].to_numpy(float)
+                y_test = test[columns].to_numpy(float)
+                probe = probes.linear_probe(x_train, y_train)
+                table = probes.au_detection(y_test, probe.scores(x_test), columns)
+                mean = table[table["au"] == "mean"].iloc[0]
+                row |= {"avg F1": mean["F1"], "avg AUC": mean["AUC"]}
+            else:
+                e_train, e_test = _emotion_index(train), _emotion_index(test)
+                probe = probes.linear_probe(x_train, e_train, task="multiclass")
+                row["accuracy"] = probes.emotion_scores(e_test, probe.scores(x_test))["accuracy"]
+            rows.append(row)
+    return rows
+
+
+def probe_table(recipe, models: Mapping[str, Path], n_train: int, n_test: int) -> pd.DataFrame:
+    """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol and
+    feature source."""
+    from facecap_lib.data.sources.bp4d import FOLDS
+    from facecap_lib.evaluation import probes
+    from facecap_lib.lexicon import AU_COLUMNS
+
+    cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
+    faces, rows = recipe.faces, []
+    for dataset in sorted(faces["dataset"].unique()):
+        part = faces[faces["dataset"] == dataset]
+        columns = [c for c in AU_COLUMNS if part[c].notna().any()]
+        if columns:
+            labelled = part[part[columns].notna().any(axis=1)]
+            train = labelled[labelled["split"] == "train"]
+            test = labelled[labelled["split"] == "test"]
+            if len(train) and len(test):
+                train = train.sample(min(n_train, len(train)), random_state=0)
+                test = test.sample(min(n_test, len(test)), random_state=0)
+                label = {"dataset": dataset, "protocol": "train / test split"}
+                rows += _probe_rows(cache, models, train, test, columns, label)
+            if dataset == "bp4d":
+                rows += _bp4d_folds(cache, models, labelled, columns, FOLDS, n_train, n_test)
+        single = part[part["emotions"].map(len) == 1]
+        train, test = single[single["split"] == "train"], single[single["split"] == "test"]
+        if len(train) and len(test) and train["emotions"].map(tuple).nunique() > 1:
+            train = train.sample(min(n_train, len(train)), random_state=0)
+            test = test.sample(min(n_test, len(test)), random_state=0)
+            label = {"dataset": dataset, "protocol": "one-emotion faces"}
+            rows += _probe_rows(cache, models, train, test, [], label)
+    order = ["dataset", "protocol", "features", "train", "test", "avg F1", "avg AUC", "accuracy"]
+    table = pd.DataFrame(rows)
+    return table[[c for c in order if c in table.columns]]
+
+
+def _bp4d_folds(cache, models, labelled, columns, folds, n_train, n_test) -> list[dict]:
+    """BP4D's subject-independent 3-fold protocol: the mean over folds of each row."""
+    fold_of = {subject: k for k, subjects in folds.items() for subject in subjects}
+    fold = labelled["subject"].map(fold_of)
+    runs = []
+    for k in sorted(folds):
+        train, test = labelled[(fold != k) & fold.notna()], labelled[fold == k]
+        if not len(train) or not len(test):
+            return []  # a copy without every fold's subjects
+        train = train.sample(min(n_train, len(train)), random_state=k)
+        test = test.sample(min(n_test, len(test)), random_state=k)
+        label = {"dataset": "bp4d", "protocol": "3 folds, subject-independent"}
+        runs.append(pd.DataFrame(_probe_rows(cache, models, train, test, columns, label)))
+    keys = ["dataset", "protocol", "features"]
+    mean = pd.concat(runs).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
+    return mean.to_dict("records")
+
+
+# Paper Table 3 (ViT-g/14 models): BP4D mean AU F1 x100 and AffectNet accuracy x100 of a linear
+# layer on each model's features. The paper does not say whether BP4D's figure is the 3-fold or
+# the single split: it stands beside both.
+PAPER_TABLE3 = {
+    "untrained encoder": {"bp4d": 59.5, "affectnet": 44.8},  # the plain ViT-g
+    "AU-BLIP Q-Former": {"bp4d": 66.6, "affectnet": 52.2},
+    "Emot-BLIP Q-Former": {"bp4d": 58.3, "affectnet": 52.7},
+    "Exp-BLIP Q-Former": {"bp4d": 66.2, "affectnet": 51.6},
+}
+
+
+def probes_with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
+    """``table`` (:func:`probe_table`) with the paper's figure beside the rows of its setting
+    (a ViT-g preset; BP4D's AU F1, AffectNet's accuracy)."""
+    out = table.copy()
+    matches = preset_name.startswith("vitg")
+    out["paper"] = [
+        PAPER_TABLE3.get(f, {}).get(d) if matches else None
+        for f, d in zip(out["features"], out["dataset"], strict=True)
+    ]
+    return out
+
+
 def with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
     """``table`` (:func:`caption_table`) with the paper's METEOR and ROUGE-L beside each row whose
     preset, captioner and dataset the paper reports; empty where it does not."""
@@ -120,7 +231,13 @@ def with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
     return out
 
 
-COUNTS = ("images", "faces", "AUs scored")  # columns of counts: whole numbers in the report
+COUNTS = (
+    "images",
+    "faces",
+    "AUs scored",
+    "train",
+    "test",
+)  # columns of counts: whole numbers in the report
 
 
 def markdown(table: pd.DataFrame, digits: int = 3, counts: Sequence[str] = COUNTS) -> str:

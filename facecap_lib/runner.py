@@ -368,6 +368,9 @@ class ProjectRun:
                 "faithfulness": protocol.faithfulness_table(
                     recipe, models, spec.faces, beams=spec.beams
                 ),
+                "strategies": protocol.strategy_table(
+                    recipe, models, spec.faces, beams=spec.beams, preset_name=preset_name
+                ),
                 "probes": protocol.probes_with_paper(
                     protocol.probe_table(recipe, probed, spec.probe_train_faces, spec.faces),
                     preset_name,

@@ -348,6 +348,10 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     faithful = pd.read_csv(run.report_dir() / "faithfulness.csv")
     assert faithful.loc[faithful["dataset"] == "affectnet", "emotions named"].notna().all()
     assert (run.report_dir() / "captions.png").exists()
+    strategies = pd.read_csv(run.report_dir() / "strategies.csv")
+    assert set(strategies["strategy"]) == {"Mix-BLIP", "Cat-BLIP", "Exp-BLIP"}
+    assert {"all", "gft", "affectnet"} <= set(strategies["dataset"])
+    assert strategies["completeness %"].between(0, 100).all()
     probes = pd.read_csv(run.report_dir() / "probes.csv")
     protocols = set(zip(probes["dataset"], probes["protocol"], strict=True))
     assert {("gft", "train / test split"), ("bp4d", "3 folds, subject-independent"),

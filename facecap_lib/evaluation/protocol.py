@@ -10,6 +10,9 @@
   over the AUs its test faces show), BP4D also subject-independently over its three folds
   (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
   dataset's one-emotion faces (accuracy x100; AffectNet's 8 classes in the paper).
+- **Mix, Cat and Exp** (paper Table 5): automatic correctness and completeness of the three
+  strategies' captions on each dataset's labelled test faces and on all of them together, and
+  how often each is the most and the least complete (``faithfulness.strategy_scores``).
 - **Faithfulness per dataset**: the mean per-AU F1 of the AUs the captions mention on each
   AU-labelled test set (AUs with at least ``min_positives`` positives), and the share of each
   emotion-labelled test set's faces whose every emotion the captions name.
@@ -217,6 +220,41 @@ def probes_with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
         for f, d in zip(out["features"], out["dataset"], strict=True)
     ]
     return out
+
+
+STRATEGIES = ("Mix-BLIP", "Cat-BLIP", "Exp-BLIP")
+# Paper Table 5 (ViT-B, OPT-2.7B; 505 faces, 9 raters): how often each was chosen most complete.
+PAPER_TABLE5 = {"Mix-BLIP": 3.43, "Cat-BLIP": 28.85, "Exp-BLIP": 67.72}
+
+
+def strategy_table(
+    recipe, models: Mapping[str, Path], n: int, *, beams: int = 5, preset_name: str = ""
+) -> pd.DataFrame:
+    """Paper Table 5 per dataset and over all datasets: one row per (dataset, strategy), with
+    the paper's "most complete" share beside the rows of its setting (ViT-B, OPT-2.7B)."""
+    from facecap_lib.evaluation.report import captions
+
+    chosen = {title: models[title] for title in STRATEGIES}
+    parts = []
+    for dataset in sorted(recipe.faces["dataset"].unique()):
+        faces = pd.concat(
+            [test_faces(recipe.faces, dataset, kind, n) for kind in ("au", "emotion")]
+        )
+        faces = faces[~faces.index.duplicated()]
+        if not faces.empty:
+            parts.append(faces)
+    rows = []
+    for dataset, faces in [(p["dataset"].iloc[0], p) for p in parts] + [("all", pd.concat(parts))]:
+        scores = faithfulness.strategy_scores(captions(recipe, faces, chosen, beams=beams), faces)
+        for strategy, row in scores.iterrows():
+            rows.append({"dataset": dataset, "strategy": strategy, "faces": len(faces), **row})
+    table = pd.DataFrame(rows)
+    paper = preset_name == "vitb-opt2.7b"
+    table["paper most complete %"] = [
+        PAPER_TABLE5.get(s) if paper and d == "all" else None
+        for s, d in zip(table["strategy"], table["dataset"], strict=True)
+    ]
+    return table
 
 
 def with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:

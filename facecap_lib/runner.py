@@ -5,8 +5,10 @@ Stages, in order (:data:`STAGES`): ``curate`` (load every dataset with its loade
 the project trains on, split and sample as the paper does), ``captions`` (the caption corpus of
 chapter 3, with the project's describer), ``qformer`` (BLIP-2 stage 1), ``au`` and ``emot``
 (AU-BLIP and Emot-BLIP), ``pseudo`` (their pseudo-captions, and the fusion into Mix / Cat / Exp),
-``mix``, ``cat`` and ``exp``. The training stages are :class:`facecap_lib.training.stages.Recipe`'s,
-the same code the chapters and ``facecap train`` run.
+``mix``, ``cat`` and ``exp``, then ``evaluate`` (the paper's evaluation per dataset and a report,
+:mod:`facecap_lib.evaluation.protocol`). The training stages are
+:class:`facecap_lib.training.stages.Recipe`'s; the chapters and ``facecap train`` run the book's
+project (:func:`facecap_lib.training.stages.book_project`) through this same class.
 
 Every stage is keyed on the content of its inputs, so that running a project again skips what is
 done and a killed run resumes, and a change anywhere upstream never reuses a stale result:
@@ -26,6 +28,10 @@ Output folder::
     captions/<key>/           the caption corpus (Parquet, LAVIS JSON)
     llm/answers.sqlite        every LLM answer, paid once
     runs/<preset>-<key>/      the models (see training.stages)
+    report/<run>-<key>/       report.md, a CSV per table, PNG charts
+
+Under torchrun every stage runs on every rank (training is data-parallel) and one rank writes
+each artifact while the others wait (:func:`facecap_lib.training.distributed.main_first`).
 """
 
 from __future__ import annotations

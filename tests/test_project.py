@@ -323,7 +323,7 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
             {"name": "affectnet", "folder": str(root / "affectnet"), "labels": ["emotions"]},
         ],
         "training": {"settings": "smoke"},
-        "evaluation": {"faces": 12, "beams": 1, "probe_train_faces": 30},
+        "evaluation": {"faces": 12, "beams": 1, "probe_train_faces": 30, "embedding": "minilm"},
     }
     path = write(tmp_path, data)
     assert main(["run", path, "--device", "cpu"]) == 0
@@ -345,6 +345,7 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
         "Exp-BLIP",
     }
     assert captions["METEOR"].between(0, 1).all()
+    assert captions["MiniLM-sim"].between(0, 100).all()
     faithful = pd.read_csv(run.report_dir() / "faithfulness.csv")
     assert faithful.loc[faithful["dataset"] == "affectnet", "emotions named"].notna().all()
     assert (run.report_dir() / "captions.png").exists()

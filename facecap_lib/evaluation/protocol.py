@@ -258,10 +258,12 @@ def strategy_table(
 
 
 def with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
-    """``table`` (:func:`caption_table`) with the paper's METEOR and ROUGE-L beside each row whose
-    preset, captioner and dataset the paper reports; empty where it does not."""
+    """``table`` (:func:`caption_table`) with the paper's METEOR and ROUGE-L (and Ada-sim, where
+    the table has it) beside each row whose preset, captioner and dataset the paper reports;
+    empty where it does not."""
     out = table.copy()
-    for metric in ("METEOR", "ROUGE-L"):
+    metrics = ["METEOR", "ROUGE-L"] + (["Ada-sim"] if "Ada-sim" in out else [])
+    for metric in metrics:
         out[f"paper {metric}"] = [
             PAPER_TABLE2.get((preset_name, c, d), {}).get(metric)
             for c, d in zip(out["captioner"], out["dataset"], strict=True)

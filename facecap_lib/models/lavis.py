@@ -97,48 +97,50 @@ def _swap_prefix(name: str, pairs: list[tuple[str, str]]) -> str | None:
     return None
 
 
+_BLOCKS = ("visual_encoder.blocks.", "vision_model.encoder.layers.")  # + "N." + a block's own name
+_PREFIXES = [
+    ("Qformer.bert.encoder.", "qformer.encoder."),
+    ("opt_proj.", "language_projection."),
+    ("opt_model.", "language_model."),
+]
+_ATTENTION = [  # inside the Q-Former's layers
+    (".attention.self.", ".attention.attention."),
+    (".crossattention.self.", ".crossattention.attention."),
+]
+
+
+def _translate(key: str, to_ours: bool) -> str | None:
+    """A key in the other layout (LAVIS -> transformers when ``to_ours``, else back), or ``None``
+    when the tables below have no place for it. One set of tables serves both directions."""
+
+    def oriented(pairs):
+        return [(a, b) if to_ours else (b, a) for a, b in pairs]
+
+    fixed = dict(oriented(_FIXED.items()))
+    if key in fixed:
+        return fixed[key]
+    source, target = _BLOCKS if to_ours else _BLOCKS[::-1]
+    match = re.match(re.escape(source) + r"(\d+)\.(.*)$", key)
+    if match:
+        swapped = _swap_prefix(match.group(2), oriented(_VISION_LAYER))
+        return swapped and f"{target}{match.group(1)}.{swapped}"
+    for prefix, _ in oriented(_PREFIXES):
+        if key.startswith(prefix):
+            for old, new in oriented(_ATTENTION):
+                key = key.replace(old, new)
+            return _swap_prefix(key, oriented(_PREFIXES))
+    return None
+
+
 def lavis_key(key: str) -> str | None:
     """The transformers name of a LAVIS key, or ``None`` for a key with no place in a captioner."""
-    if key in _FIXED:
-        return _FIXED[key]
-    if _KNOWN_UNUSED.search(key):
-        return None
-    match = re.match(r"visual_encoder\.blocks\.(\d+)\.(.*)$", key)
-    if match:
-        swapped = _swap_prefix(match.group(2), _VISION_LAYER)
-        return swapped and f"vision_model.encoder.layers.{match.group(1)}.{swapped}"
-    if key.startswith("Qformer.bert.encoder."):
-        key = "qformer.encoder." + key[len("Qformer.bert.encoder.") :]
-        return key.replace(".attention.self.", ".attention.attention.").replace(
-            ".crossattention.self.", ".crossattention.attention."
-        )
-    if key.startswith("opt_proj."):
-        return "language_projection." + key[len("opt_proj.") :]
-    if key.startswith("opt_model."):
-        return "language_model." + key[len("opt_model.") :]
-    return None
+    return None if _KNOWN_UNUSED.search(key) else _translate(key, to_ours=True)
 
 
 def to_lavis_key(name: str) -> str | None:
     """The LAVIS name of a captioner key (the inverse of :func:`lavis_key`), or ``None`` for one
     LAVIS has no place for (a conv stem's layers)."""
-    for lavis, ours in _FIXED.items():
-        if name == ours:
-            return lavis
-    match = re.match(r"vision_model\.encoder\.layers\.(\d+)\.(.*)$", name)
-    if match:
-        swapped = _swap_prefix(match.group(2), [(b, a) for a, b in _VISION_LAYER])
-        return swapped and f"visual_encoder.blocks.{match.group(1)}.{swapped}"
-    if name.startswith("qformer.encoder."):
-        name = "Qformer.bert.encoder." + name[len("qformer.encoder.") :]
-        return name.replace(".attention.attention.", ".attention.self.").replace(
-            ".crossattention.attention.", ".crossattention.self."
-        )
-    if name.startswith("language_projection."):
-        return "opt_proj." + name[len("language_projection.") :]
-    if name.startswith("language_model."):
-        return "opt_model." + name[len("language_model.") :]
-    return None
+    return _translate(name, to_ours=False)
 
 
 @dataclass

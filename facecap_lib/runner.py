@@ -166,9 +166,7 @@ class ProjectRun:
         from facecap_lib.training import distributed
 
         if self.project.synthfacs is not None:  # rendered and cached by the main process
-            self._faces = distributed.main_first(self._synthfacs_faces)
-            if self._faces is None:
-                self._faces = self._synthfacs_faces()
+            self._faces = distributed.main_then_others(self._synthfacs_faces)
             return self._faces
         path = self.output / "data" / f"faces-{self.faces_key()}.parquet"
         if not path.exists():
@@ -246,7 +244,7 @@ class ProjectRun:
         def make():
             return caption_corpus(self.faces(), self.describer(), work=self.output)
 
-        return distributed.main_first(make) or make()
+        return distributed.main_then_others(make)
 
     def captions_dir(self) -> Path:
         from facecap_lib.captions.corpus import corpus_dir

@@ -199,3 +199,15 @@ def main_first(make):
     result = make() if is_main() else None
     barrier()
     return result
+
+
+def main_then_others(make):
+    """``make()`` on the main process, then, after a barrier, on the others: for a cached artifact
+    that every rank needs in memory (the main process builds and saves it; the others' call finds
+    it saved and loads it). Returns its result on every rank."""
+    if is_main():
+        result = make()
+        barrier()
+        return result
+    barrier()
+    return make()

@@ -597,7 +597,7 @@ class Recipe:
                     self.faces, self.describer, pseudo, work=self.work
                 )
 
-            self._fused = distributed.main_first(fuse) or fuse()  # the others: from the cache
+            self._fused = distributed.main_then_others(fuse)
         return self._fused
 
     def run(self, stage: str):

@@ -167,11 +167,16 @@ def _data_curate(args: argparse.Namespace) -> int:
 def _captions_build(args: argparse.Namespace) -> int:
     from facecap_lib.captions import corpus
     from facecap_lib.captions.llm import Request
-    from facecap_lib.captions.prompts import au_prompt, fusion_prompt
+    from facecap_lib.captions.prompts import fusion_prompt
     from facecap_lib.captions.rules import au_caption, emotion_caption
-    from facecap_lib.captions.synthesize import LLMDescriber, au_labelled, default_describer
+    from facecap_lib.captions.synthesize import (
+        LLMDescriber,
+        au_items,
+        au_requests,
+        default_describer,
+    )
     from facecap_lib.data import default_corpus
-    from facecap_lib.data.table import au_sets, image_ids
+    from facecap_lib.data.table import image_ids
     from facecap_lib.paths import cache_root
 
     spec = (
@@ -184,12 +189,7 @@ def _captions_build(args: argparse.Namespace) -> int:
         if not isinstance(describer, LLMDescriber):
             print("offline describer: no calls, no cost")
             return 0
-        au_faces = faces[au_labelled(faces)]
-        requests = [
-            Request.user(au_prompt(aus), tag)
-            for tag, aus in zip(image_ids(au_faces), au_sets(au_faces), strict=True)
-            if aus
-        ]
+        requests = au_requests(au_items(faces))
         print(f"AU captions: {describer.client.estimate(requests)}")
         train = faces[faces["split"] == "train"]
         typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))

@@ -462,23 +462,14 @@ class ProjectRun:
 
     def plan(self) -> Plan:
         """The dry run: loads and curates the data (no training, no paid call)."""
-        from facecap_lib.captions.synthesize import LLMDescriber, au_labelled
+        from facecap_lib.captions.synthesize import LLMDescriber, au_items, au_requests
         from facecap_lib.data.curate import statistics
 
         faces = self.faces()
         describer = self.describer()
         lines = []
         if isinstance(describer, LLMDescriber):
-            from facecap_lib.captions.llm import Request
-            from facecap_lib.captions.prompts import au_prompt
-            from facecap_lib.data.table import au_sets, image_ids
-
-            au_faces = faces[au_labelled(faces)]
-            requests = [
-                Request.user(au_prompt(aus), tag)
-                for tag, aus in zip(image_ids(au_faces), au_sets(au_faces), strict=True)
-                if aus
-            ]
+            requests = au_requests(au_items(faces))
             estimate = describer.client.estimate(requests)
             unique = len({r.messages for r in requests})
             lines.append(f"AU captions: {estimate} ({unique} distinct prompts)")

@@ -102,15 +102,15 @@ class LLMDescriber:
         self.progress = progress
 
     def describe(self, items: Sequence[tuple[str, frozenset[int]]]) -> list[Written]:
-        prompts = {key: au_prompt(aus) for key, aus in items}
-        requests = [Request.user(p, key) for key, p in prompts.items() if p is not None]
+        requests = au_requests(items)
+        asked = {r.tag for r in requests}
         answers = {
             r.request.tag: r
             for r in self.client.complete(requests, check_au_caption, self.progress)
         }
         out = []
         for key, _ in items:
-            if prompts[key] is None:
+            if key not in asked:  # no AU: the paper's fixed text
                 out.append(Written(NO_AU_DESCRIPTION, "fixed", "paper"))
             else:
                 out.append(self._written(answers[key]))
@@ -148,6 +148,19 @@ def default_describer(cache: str | Path, progress: bool = True) -> OfflineDescri
         return OfflineDescriber()
     log.info("LLM endpoint: %s", config.describe())
     return LLMDescriber(LLMClient(config, cache), progress)
+
+
+def au_items(faces: pd.DataFrame) -> list[tuple[str, frozenset[int]]]:
+    """(image id, AUs present) of every AU-labelled face: what a describer is asked to write."""
+    au_faces = faces[au_labelled(faces)]
+    return list(zip(image_ids(au_faces), au_sets(au_faces), strict=True))
+
+
+def au_requests(items: Sequence[tuple[str, frozenset[int]]]) -> list[Request]:
+    """The LLM requests of :func:`au_items`, one per face with an AU (a face with none gets the
+    fixed text, no call), tagged with its image id: the cache key of the real call."""
+    prompts = ((key, au_prompt(aus)) for key, aus in items)
+    return [Request.user(prompt, key) for key, prompt in prompts if prompt is not None]
 
 
 def au_labelled(faces: pd.DataFrame) -> pd.Series:
@@ -196,11 +209,11 @@ def written_rows(faces: pd.DataFrame, written: Sequence[Written], kind: str) -> 
 def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
     """The caption table of stage 1 (see the module docstring)."""
     au_faces = faces[au_labelled(faces)]
-    present = au_sets(au_faces)
-    with_au = [bool(s) for s in present]
-    rule_faces = au_faces[with_au]
+    items = au_items(faces)
+    present = [aus for _, aus in items]
+    rule_faces = au_faces[[bool(s) for s in present]]
     parts = [caption_rows(rule_faces, [au_caption(s) for s in present if s], "au", "rule", "rules")]
-    written = describer.describe(list(zip(image_ids(au_faces), present, strict=True)))
+    written = describer.describe(items)
     parts.append(written_rows(au_faces, written, "au"))
     emo_faces = faces[emotion_labelled(faces)]
     parts.append(

@@ -450,12 +450,9 @@ class ProjectRun:
             out.append("captions")
         else:
             return out
-        run = self.run_dir()
-        out += [s for s in ("qformer",) if (run / "qformer" / "final").exists()]
-        out += [s for s in ("au", "emot") if (run / f"{s}-blip" / "final").exists()]
-        if (run / "pseudo").exists() and any((run / "pseudo").iterdir()):
-            out.append("pseudo")
-        out += [s for s in ("mix", "cat", "exp") if (run / f"{s}-blip" / "final").exists()]
+        from facecap_lib.training.stages import finished_stages
+
+        out += [s for s in finished_stages(self.run_dir()) if s in STAGES]
         if (self.report_dir() / "report.md").exists():
             out.append("evaluate")
         return out

@@ -59,6 +59,23 @@ TRAINING_DATA_FILE = "training_data.json"  # in each captioner's final folder (f
 SYNTHFACS_MARK = "synthfacs_truth.parquet"  # what every SynthFACS copy holds (data.synth.corpus)
 
 
+def finished_stages(run_dir: str | Path) -> list[str]:
+    """The stages of :data:`~facecap_lib.training.STAGES` that a run folder holds finished (a
+    trained model's ``final/``; saved pseudo-captions), in order."""
+    run_dir = Path(run_dir)
+    folders = {"language-model": "language_model", "qformer": "qformer"}
+    folders |= {name: f"{name}-blip" for name in CAPTIONERS}
+    out = []
+    for stage in STAGES:
+        if stage == "pseudo":
+            pseudo = run_dir / "pseudo"
+            if pseudo.is_dir() and any(pseudo.iterdir()):
+                out.append(stage)
+        elif (run_dir / folders[stage] / "final").exists():
+            out.append(stage)
+    return out
+
+
 def training_data(faces: pd.DataFrame, images: Sequence[str]) -> dict:
     """What a captioner was trained on: per dataset, its training images and whether its folder
     is a SynthFACS copy (it holds :data:`SYNTHFACS_MARK`), so that a checkpoint knows it."""

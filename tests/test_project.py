@@ -313,18 +313,12 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     assert (
         main(args + ["--workers", "1", "--subjects", "4", "--frames", "20", "--images", "40"]) == 0
     )
-    data = {
-        "name": "paper-shaped",
-        "output": "out",
-        "datasets": [
-            {"name": "gft", "folder": str(root / "gft"), "labels": ["aus"]},
-            {"name": "rafau", "folder": str(root / "rafau"), "labels": ["aus"]},
-            {"name": "bp4d", "folder": str(root / "bp4d"), "labels": ["aus"]},
-            {"name": "affectnet", "folder": str(root / "affectnet"), "labels": ["emotions"]},
-        ],
-        "training": {"settings": "smoke"},
-        "evaluation": {"faces": 12, "beams": 1, "probe_train_faces": 30, "embedding": "minilm"},
-    }
+    labels = {"gft": ["aus"], "rafau": ["aus"], "bp4d": ["aus"], "affectnet": ["emotions"]}
+    datasets = [
+        {"name": n, "folder": str(root / n), "labels": kinds} for n, kinds in labels.items()
+    ]
+    evaluation = {"faces": 12, "beams": 1, "probe_train_faces": 30, "embedding": "minilm"}
+    data = project_data(root, name="paper-shaped", datasets=datasets, evaluation=evaluation)
     path = write(tmp_path, data)
     assert main(["run", path, "--device", "cpu"]) == 0
     run = ProjectRun(load_project(path), log=None, progress=False)

@@ -56,7 +56,6 @@ from facecap_lib.training.stage1 import QFormerConfig, install_qformer, train_qf
 
 SETTINGS_FILE = "recipe.json"
 TRAINING_DATA_FILE = "training_data.json"  # in each captioner's final folder (facecap describe)
-SYNTHFACS_MARK = "synthfacs_truth.parquet"  # what every SynthFACS copy holds (data.synth.corpus)
 
 
 def finished_stages(run_dir: str | Path) -> list[str]:
@@ -78,13 +77,15 @@ def finished_stages(run_dir: str | Path) -> list[str]:
 
 def training_data(faces: pd.DataFrame, images: Sequence[str]) -> dict:
     """What a captioner was trained on: per dataset, its training images and whether its folder
-    is a SynthFACS copy (it holds :data:`SYNTHFACS_MARK`), so that a checkpoint knows it."""
+    is a SynthFACS copy (it holds the renderer's truth file), so that a checkpoint knows it."""
+    from facecap_lib.data.synth.corpus import TRUTH_FILE
+
     chosen = faces.assign(file=list(image_files(faces)))
     chosen = chosen[chosen["file"].isin(set(images))]
     out = {}
     for dataset, part in chosen.groupby("dataset", sort=True):
         roots = set(part["data_root"]) if "data_root" in part else set()
-        synthetic = bool(roots) and all((Path(r) / SYNTHFACS_MARK).exists() for r in roots)
+        synthetic = bool(roots) and all((Path(r) / TRUTH_FILE).exists() for r in roots)
         out[str(dataset)] = {"images": int(part["file"].nunique()), "synthfacs": synthetic}
     return {
         "datasets": out,

@@ -150,6 +150,11 @@ class Evaluation:
     faces: int = 400  # held-out faces per dataset and figure (chapter 4's count)
     beams: int = 5  # beam search when captioning test faces (the paper's)
     probe_train_faces: int = 1200  # training faces of each linear probe (chapter 5's count)
+    # the supplementary's fine-tuning strategy (Tables 6-7): epochs over the training faces of
+    # each captioner's encoder or Q-Former, and of the plain encoder (the paper: 20 and 50);
+    # 0 leaves the fine-tuned rows out
+    fine_tune_epochs: float = 20.0
+    plain_fine_tune_epochs: float = 50.0
     # caption embedding similarity: "minilm" (all-MiniLM-L6-v2, shipped on PyPI, no key), "ada"
     # (the paper's text-embedding-ada-002 at the describer's endpoint, paid) or "none"
     embedding: str = "minilm"
@@ -283,6 +288,9 @@ def validate(project: Project, where: str = "project") -> Project:
     _check_choice(project.evaluation.embedding, EMBEDDINGS, f"{where}.evaluation.embedding")
     if project.evaluation.beams < 1:
         raise ProjectError(f"{where}.evaluation.beams: must be at least 1")
+    for name in ("fine_tune_epochs", "plain_fine_tune_epochs"):
+        if getattr(project.evaluation, name) < 0:
+            raise ProjectError(f"{where}.evaluation.{name}: must be at least 0")
     return project
 
 

@@ -40,7 +40,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -106,11 +106,13 @@ class Plan:
     captions: list[str]  # one line per kind of caption request
     training: pd.DataFrame  # steps and batch per training stage, and whether it is done
     done: list[str]  # stages already finished
+    evaluation: list[str] = field(default_factory=list)  # the evaluation's own training
 
     def text(self) -> str:
         lines = ["faces per dataset and split:", self.faces.to_string(), "", "captions:"]
         lines += [f"  {line}" for line in self.captions]
         lines += ["", "training:", self.training.to_string(index=False)]
+        lines += ["", "evaluation:", *[f"  {line}" for line in self.evaluation]]
         lines += ["", f"done: {', '.join(self.done) or 'nothing yet'}"]
         return "\n".join(lines)
 
@@ -353,17 +355,20 @@ class ProjectRun:
     def evaluate(self) -> Path:
         """The paper's evaluation per dataset (:mod:`facecap_lib.evaluation.protocol`) of the five
         captioners, written as a report (Markdown, CSV, PNG) by the main process."""
-        from facecap_lib.evaluation import protocol
+        from facecap_lib.evaluation import protocol, representations
         from facecap_lib.training import CAPTIONERS, distributed
 
         if (self.report_dir() / "report.md").exists():
             return self.report_dir() / "report.md"
         recipe = self.recipe()
         models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}
-        probed = {"untrained": Path(recipe.untrained().final)}  # the plain encoder, Table 3's
-        probed |= {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in ("au", "emot", "exp")}
+        untrained = {"untrained": Path(recipe.untrained().final)}  # the plain encoder
+        probed = untrained | {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in ("au", "emot", "exp")}
         spec = self.project.evaluation
         preset_name = self.recipe_config().preset
+        every = untrained | {title: models[title] for title in representations.MODELS}
+        # the fine-tunes train on every rank (data-parallel); the report only loads them
+        representations.fine_tune_all(recipe.run_dir, recipe.faces, every, spec, recipe.device)
 
         def write() -> Path:
             captions = protocol.caption_table(
@@ -382,6 +387,9 @@ class ProjectRun:
                     preset_name,
                 ),
             }
+            tables |= representations.tables(
+                recipe.run_dir, recipe.faces, every, spec, recipe.device, preset_name
+            )
             matched = tables["captions"]["paper METEOR"].notna().any()
             notes = [
                 f"Project {self.project.name}: preset {preset_name}, datasets "
@@ -391,6 +399,17 @@ class ProjectRun:
                 "faces (up to "
                 f"{spec.probe_train_faces}) and tested on its test faces; 'untrained' is the plain "
                 "encoder every captioner starts from (paper Table 3).",
+                "Representations (supplementary Tables 2-8): one classifier per row trained on "
+                f"the AU training faces of every dataset together (up to {spec.probe_train_faces}"
+                "), tested on each dataset's AUs (the paper's where it names them); 'ViT' is the "
+                "plain encoder, ViT(X) and QFormer(X) X-BLIP's encoder and Q-Former; linear "
+                "probe"
+                + (
+                    f", and fine-tuned end to end for {spec.fine_tune_epochs:g} epochs "
+                    f"({spec.plain_fine_tune_epochs:g} for ViT)."
+                    if spec.fine_tune_epochs > 0
+                    else " only (fine_tune_epochs is 0)."
+                ),
                 "Caption metrics: the mean over test faces of the maximum over the corpus's "
                 "captions of the face (paper Table 2)."
                 + (
@@ -402,8 +421,17 @@ class ProjectRun:
             ]
             return protocol.write_report(
                 self.report_dir(), tables, title=f"{self.project.name}: evaluation", notes=notes,
-                plots={"captions": "METEOR", "faithfulness": "mean per-AU F1"},
-                # probes: a table by dataset and protocol, no chart
+                plots={
+                    "captions": "METEOR",
+                    "faithfulness": "mean per-AU F1",
+                    **{
+                        name: ("accuracy", "features", ["dataset", "strategy"])
+                        if name == "representations-emotion"
+                        else ("avg F1", "features", "strategy")
+                        for name in tables
+                        if name.startswith("representations-")
+                    },
+                },  # probes: a table by dataset and protocol, no chart
             )  # fmt: skip
 
         distributed.main_first(write)
@@ -491,4 +519,32 @@ class ProjectRun:
                     "done": name in done,
                 }
             )
-        return Plan(statistics(faces), lines, pd.DataFrame(rows), done)
+        return Plan(
+            statistics(faces), lines, pd.DataFrame(rows), done, self._evaluation_plan(faces)
+        )
+
+    def _evaluation_plan(self, faces: pd.DataFrame) -> list[str]:
+        """What the evaluate stage trains: the representation tables' fine-tunes."""
+        from facecap_lib.evaluation import representations as rep
+
+        spec = self.project.evaluation
+        data = rep.Faces.of(faces, spec)
+        au = (
+            f"AU classifiers on {len(data.train)} training faces of every AU dataset together, "
+            f"tested on {', '.join(data.tests)}"
+            if len(data.train) and data.tests
+            else "no AU classifiers (no AU-labelled test faces)"
+        )
+        emotion = f"emotion classifiers on {', '.join(data.emotions) or 'no dataset'}"
+        lines = [f"representations: {au}; {emotion}"]
+        if spec.fine_tune_epochs <= 0:
+            return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
+        rows = 1 + 2 * len(rep.MODELS)  # the plain encoder, every captioner's encoder and Q-Former
+        sets = [len(data.train)] if len(data.train) and data.tests else []
+        sets += [len(train) for train, _ in data.emotions.values()]
+        steps = [
+            rep.steps_for(n, spec.plain_fine_tune_epochs) + (rows - 1) * rep.steps_for(
+                n, spec.fine_tune_epochs)
+            for n in sets
+        ]  # fmt: skip
+        return [*lines, f"fine-tunes: {rows * len(sets)}, {sum(steps)} steps of 32 in all"]

@@ -99,3 +99,29 @@ def test_fine_tune_trains_the_encoder_end_to_end(tiny_checkpoint, images):
     assert not torch.equal(before, model.vision_model.encoder.layers[0].mlp.fc1.weight)
     predicted = score(images)
     assert predicted.shape == (6, 2) and ((predicted > 0.5) == (y == 1)).mean() >= 5 / 6
+
+
+def test_fine_tune_through_the_qformer_trains_it_and_is_kept(tiny_checkpoint, images, tmp_path):
+    """The Q-Former strategy trains the encoder, the Q-Former and the queries with the layer on
+    the mean query output; the finished run is loaded, not trained again."""
+    from facecap_lib.inference import load_captioner
+
+    model, _ = load_captioner(tiny_checkpoint, "cpu")
+    before = [model.qformer.layernorm.weight.clone(), model.query_tokens.clone()]
+    y = np.array([0, 1, 2] * 2)
+    score = fine_tune(
+        model, images, y, task="multiclass", source="qformer", steps=60, batch_size=6, lr=1e-3,
+        progress=False, out_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert not torch.equal(before[0], model.qformer.layernorm.weight)
+    assert not torch.equal(before[1], model.query_tokens)
+    predicted = score(images)
+    assert predicted.shape == (6, 3) and (predicted.argmax(1) == y).mean() >= 5 / 6
+    again, _ = load_captioner(tiny_checkpoint, "cpu")
+    loaded = fine_tune(
+        again, images, y, task="multiclass", source="qformer", steps=60, batch_size=6,
+        progress=False, out_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert np.allclose(loaded(images), predicted, atol=1e-5)
+    with pytest.raises(ValueError, match="feature source"):
+        fine_tune(again, images, y, source="lm", progress=False)

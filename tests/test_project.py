@@ -117,6 +117,11 @@ def test_the_dry_run_plans_faces_captions_and_steps(folders, tmp_path, capsys):
     assert "bp4d" in out and "affectnet" in out and "train images" in out
     assert "OfflineDescriber" in out and "no calls, no cost" in out
     assert "qformer" in out and "exp" in out and "done: curate" in out
+    # the evaluation's fine-tunes: 11 rows (the plain encoder, 5 encoders, 5 Q-Formers) on
+    # AffectNet's emotions; these BP4D folders have no test-fold subject, so no AU classifier
+    assert "no AU classifiers (no AU-labelled test faces); emotion classifiers on affectnet" in out
+    # 10 x ceil(20 epochs x 19 faces / 32) + ceil(50 x 19 / 32) for the plain encoder
+    assert "fine-tunes: 11, 150 steps of 32 in all" in out
     faces = ProjectRun(load_project(path), log=None, progress=False).faces()
     bp4d = faces[faces["dataset"] == "bp4d"]
     assert bp4d["emotions"].map(len).eq(0).all() and bp4d["AU6"].notna().any()  # labels: [aus]
@@ -221,33 +226,44 @@ def test_the_shipped_projects_plan_on_synthfacs_copies_of_their_datasets(
         assert plan.captions[0].startswith("AU captions:") and "$" in plan.captions[0]
 
 
-def test_torchrun_runs_a_project_with_one_writer_per_artifact(folders, tmp_path):
+def test_torchrun_runs_a_project_like_one_process(folders, tmp_path):
     """Two processes (gloo on the CPU) run the project up to AU-BLIP: every artifact is written
-    once, and the caption corpus is the one a single process writes."""
+    once, the caption corpus is the one a single process writes, and stage 1's and AU-BLIP's
+    losses are one process's to float tolerance (the global batch split in two: token means over
+    the whole batch, hard negatives drawn from it, BatchNorm over it). The frozen language
+    model's dropout is off in both, since each rank draws its own masks."""
     import os
     import subprocess
     import sys
 
     import pandas as pd
 
-    single = write(tmp_path, project_data(folders, output="single"))
-    assert main(["run", single, "--until", "captions"]) == 0
+    training = {"settings": "smoke", "recipe": {"captioner": {"frozen_lm_dropout": False}}}
+    single = write(tmp_path, project_data(folders, output="single", training=training))
+    assert main(["run", single, "--until", "au", "--device", "cpu"]) == 0
     two = tmp_path / "two.yaml"
-    two.write_text(yaml.safe_dump(project_data(folders, output="two")))
+    two.write_text(yaml.safe_dump(project_data(folders, output="two", training=training)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["-m", "facecap_lib.cli", "run", str(two), "--until", "au", "--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("output: ") == 1  # one rank speaks
-    run = ProjectRun(load_project(two), log=None, progress=False)
-    assert run.done() == ["curate", "captions", "qformer", "au"]
-    ours = pd.read_parquet(run.captions_dir() / "captions.parquet")
-    theirs_run = ProjectRun(load_project(single), log=None, progress=False)
-    theirs = pd.read_parquet(theirs_run.captions_dir() / "captions.parquet")
-    pd.testing.assert_frame_equal(ours, theirs)
-    history = json.loads((run.run_dir() / "au-blip" / "final" / "history.json").read_text())
-    assert all(h["loss"] == h["loss"] for h in history if "loss" in h)  # finite, not NaN
+    ours = ProjectRun(load_project(two), log=None, progress=False)
+    theirs = ProjectRun(load_project(single), log=None, progress=False)
+    assert ours.done() == ["curate", "captions", "qformer", "au"]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(ours.captions_dir() / "captions.parquet"),
+        pd.read_parquet(theirs.captions_dir() / "captions.parquet"),
+    )
+    for stage in ("qformer", "au-blip"):
+        histories = [
+            json.loads((run.run_dir() / stage / "final" / "history.json").read_text())
+            for run in (ours, theirs)
+        ]
+        losses = [[h["loss"] for h in history if "loss" in h] for history in histories]
+        assert len(losses[0]) >= 2 and len(losses[0]) == len(losses[1]), stage
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5), stage
 
 
 def test_the_book_is_the_shipped_synthfacs_project():
@@ -306,18 +322,29 @@ def test_a_killed_run_resumes_where_it_stopped(folders, tmp_path, capsys):
 
 
 def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
-    """GFT and RAF-AU (AU-labelled) and AffectNet (emotions), SynthFACS copies named as real
-    folders: every stage, then the paper's evaluation per dataset as Markdown, CSV and PNG."""
+    """GFT, RAF-AU, BP4D and DISFA (AU-labelled) and AffectNet (emotions), SynthFACS copies named
+    as real folders: every stage, then the paper's evaluation per dataset as Markdown, CSV and
+    PNG, the supplementary's representation tables included."""
     root = tmp_path / "data"
-    args = ["data", "synth", "--like", "gft,rafau,bp4d,affectnet", "--out", str(root), "--smoke"]
+    args = [
+        "data",
+        "synth",
+        "--like",
+        "gft,rafau,bp4d,disfa,affectnet",
+        "--out",
+        str(root),
+        "--smoke",
+    ]
     assert (
         main(args + ["--workers", "1", "--subjects", "4", "--frames", "20", "--images", "40"]) == 0
     )
-    labels = {"gft": ["aus"], "rafau": ["aus"], "bp4d": ["aus"], "affectnet": ["emotions"]}
+    labels = {"gft": ["aus"], "rafau": ["aus"], "bp4d": ["aus"], "disfa": ["aus"],
+              "affectnet": ["emotions"]}  # fmt: skip
     datasets = [
         {"name": n, "folder": str(root / n), "labels": kinds} for n, kinds in labels.items()
     ]
-    evaluation = {"faces": 12, "beams": 1, "probe_train_faces": 30, "embedding": "minilm"}
+    evaluation = {"faces": 12, "beams": 1, "probe_train_faces": 30, "embedding": "minilm",
+                  "fine_tune_epochs": 1, "plain_fine_tune_epochs": 2}  # fmt: skip
     data = project_data(root, name="paper-shaped", datasets=datasets, evaluation=evaluation)
     path = write(tmp_path, data)
     assert main(["run", path, "--device", "cpu"]) == 0
@@ -350,12 +377,39 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     probes = pd.read_csv(run.report_dir() / "probes.csv")
     protocols = set(zip(probes["dataset"], probes["protocol"], strict=True))
     assert {("gft", "train / test split"), ("bp4d", "3 folds, subject-independent"),
+            ("disfa", "3 folds, subject-independent"),
             ("affectnet", "one-emotion faces")} <= protocols  # fmt: skip
     assert set(probes["features"]) >= {"untrained encoder", "AU-BLIP Q-Former", "Exp-BLIP encoder"}
     bp4d = probes[probes["protocol"] == "3 folds, subject-independent"]
     assert bp4d["avg F1"].between(0, 100).all()
     assert probes.loc[probes["dataset"] == "affectnet", "accuracy"].between(0, 100).all()
     assert probes["paper"].isna().all()  # the tiny preset is not the paper's setting
+    # supplementary Tables 2-8: every model's encoder and Q-Former, linear probe and fine-tuned,
+    # trained on the AU datasets together and tested on each
+    rows = ["ViT"] + [f"{s}({m})" for m in ("Emot", "AU", "Mix", "Cat", "Exp")
+                      for s in ("ViT", "QFormer")]  # fmt: skip
+    for dataset in ("bp4d", "disfa", "gft", "rafau"):
+        table = pd.read_csv(run.report_dir() / f"representations-{dataset}.csv")
+        assert list(table["features"].unique()) == rows, dataset
+        assert set(table["strategy"]) == {"linear probe", "fine-tune"}
+        assert table["avg F1"].between(0, 100).all() and table["paper avg F1"].isna().all()
+    bp4d = pd.read_csv(run.report_dir() / "representations-bp4d.csv")
+    labelled = [c for c in bp4d.columns if c.startswith("AU")]
+    from facecap_lib.evaluation.representations import PAPER_AUS, TABLE8_AUS
+
+    assert labelled and set(labelled) <= set(PAPER_AUS["bp4d"])  # the paper's AUs of BP4D
+    emotion = pd.read_csv(run.report_dir() / "representations-emotion.csv")
+    assert set(emotion["dataset"]) == {"affectnet"} and len(emotion) == 2 * len(rows)
+    assert emotion["accuracy"].between(0, 100).all()
+    accuracy = pd.read_csv(run.report_dir() / "representations-rafau-accuracy.csv")
+    assert {c for c in accuracy.columns if c.startswith("AU")} <= set(TABLE8_AUS)
+    assert accuracy["avg accuracy"].between(0, 100).all()
+    assert (
+        "## representations-bp4d" in report
+        and (run.report_dir() / "representations-bp4d.png").exists()
+    )
+    tuned = list((run.run_dir() / "eval-fine-tune").iterdir())
+    assert len(tuned) == 2 * (len(rows))  # AUs and emotions, each row once
 
 
 def test_the_paper_stands_beside_its_own_setting_only():
@@ -373,6 +427,12 @@ def test_the_paper_stands_beside_its_own_setting_only():
     probes = pd.DataFrame({"dataset": ["bp4d", "affectnet"], "features": ["AU-BLIP Q-Former"] * 2})
     assert probes_with_paper(probes, "vitg-opt6.7b")["paper"].tolist() == [66.6, 52.2]
     assert probes_with_paper(probes, "tiny")["paper"].isna().all()
+    from facecap_lib.evaluation.representations import paper as supplementary
+
+    assert supplementary("vitb-opt2.7b", "linear probe", "bp4d", "QFormer(AU)") == 60.9
+    assert supplementary("vitb-opt2.7b", "fine-tune", "rafau", "QFormer(Exp)") == 67.4
+    assert supplementary("vitg-opt6.7b", "linear probe", "rafau accuracy", "ViT") == 76.3
+    assert supplementary("tiny", "linear probe", "bp4d", "QFormer(AU)") is None
     text = markdown(paper)
     assert (
         "| gft | AU-BLIP | 0.200 | 10 | 0.295 |" in text

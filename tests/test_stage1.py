@@ -115,11 +115,19 @@ def test_hard_negatives_follow_similarity_and_never_share_the_caption():
 
 def test_itm_labels_positives_then_negatives():
     pair_images, pair_texts, labels = itm_pairs(
-        3, torch.tensor([0, 1]), torch.tensor([2, 0]), torch.tensor([2]), torch.tensor([1])
-    )
+        torch.arange(3), torch.tensor([0, 1]), torch.tensor([2, 0]), torch.tensor([2]),
+        torch.tensor([1]),
+    )  # fmt: skip
     assert pair_images.tolist() == [0, 1, 2, 0, 1, 1]
     assert pair_texts.tolist() == [0, 1, 2, 2, 0, 2]
     assert labels.tolist() == [1, 1, 1, 0, 0, 0]
+    # a second rank's pairs: its positives are its own rows of the global batch
+    pair_images, pair_texts, labels = itm_pairs(
+        torch.arange(3, 5), torch.tensor([4]), torch.tensor([0]), torch.tensor([3]),
+        torch.tensor([1]),
+    )  # fmt: skip
+    assert pair_images.tolist() == [3, 4, 4, 1] and pair_texts.tolist() == [3, 4, 0, 3]
+    assert labels.tolist() == [1, 1, 0, 0]
 
 
 def test_itg_mask_lets_text_see_queries_and_its_past_only():

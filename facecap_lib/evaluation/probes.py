@@ -173,6 +173,7 @@ def fine_tune(
     y: np.ndarray,
     *,
     task: str = "multilabel",
+    source: str = "encoder",
     steps: int = 300,
     batch_size: int = 32,
     lr: float = 5e-4,
@@ -182,23 +183,31 @@ def fine_tune(
 ):
     """Train a BLIP-2 model's image encoder (or ``model`` itself, a ``Blip2VisionModel``) and a
     linear layer on its CLS output end to end (the paper's fine-tuning strategy:
-    :class:`~facecap_lib.training.finetune.FineTuneTask`, AdamW, cosine schedule). Returns a
-    function that scores new images like :meth:`Probe.scores`. ``model`` is changed in place. With ``out_dir`` the run is checkpointed there, resumed, and
-    loaded instead of redone once finished; without, it trains in a temporary folder."""
+    :class:`~facecap_lib.training.finetune.FineTuneTask`, AdamW, cosine schedule); with
+    ``source="qformer"`` the encoder, the Q-Former and its queries and a linear layer on the mean
+    query output (:class:`~facecap_lib.training.finetune.QFormerFineTuneTask`). Returns a function
+    that scores new images like :meth:`Probe.scores`. ``model`` is changed in place. With
+    ``out_dir`` the run is checkpointed there, resumed, and loaded instead of redone once
+    finished; without, it trains in a temporary folder."""
     import tempfile
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
+    from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask, QFormerFineTuneTask
     from facecap_lib.training.fit import fit
 
+    if source not in SOURCES:
+        raise ValueError(f"feature source must be one of {SOURCES}, got {source!r}")
     defaults = FineTuneConfig()
     config = FineTuneConfig(
         fit=replace(defaults.fit, max_steps=steps, batch_size=batch_size, lr=lr, seed=seed),
         objective=task,
     )
-    vision = getattr(model, "vision_model", model)
-    tuner = FineTuneTask(vision, images, y, config)
+    if source == "qformer":
+        tuner = QFormerFineTuneTask(model, images, y, config)
+    else:
+        tuner = FineTuneTask(getattr(model, "vision_model", model), images, y, config)
+    vision = tuner.vision
     device = next(model.parameters()).device
     with tempfile.TemporaryDirectory() if out_dir is None else nullcontext(out_dir) as folder:
         trained = fit(tuner, folder, config.fit, device=device, log=None, progress=progress).model
@@ -215,6 +224,38 @@ def fine_tune(
         return probabilities.float().cpu().numpy()
 
     return scores
+
+
+def fine_tuned(
+    root: str | Path,
+    checkpoint: str | Path,
+    images: Sequence[str],
+    y: np.ndarray,
+    names: Sequence[str],
+    steps: int,
+    *,
+    task: str = "multilabel",
+    source: str = "encoder",
+    device: str = "cpu",
+):
+    """:func:`fine_tune` of the captioner in ``checkpoint`` (loaded afresh: it trains) in a folder
+    of ``root`` keyed on the checkpoint, the images, the label ``names`` (AUs or emotions), the
+    steps, the source and the task: interrupted, it resumes; finished, it is loaded, not redone.
+    Returns the scoring function."""
+    import hashlib
+    import json
+
+    from facecap_lib.inference import checkpoint_digest, load_captioner
+
+    key = [checkpoint_digest(checkpoint), [str(i) for i in images], list(names), steps]
+    if (source, task) != ("encoder", "multilabel"):  # the first fine-tunes' keys stay as they were
+        key += [source, task]
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
+    model, _ = load_captioner(checkpoint, device, torch.float32)
+    return fine_tune(
+        model, images, y, task=task, source=source, steps=steps, progress=False,
+        out_dir=Path(root) / f"{Path(checkpoint).parent.name}-{digest}",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ scores

@@ -7,8 +7,8 @@
   A project without those datasets is scored on the test set of every AU-labelled dataset it has.
 - **Linear probes per dataset** (paper Table 3): a linear layer on the frozen features of each
   model's encoder and Q-Former, on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC
-  over the AUs its test faces show), BP4D also subject-independently over its three folds
-  (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
+  over the AUs its test faces show), BP4D and DISFA also subject-independently over their three
+  folds (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
   dataset's one-emotion faces (accuracy x100; AffectNet's 8 classes in the paper).
 - **Mix, Cat and Exp** (paper Table 5): automatic correctness and completeness of the three
   strategies' captions on each dataset's labelled test faces and on all of them together, and
@@ -149,7 +149,6 @@ def _probe_rows(cache, models, train, test, columns, label: dict) -> list[dict]:
 def probe_table(recipe, models: Mapping[str, Path], n_train: int, n_test: int) -> pd.DataFrame:
     """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol and
     feature source."""
-    from facecap_lib.data.sources.bp4d import FOLDS
     from facecap_lib.evaluation import probes
     from facecap_lib.lexicon import AU_COLUMNS
 
@@ -167,8 +166,8 @@ def probe_table(recipe, models: Mapping[str, Path], n_train: int, n_test: int) -
                 test = test.sample(min(n_test, len(test)), random_state=0)
                 label = {"dataset": dataset, "protocol": "train / test split"}
                 rows += _probe_rows(cache, models, train, test, columns, label)
-            if dataset == "bp4d":
-                rows += _bp4d_folds(cache, models, labelled, columns, FOLDS, n_train, n_test)
+            if dataset in FOLDED:
+                rows += _fold_rows(cache, models, dataset, labelled, columns, n_train, n_test)
         single = part[part["emotions"].map(len) == 1]
         train, test = single[single["split"] == "train"], single[single["split"] == "test"]
         if len(train) and len(test) and train["emotions"].map(tuple).nunique() > 1:
@@ -181,8 +180,14 @@ def probe_table(recipe, models: Mapping[str, Path], n_train: int, n_test: int) -
     return table[[c for c in order if c in table.columns]]
 
 
-def _bp4d_folds(cache, models, labelled, columns, folds, n_train, n_test) -> list[dict]:
-    """BP4D's subject-independent 3-fold protocol: the mean over folds of each row."""
+FOLDED = ("bp4d", "disfa")  # the datasets of the 3-fold subject-independent protocol
+
+
+def _fold_rows(cache, models, dataset, labelled, columns, n_train, n_test) -> list[dict]:
+    """BP4D's or DISFA's subject-independent 3-fold protocol: the mean over folds of each row."""
+    from facecap_lib.data import sources
+
+    folds = getattr(sources, dataset).FOLDS
     fold_of = {subject: k for k, subjects in folds.items() for subject in subjects}
     fold = labelled["subject"].map(fold_of)
     runs = []
@@ -192,7 +197,7 @@ def _bp4d_folds(cache, models, labelled, columns, folds, n_train, n_test) -> lis
             return []  # a copy without every fold's subjects
         train = train.sample(min(n_train, len(train)), random_state=k)
         test = test.sample(min(n_test, len(test)), random_state=k)
-        label = {"dataset": "bp4d", "protocol": "3 folds, subject-independent"}
+        label = {"dataset": dataset, "protocol": "3 folds, subject-independent"}
         runs.append(pd.DataFrame(_probe_rows(cache, models, train, test, columns, label)))
     keys = ["dataset", "protocol", "features"]
     mean = pd.concat(runs).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
@@ -308,10 +313,12 @@ def write_report(
     *,
     title: str,
     notes: Sequence[str] = (),
-    plots: Mapping[str, str] | None = None,
+    plots: Mapping[str, str | tuple] | None = None,
 ) -> Path:
     """``folder/report.md`` with every table (and ``<name>.csv`` beside it), and for each table
-    named in ``plots`` a bar chart (``<name>.png``) of that column by dataset and captioner."""
+    named in ``plots`` a bar chart (``<name>.png``) of a column: ``column`` by dataset and
+    captioner, or ``(column, groups, bars)``: groups and bars by the columns named (a name or a
+    list of names)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,12 +330,16 @@ def write_report(
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", index=False)
         lines += [f"## {name}", "", markdown(table), ""]
-        column = (plots or {}).get(name)
+        plot = (plots or {}).get(name)
+        column, index, columns = (plot, "dataset", "captioner") if isinstance(plot, str) else (
+            plot or (None, None, None)
+        )  # fmt: skip
         if column in table.columns and table[column].notna().any():
-            wide = table.pivot_table(
-                index="dataset", columns="captioner", values=column, sort=False
-            )
-            ax = wide.plot.bar(figsize=(7, 3.5), rot=0)
+            wide = table.pivot_table(index=index, columns=columns, values=column, sort=False)
+            ax = wide.plot.bar(figsize=(max(7, 0.6 * len(wide)), 3.5), rot=0)
+            if len(wide) >= 8:  # long row names
+                ax.set_xticklabels(ax.get_xticklabels(), rotation=40, ha="right")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
             ax.set_ylabel(column)
             ax.set_title(f"{name}: {column}")
             ax.figure.tight_layout()

@@ -18,7 +18,7 @@ from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.table import image_files, image_ids
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import faithfulness, probes
-from facecap_lib.inference import caption_faces, checkpoint_digest
+from facecap_lib.inference import caption_faces
 from facecap_lib.lexicon import EMOTIONS
 
 AU_NAMES = [f"AU{a}" for a in RENDERED_AUS]
@@ -506,29 +506,13 @@ def fine_tune_table(
     on the test faces like :func:`probe_tables`. Each fine-tuning runs in the run folder
     (``eval-fine-tune/``, keyed on the checkpoint, the faces and the steps): it resumes if
     interrupted, and a finished one is loaded, not redone."""
-    import hashlib
-    import json
-
-    import torch
-
-    from facecap_lib.inference import load_captioner
-
     train = train[train[AU_NAMES].notna().any(axis=1)]
     test = test[test[AU_NAMES].notna().any(axis=1)]
-    files = image_files(train)
+    files, y = image_files(train), train[AU_NAMES].to_numpy(float)
     results = {}
     for title, folder in models.items():
-        key = json.dumps([checkpoint_digest(folder), files, AU_NAMES, steps])
-        out_dir = (
-            recipe.run_dir
-            / "eval-fine-tune"
-            / (f"{Path(folder).parent.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
-        )
-        model, _ = load_captioner(folder, recipe.device, torch.float32)  # it trains
-        score = probes.fine_tune(
-            model, files, train[AU_NAMES].to_numpy(float), steps=steps, progress=False,
-            out_dir=out_dir,
-        )  # fmt: skip
+        root = recipe.run_dir / "eval-fine-tune"
+        score = probes.fine_tuned(root, folder, files, y, AU_NAMES, steps, device=recipe.device)
         y_test = test[AU_NAMES].to_numpy(float)
         results[f"{title} encoder, fine-tuned"] = probes.au_detection(
             y_test, score(image_files(test)), AU_NAMES

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import Blip2ForConditionalGeneration
 
-from facecap_lib.models.captions import CaptionLengths, caption_lengths, encode_captions
+from facecap_lib.models.captions import IGNORE, CaptionLengths, caption_lengths, encode_captions
 from facecap_lib.models.language import install_language_model
 from facecap_lib.models.lavis import load_lavis_checkpoint
 from facecap_lib.models.presets import Preset, build_model, preset
@@ -45,6 +45,10 @@ class CaptionerConfig:
     # "bf16": the frozen language model's weights kept in bf16, so that autocast does not cast
     # them again at every step (a GPU speed setting; its matrix products ran in bf16 anyway)
     frozen_lm_dtype: str = "fp32"
+    # True: the frozen language model trains with its dropout on, as in LAVIS (whose model.train()
+    # reaches the frozen OPT: 0.1 in OPT's configs); False: it runs in eval mode, deterministic,
+    # e.g. to compare a torchrun run with one process's losses (ranks draw their own masks)
+    frozen_lm_dropout: bool = True
     freeze_vision: bool = False  # the authors' config trains the ViT (freeze_vit: False)
     max_caption_tokens: int | None = (
         None  # None: the longest training caption (reported, with what is cut)
@@ -58,6 +62,10 @@ class CaptionerConfig:
             )
         if self.frozen_lm_dtype != "fp32" and not self.freeze_lm:
             raise ValueError("frozen_lm_dtype: the language model is not frozen (freeze_lm=False)")
+        if not self.frozen_lm_dropout and not self.freeze_lm:
+            raise ValueError(
+                "frozen_lm_dropout: the language model is not frozen (freeze_lm=False)"
+            )
 
     @classmethod
     def smoke(cls) -> CaptionerConfig:
@@ -134,10 +142,13 @@ class CaptionerTask(Task):
     def train_mode(self, model) -> None:
         """``model.train()``, except a frozen image encoder, which stays in eval mode as LAVIS's
         ``disabled_train`` keeps it: frozen means its outputs do not change, and a conv stem's
-        BatchNorm statistics would otherwise move with every batch."""
+        BatchNorm statistics would otherwise move with every batch. The frozen language model
+        keeps its dropout unless ``frozen_lm_dropout`` is off."""
         model.train()
         if self.config.freeze_vision:
             model.vision_model.eval()
+        if self.config.freeze_lm and not self.config.frozen_lm_dropout:
+            model.language_model.eval()
 
     def caption_lengths(self, model) -> CaptionLengths:
         """The training captions' token lengths and the limit they are cut at (logged once)."""
@@ -163,7 +174,9 @@ class CaptionerTask(Task):
         return image_batches(images, config, size, device, self.config.augment, captions)
 
     def loss(self, model, batch: dict) -> dict:
-        return {"loss": model(**batch, use_cache=False).loss}
+        """The mean over the caption tokens of the whole global batch (every rank's)."""
+        tokens = (batch["labels"][:, 1:] != IGNORE).sum()
+        return {"loss": distributed.global_mean(model(**batch, use_cache=False).loss, tokens)}
 
     def settings(self) -> dict:
         return {"preset": self.spec.name, **own_settings(self.config)}

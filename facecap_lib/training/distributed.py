@@ -56,12 +56,95 @@ def device(requested: torch.device) -> torch.device:
 
 
 def shard(indices):
-    """This rank's share of a global batch (the batch must divide evenly)."""
+    """This rank's share of a global batch (the batch must divide evenly): a contiguous block, so
+    that every rank's rows gathered in rank order (:func:`gather`) are the global batch in its
+    own order, as one process sees it."""
     if world() == 1:
         return indices
     if len(indices) % world():
         raise ValueError(f"batch of {len(indices)} does not split evenly over {world()} processes")
-    return indices[rank() :: world()]
+    size = len(indices) // world()
+    return indices[rank() * size : (rank() + 1) * size]
+
+
+def global_mean(local_mean: torch.Tensor, local_count) -> torch.Tensor:
+    """This rank's share of a mean over the whole global batch: ``local_mean`` (a mean over this
+    rank's ``local_count`` items: tokens, labelled AUs, pairs) weighted by its part of the count
+    over every rank, so that the mean of the shares over ranks, which DDP's gradient averaging
+    and the logged loss take, is the global batch's mean, as one process computes it. Ranks
+    whose counts differ (captions of other lengths) would otherwise weigh each token unequally.
+    In one process: ``local_mean`` itself."""
+    if not active():
+        return local_mean
+    count = torch.as_tensor(local_count, dtype=torch.float64, device=local_mean.device).detach()
+    total = count.clone()
+    dist.all_reduce(total)
+    if total.item() == 0:
+        return local_mean * 0
+    return local_mean * (count * world() / total).to(local_mean.dtype)
+
+
+def gather_padded(tensor: torch.Tensor, value: int) -> torch.Tensor:
+    """:func:`gather` of ``[B, T]`` tensors whose ``T`` differs between ranks (captions padded to
+    each rank's longest): each is padded with ``value`` to the longest first."""
+    if not active():
+        return tensor
+    length = torch.tensor([tensor.shape[1]], device=tensor.device)
+    dist.all_reduce(length, op=dist.ReduceOp.MAX)
+    padded = torch.nn.functional.pad(tensor, (0, int(length) - tensor.shape[1]), value=value)
+    return gather(padded)
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm over the global batch on CPUs, where PyTorch's ``SyncBatchNorm`` does not run:
+    in training under ``torch.distributed`` each rank's per-channel sums and sums of squares are
+    all-reduced (gradients flow back through the reduction), so every rank normalises with the
+    statistics one process would take over the whole batch. Otherwise an ordinary BatchNorm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and active()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        channels, dims = x.shape[1], [0, 2, 3]
+        count = torch.tensor([x.numel() / channels], dtype=x.dtype, device=x.device)
+        sums = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        n = sums[-1]
+        mean = sums[:channels] / n
+        var = (sums[channels : 2 * channels] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum
+                if m is None:  # a cumulative moving average
+                    m = 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp_min(1))
+        shape = (1, channels, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def global_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every ``BatchNorm2d`` replaced by a :class:`GlobalBatchNorm2d` holding the
+    same weights and statistics (the state dict is unchanged)."""
+    if type(module) is torch.nn.BatchNorm2d:
+        norm = GlobalBatchNorm2d(
+            module.num_features, module.eps, module.momentum, module.affine,
+            module.track_running_stats,
+        )  # fmt: skip
+        norm.load_state_dict(module.state_dict())
+        if module.affine:
+            norm.weight.requires_grad_(module.weight.requires_grad)
+            norm.bias.requires_grad_(module.bias.requires_grad)
+        norm.train(module.training)
+        state = list(module.state_dict().values())
+        return norm.to(state[0].device) if state else norm
+    for name, child in module.named_children():
+        setattr(module, name, global_batchnorm(child))
+    return module
 
 
 def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> torch.nn.Module:
@@ -73,17 +156,19 @@ def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> 
     model: each rank holds a shard of every weight, frozen ones included, which is what lets
     OPT-6.7B and ViT-g train on 40 GB cards. Build the optimizer after wrapping.
 
-    BatchNorm (the conv stem of from-scratch presets) becomes SyncBatchNorm on GPUs, so every rank
-    normalises with the global batch's statistics. PyTorch has no SyncBatchNorm on CPU: there each
-    rank normalises its own share, gradients are still averaged, and the running statistics, which
-    DDP broadcasts from rank 0 before each forward, are rank 0's in the checkpoint.
+    BatchNorm (the conv stem of from-scratch presets) normalises with the global batch's
+    statistics: PyTorch's SyncBatchNorm on GPUs, :class:`GlobalBatchNorm2d` on CPUs (where
+    SyncBatchNorm does not run), so every rank keeps the running statistics one process would.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"parallel strategy must be one of {STRATEGIES}, got {strategy!r}")
     if not active():
         return model
-    if where.type == "cuda":  # a conv stem's BatchNorm: statistics of the global batch
+    # a conv stem's BatchNorm: statistics of the global batch
+    if where.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    else:
+        model = global_batchnorm(model)
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
@@ -168,13 +253,32 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather whose backward sums every rank's gradient of the gathered tensor and hands each
+    rank its own rows (as LAVIS's ``GatherLayer``). PyTorch's deprecated ``torch.distributed.nn``
+    all-gather is not used: on gloo (torch 2.13) it gave stage 1's ITC other gradients than one
+    process computes, which the one-process comparison test caught (not traced further)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(world())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        rows = grad.shape[0] // world()
+        return grad[rank() * rows : (rank() + 1) * rows]
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate a tensor of every rank along dim 0; gradients flow back to each rank's part."""
+    """Concatenate a tensor of every rank along dim 0; the gradient of each rank's part is the
+    sum of every rank's gradient of it."""
     if not active():
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor.contiguous()))
+    return _GatherWithGrad.apply(tensor)
 
 
 def mean_all(values: list[float]) -> list[float]:

@@ -1,7 +1,9 @@
-"""Chapter 5's fine-tuning probe as a task of :func:`~facecap_lib.training.fit.fit`: a BLIP-2
-image encoder and one linear layer on its CLS output, trained end to end on AU detection
-(multi-label) or emotion classification (multi-class), the paper's second probing strategy.
-:func:`facecap_lib.evaluation.probes.fine_tune` runs it and scores new images.
+"""The fine-tuning probe as a task of :func:`~facecap_lib.training.fit.fit`: a BLIP-2 image
+encoder and one linear layer on its CLS output (:class:`FineTuneTask`), or the encoder, the
+Q-Former and its queries and one linear layer on the mean query output
+(:class:`QFormerFineTuneTask`), trained end to end on AU detection (multi-label) or emotion
+classification (multi-class), the paper's second probing strategy (supplementary Tables 6-7).
+:func:`facecap_lib.evaluation.probes.fine_tune` runs them and scores new images.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import read_weights, write_weights
 from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import image_batches
@@ -76,7 +79,7 @@ class FineTuneTask(Task):
 
     def _head(self) -> nn.Linear:
         """The linear layer, starting at the label frequencies (or the features collapse)."""
-        head = nn.Linear(self.vision.config.hidden_size, self.outputs)
+        head = nn.Linear(self.width(), self.outputs)
         with torch.no_grad():
             if self.config.objective == "multilabel":
                 rate = torch.nan_to_num(torch.nanmean(self.targets, 0), nan=0.5).clamp(0.01, 0.99)
@@ -85,6 +88,10 @@ class FineTuneTask(Task):
                 counts = torch.bincount(self.targets, minlength=self.outputs).float()
                 head.bias.copy_(counts.div(len(self.targets)).clamp_min(0.01).log())
         return head
+
+    def width(self) -> int:
+        """The width of the features the linear layer reads."""
+        return self.vision.config.hidden_size
 
     def build(self, device):
         self.vision.requires_grad_(True)
@@ -123,7 +130,58 @@ class FineTuneTask(Task):
         each = nn.functional.binary_cross_entropy_with_logits(
             logits.float(), torch.nan_to_num(target), reduction="none"
         )
-        return {"loss": (each * known).sum() / known.sum().clamp_min(1)}
+        mean = (each * known).sum() / known.sum().clamp_min(1)
+        return {"loss": distributed.global_mean(mean, known.sum())}  # over every rank's labels
 
     def settings(self) -> dict:
         return {"images": len(self.images), "outputs": self.outputs, **own_settings(self.config)}
+
+
+class QFormerWithHead(nn.Module):
+    """A BLIP-2 model's image encoder, Q-Former and queries, and a linear layer on the mean of the
+    query outputs: the features the linear probe reads as ``qformer``."""
+
+    def __init__(self, vision: nn.Module, qformer: nn.Module, queries: nn.Parameter, head):
+        super().__init__()
+        self.vision, self.qformer, self.head = vision, qformer, head
+        self.query_tokens = queries
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` pixels to ``[B, outputs]`` logits."""
+        hidden = self.vision(pixel_values=pixel_values).last_hidden_state
+        queries = self.query_tokens.expand(hidden.shape[0], -1, -1)
+        out = self.qformer(query_embeds=queries, encoder_hidden_states=hidden).last_hidden_state
+        return self.head(out.mean(1))
+
+
+class QFormerFineTuneTask(FineTuneTask):
+    """:class:`FineTuneTask` through the Q-Former: ``model`` (a ``Blip2ForConditionalGeneration``,
+    whose image encoder, Q-Former and queries are changed in place) and a new linear layer on
+    the mean query output learn ``targets`` of ``images``. The language model is not used."""
+
+    name = "fine-tune (Q-Former)"
+
+    def __init__(self, model: nn.Module, images: Sequence, targets, config: FineTuneConfig):
+        super().__init__(model.vision_model, images, targets, config)
+        self.model = model
+
+    def width(self) -> int:
+        return self.model.config.qformer_config.hidden_size
+
+    def _parts(self, head: nn.Linear) -> QFormerWithHead:
+        m = self.model
+        return QFormerWithHead(m.vision_model, m.qformer, m.query_tokens, head)
+
+    def build(self, device):
+        parts = self._parts(self._head())
+        parts.requires_grad_(True)
+        return parts
+
+    def load(self, folder: Path):
+        """The saved encoder, Q-Former, queries and layer, into ``model``'s own modules."""
+        parts = self._parts(self._head())
+        parts.load_state_dict(read_weights(folder / WEIGHTS_FILE))
+        return parts
+
+    def settings(self) -> dict:
+        return {**super().settings(), "source": "qformer"}

@@ -83,7 +83,9 @@ class LanguageModelTask(Task):
         return nullcontext(batch_at)
 
     def loss(self, model, batch: dict) -> dict:
-        return {"loss": model(**batch, use_cache=False).loss}
+        """The mean over the tokens of the whole global batch (every rank's)."""
+        tokens = (batch["labels"][:, 1:] != -100).sum()
+        return {"loss": distributed.global_mean(model(**batch, use_cache=False).loss, tokens)}
 
     def settings(self) -> dict:
         return {"preset": self.spec.name, "texts": len(self.encoded), **own_settings(self.config)}

@@ -201,19 +201,18 @@ def hard_negatives(
 
 
 def itm_pairs(
-    batch: int,
+    positives: torch.Tensor,
     images: torch.Tensor,
     neg_texts: torch.Tensor,
     texts: torch.Tensor,
     neg_images: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ITM batch: every positive pair (label 1), then each image with its hard negative text
-    and each text with its hard negative image (label 0). Returns image indices, text indices and
-    labels."""
-    everyone = torch.arange(batch, device=images.device)
-    pair_images = torch.cat([everyone, images, neg_images])
-    pair_texts = torch.cat([everyone, neg_texts, texts])
-    labels = (torch.arange(len(pair_images), device=images.device) < batch).long()
+    """The ITM batch: every positive pair (``positives``: the indices of this rank's pairs in the
+    global batch; label 1), then each image with its hard negative text and each text with its
+    hard negative image (label 0). Returns image indices, text indices and labels."""
+    pair_images = torch.cat([positives, images, neg_images])
+    pair_texts = torch.cat([positives, neg_texts, texts])
+    labels = (torch.arange(len(pair_images), device=images.device) < len(positives)).long()
     return pair_images, pair_texts, labels
 
 
@@ -272,26 +271,43 @@ def stage1_losses(
         same,
     )
 
-    # ITM on this rank's pairs, with hard negatives
-    local = slice(distributed.rank() * batch, (distributed.rank() + 1) * batch)
+    # ITM on this rank's pairs, with hard negatives drawn from every rank's (as LAVIS's): the draw
+    # is made over the whole batch with one seed on every rank, each keeping its own rows, so
+    # that the pairs do not depend on how many processes share the batch
+    offset = distributed.rank() * batch
+    mine = torch.arange(offset, offset + batch)
+    every_same = distributed.gather(same)
+    drawn = hard_negatives(
+        distributed.gather(sim_i2t.detach()), distributed.gather(sim_t2i.detach()), every_same,
+        generator,
+    )  # fmt: skip
     images, neg_texts, texts, neg_images = (
-        t.to(ids.device)
-        for t in hard_negatives(sim_i2t[:, local], sim_t2i[:, local], same[:, local], generator)
+        t[(rows >= offset) & (rows < offset + batch)].to(ids.device)
+        for t, rows in zip(drawn, (drawn[0], drawn[0], drawn[2], drawn[2]), strict=True)
     )
-    pair_images, pair_texts, labels = itm_pairs(batch, images, neg_texts, texts, neg_images)
+    pair_images, pair_texts, labels = itm_pairs(
+        mine.to(ids.device), images, neg_texts, texts, neg_images
+    )
+    every_ids = distributed.gather_padded(ids, r.config.qformer_config.pad_token_id)
+    every_mask = distributed.gather_padded(mask, 0)
     itm_mask = torch.cat(
-        [torch.ones(len(pair_images), q, dtype=mask.dtype, device=ids.device), mask[pair_texts]],
+        [
+            torch.ones(len(pair_images), q, dtype=mask.dtype, device=ids.device),
+            every_mask[pair_texts],
+        ],
         dim=1,
     )
     itm_out = r.qformer(
         query_embeds=r.embeddings(
-            input_ids=ids[pair_texts], query_embeds=r.query_tokens.expand(len(pair_images), -1, -1)
+            input_ids=every_ids[pair_texts],
+            query_embeds=r.query_tokens.expand(len(pair_images), -1, -1),
         ),
         query_length=q,
         attention_mask=itm_mask,
-        encoder_hidden_states=image_embeds[pair_images],
+        encoder_hidden_states=distributed.gather_with_grad(image_embeds)[pair_images],
     )
     itm = F.cross_entropy(r.itm_head(itm_out.last_hidden_state[:, :q]).mean(1), labels)
+    itm = distributed.global_mean(itm, len(labels))
 
     # ITG: the text generated from the queries alone
     dec_ids = ids.clone()
@@ -307,6 +323,7 @@ def stage1_losses(
     itg = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), target.reshape(-1), label_smoothing=LABEL_SMOOTHING
     )
+    itg = distributed.global_mean(itg, (target != -100).sum())
     return {"itc": itc, "itm": itm, "itg": itg, "loss": itc + itm + itg}
 
 
@@ -469,7 +486,9 @@ class QFormerTask(Task):
 
         def texts(indices, step: int, micro: int) -> dict:
             captions = [self.pairs[i].caption for i in indices]
-            seed = f"{config.seed}/{step}/{micro}/{distributed.rank()}"  # the hard negatives'
+            # the hard negatives' seed, the same on every rank (the "/0" keeps the seeds that
+            # one-process runs always had)
+            seed = f"{config.seed}/{step}/{micro}/0"
             return {
                 **encode_texts(self.tokenizer, captions, lengths.limit),
                 "caption_ids": torch.tensor([self.numbers[c] for c in captions]),

@@ -171,8 +171,7 @@ class ProjectRun:
             self._faces = distributed.main_then_others(self._synthfacs_faces)
             return self._faces
         path = self.output / "data" / f"faces-{self.faces_key()}.parquet"
-        if not path.exists():
-            distributed.main_first(lambda: save_face_table(self._curate(), path))
+        distributed.write_once(path, lambda: save_face_table(self._curate(), path))
         self._faces = load_face_table(path)
         return self._faces
 
@@ -358,7 +357,7 @@ class ProjectRun:
         from facecap_lib.evaluation import protocol, representations
         from facecap_lib.training import CAPTIONERS, distributed
 
-        if (self.report_dir() / "report.md").exists():
+        if distributed.main_sees((self.report_dir() / "report.md").exists()):
             return self.report_dir() / "report.md"
         recipe = self.recipe()
         models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}

@@ -53,3 +53,15 @@ def test_ddp_resumes_and_fsdp_trains_like_it(name, faces, tmp_path):
         [h["loss"] for h in ddp[0]["history"]], rel=1e-4
     )
     assert_same_weights(fsdp[0]["weights"], ddp[0]["weights"], atol=1e-5)
+
+
+def test_a_late_rank_still_meets_the_writer_at_the_barrier(tmp_path):
+    """``write_once``: a rank that finds the artifact already written still joins the barrier,
+    so the next collective lines up instead of hanging; ``main_sees`` gives rank 0's decision."""
+    worker = Path(__file__).parent / "workers" / "write_once.py"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", str(worker), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "artifact.txt").read_text() == "written once"
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["2 True", "2 True"]

@@ -305,6 +305,26 @@ def main_first(make):
     return result
 
 
+def write_once(path, make) -> None:
+    """``make()`` on the main process unless ``path`` (what it writes) exists, then a barrier on
+    every rank. The barrier is reached whatever each rank finds on disk: a rank that checked for
+    the file itself could find it written by a faster main process, skip the barrier and leave
+    the main process waiting in it while it enters the next collective (a deadlock)."""
+    from pathlib import Path
+
+    main_first(lambda: None if Path(path).exists() else make())
+
+
+def main_sees(value: bool) -> bool:
+    """The main process's ``value`` on every rank: for a decision (e.g. "the report exists")
+    that every rank must take alike."""
+    if not active():
+        return value
+    decided = [value]
+    dist.broadcast_object_list(decided, src=0)
+    return bool(decided[0])
+
+
 def main_then_others(make):
     """``make()`` on the main process, then, after a barrier, on the others: for a cached artifact
     that every rank needs in memory (the main process builds and saves it; the others' call finds

@@ -467,8 +467,7 @@ class Recipe:
     def tokenizer(self):
         """The captioners' tokenizer, saved in the run folder (by the main process)."""
         folder = self.run_dir / "tokenizer"
-        if not (folder / "tokenizer.json").exists():
-            distributed.main_first(lambda: self._make_tokenizer(folder))
+        distributed.write_once(folder / "tokenizer.json", lambda: self._make_tokenizer(folder))
         return load_tokenizer(folder)
 
     def _make_tokenizer(self, folder: Path) -> None:
@@ -575,9 +574,12 @@ class Recipe:
                 **common,
             )  # fmt: skip
         record = Path(result.final) / TRAINING_DATA_FILE
-        if not record.exists():
+
+        def write() -> None:
             data = training_data(self.faces, [p.image for p in pairs])
-            distributed.main_first(lambda: record.write_text(json.dumps(data, indent=1)))
+            record.write_text(json.dumps(data, indent=1))
+
+        distributed.write_once(record, write)
         return result
 
     def checkpoints(self, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:

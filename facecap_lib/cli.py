@@ -166,17 +166,14 @@ def _data_curate(args: argparse.Namespace) -> int:
 
 def _captions_build(args: argparse.Namespace) -> int:
     from facecap_lib.captions import corpus
-    from facecap_lib.captions.llm import Request
-    from facecap_lib.captions.prompts import fusion_prompt
-    from facecap_lib.captions.rules import au_caption, emotion_caption
     from facecap_lib.captions.synthesize import (
         LLMDescriber,
         au_items,
         au_requests,
         default_describer,
+        fusion_lines,
     )
     from facecap_lib.data import default_corpus
-    from facecap_lib.data.table import image_ids
     from facecap_lib.paths import cache_root
 
     spec = (
@@ -189,17 +186,9 @@ def _captions_build(args: argparse.Namespace) -> int:
         if not isinstance(describer, LLMDescriber):
             print("offline describer: no calls, no cost")
             return 0
-        requests = au_requests(au_items(faces))
-        print(f"AU captions: {describer.client.estimate(requests)}")
-        train = faces[faces["split"] == "train"]
-        typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))
-        fusions = [Request.user(typical, tag) for tag in image_ids(train)]
-        cost = describer.client.estimate(fusions, completion_tokens=90).cost
-        print(
-            f"fusion: {len(fusions)} requests (one per training image), about ${cost:,.2f} if "
-            "none is cached (priced at a typical prompt); their prompts hold the AU captions and "
-            "the pseudo-captions, so what is cached is known only once those exist"
-        )
+        estimate = describer.client.estimate(au_requests(au_items(faces)))
+        print(f"AU captions: {estimate}")
+        print("\n".join(fusion_lines(faces, describer, au_cached=estimate.calls == 0)))
         return 0
     tables = corpus.caption_corpus(faces, describer)
     for name, table in tables.items():

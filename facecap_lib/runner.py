@@ -486,7 +486,12 @@ class ProjectRun:
 
     def plan(self) -> Plan:
         """The dry run: loads and curates the data (no training, no paid call)."""
-        from facecap_lib.captions.synthesize import LLMDescriber, au_items, au_requests
+        from facecap_lib.captions.synthesize import (
+            LLMDescriber,
+            au_items,
+            au_requests,
+            fusion_lines,
+        )
         from facecap_lib.data.curate import statistics
 
         faces = self.faces()
@@ -497,11 +502,8 @@ class ProjectRun:
             estimate = describer.client.estimate(requests)
             unique = len({r.messages for r in requests})
             lines.append(f"AU captions: {estimate} ({unique} distinct prompts)")
-            train = int((faces["split"] == "train").sum())
-            lines.append(
-                f"fusion: one request per training image ({train}); their prompts hold AU-BLIP's "
-                "and Emot-BLIP's pseudo-captions, so what is cached is known after stage pseudo"
-            )
+            lines += fusion_lines(faces, describer, au_cached=estimate.calls == 0)
+            lines.append(self._pseudo_fusion_line(describer, faces))
         else:
             lines.append(f"{type(describer).__name__} ({describer.source}): no calls, no cost")
         config = self.recipe_config()
@@ -521,6 +523,21 @@ class ProjectRun:
         return Plan(
             statistics(faces), lines, pd.DataFrame(rows), done, self._evaluation_plan(faces)
         )
+
+    def _pseudo_fusion_line(self, describer, faces: pd.DataFrame) -> str:
+        """Stage pseudo's fusion: the faces labelled with one aspect get the other from AU-BLIP or
+        Emot-BLIP, so their requests are known (and priced exactly) once those have written
+        their pseudo-captions; nothing is trained or captioned here."""
+        if not {"captions", "au", "emot"} <= set(self.done()):
+            return "fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: priced once they exist"
+        pseudo = self.recipe().pseudo_captioner(saved_only=True)
+        try:
+            estimate = describer.fusion_estimate(faces, self.captions()["captions"], pseudo)
+        except LookupError as missing:
+            return (
+                f"fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: not priced yet ({missing})"
+            )
+        return f"fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: {estimate}"
 
     def _evaluation_plan(self, faces: pd.DataFrame) -> list[str]:
         """What the evaluate stage trains: the representation tables' fine-tunes."""

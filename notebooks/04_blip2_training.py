@@ -254,7 +254,7 @@ with torch.no_grad():
 # %%
 with torch.no_grad():
     picks = stage1.hard_negatives(sim, sim.T, same, torch.Generator().set_state(draws))
-    pair_images, pair_texts, labels = stage1.itm_pairs(len(toy), *picks)
+    pair_images, pair_texts, labels = stage1.itm_pairs(torch.arange(len(toy)), *picks)
     both = r.embeddings(input_ids=ids[pair_texts], query_embeds=r.query_tokens.expand(len(labels), -1, -1))
     both_mask = torch.cat([torch.ones(len(labels), Q, dtype=mask.dtype), mask[pair_texts]], dim=1)
     out = r.qformer(

@@ -298,3 +298,25 @@ def test_general_captions_describe_the_picture_never_the_expression():
     turned = {"identity": 1, "yaw": 15.0, "pitch": 0.0, "light_x": -0.6, "occluder": "mask"}
     text = general_caption(turned, "x")
     assert "turned to the right" in text and "lit from the left" in text and "face mask" in text
+
+
+def test_a_dry_run_prices_the_real_fusion_requests_once_the_au_captions_are_cached(tmp_path):
+    """Before the AU captions exist the fusions are counted and priced at a typical prompt; once
+    they are cached the dry run builds the real requests, finds their cache, and calls nothing."""
+    from facecap_lib.captions import corpus
+    from facecap_lib.captions.synthesize import au_items, au_requests, fusion_lines
+
+    with LocalServer() as server:
+        cfg = EndpointConfig(model="local", base_url=server.base_url, api_key="k")
+        describer = LLMDescriber(LLMClient(cfg, tmp_path / "c.sqlite"), progress=False)
+        (before,) = fusion_lines(faces(), describer, au_cached=False)
+        assert before.startswith("fusion: up to 3 requests") and "typical prompt" in before
+        synthesize_captions(faces(), describer)  # the AU captions, paid for once
+        assert describer.client.estimate(au_requests(au_items(faces()))).calls == 0
+        asked = sum(server.requests.values())
+        (exact,) = fusion_lines(faces(), describer, au_cached=True)
+        assert exact.startswith("fusion: 3 calls to make (0 cached)")
+        assert sum(server.requests.values()) == asked  # the dry run called nothing
+        corpus.caption_corpus(faces(), describer, work=tmp_path)  # pays for the three fusions
+        (after,) = fusion_lines(faces(), describer, au_cached=True)
+        assert after.startswith("fusion: 0 calls to make (3 cached)")

@@ -54,4 +54,4 @@ def test_captions_dry_run_with_an_llm_prices_without_calling(capsys, monkeypatch
     assert main(["captions", "build", "--smoke", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "AU captions:" in out and "calls to make" in out
-    assert "fusion:" in out and "known only once those exist" in out
+    assert "fusion: up to" in out and "known once those are" in out

@@ -129,6 +129,37 @@ def test_the_dry_run_plans_faces_captions_and_steps(folders, tmp_path, capsys):
     assert affectnet["AU6"].isna().all() and affectnet["emotions"].map(len).gt(0).all()
 
 
+def test_the_dry_run_prices_every_fusion_once_its_sentences_exist(
+    folders, tmp_path, capsys, monkeypatch
+):
+    """An LLM project: after the caption stage the corpus's fusions are found cached; stage
+    pseudo's (the faces with one aspect, the other from AU-BLIP or Emot-BLIP) are priced only
+    once those have written their pseudo-captions, then found cached after the stage ran. The
+    dry runs call nothing."""
+    from facecap_lib.captions.local_server import LocalServer
+
+    monkeypatch.setenv("FACECAP_TEST_KEY", "sk-local")
+    with LocalServer() as server:
+        describer = {"kind": "llm", "model": "local", "base_url": server.base_url,
+                     "api_key_env": "FACECAP_TEST_KEY"}  # fmt: skip
+        path = write(tmp_path, project_data(folders, describer=describer))
+        assert main(["run", path, "--until", "emot", "--device", "cpu"]) == 0
+        capsys.readouterr()
+        asked = sum(server.requests.values())
+        assert main(["run", path, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "AU captions: 0 calls to make" in out and "fusion: 0 calls to make" in out
+        assert "pseudo-captions: not priced yet (" in out and "are not saved)" in out
+        assert main(["run", path, "--stage", "pseudo", "--device", "cpu"]) == 0
+        capsys.readouterr()
+        assert sum(server.requests.values()) > asked  # stage pseudo's own fusions
+        asked = sum(server.requests.values())
+        assert main(["run", path, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: 0 calls to make" in out
+        assert sum(server.requests.values()) == asked
+
+
 def test_a_changed_label_file_makes_a_new_face_table(folders, tmp_path):
     import shutil
 

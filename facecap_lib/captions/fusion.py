@@ -137,6 +137,15 @@ def cat(faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner) ->
     return caption_rows(rows, texts, "cat", "concatenation", notes).assign(strategy="cat")
 
 
+def exp_items(
+    faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner
+) -> list[tuple[str, str, str]]:
+    """(image id, AU sentence, emotion sentence) of every fusion :func:`exp` asks for: what a
+    describer's ``fuse`` receives, and what a dry run prices."""
+    rows, au_s, emo_s, _ = _own_and_pseudo(faces, captions, pseudo, described_only=True)
+    return list(zip(image_ids(rows), au_s, emo_s, strict=True))
+
+
 def exp(
     faces: pd.DataFrame, captions: pd.DataFrame, pseudo: PseudoCaptioner, describer
 ) -> pd.DataFrame:

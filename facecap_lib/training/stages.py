@@ -242,6 +242,9 @@ def lm_texts(captions: Sequence[str], *, unique: bool = True) -> list[str]:
 # ---------------------------------------------------------------- pseudo-captions from models
 
 
+PSEUDO = {"au": "au", "emotion": "emot"}  # fusion's aspect -> the captioner that writes it
+
+
 class ModelPseudoCaptioner:
     """AU-BLIP and Emot-BLIP as the pseudo-captioners of fusion (a
     :data:`facecap_lib.captions.fusion.PseudoCaptioner`): ``aspect="au"`` asks AU-BLIP,
@@ -258,8 +261,11 @@ class ModelPseudoCaptioner:
         batch_size: int = 64,
         device: str = "auto",
         progress: bool = True,
+        saved_only: bool = False,
     ):
         self.checkpoints, self.batch_size = checkpoints, batch_size
+        # True: never caption (a dry run); a face without a saved caption is a LookupError
+        self.saved_only = saved_only
         self.folder = Path(folder)
         self.files = files
         self.beams, self.chunk, self.device, self.progress = beams, chunk, device, progress
@@ -280,6 +286,8 @@ class ModelPseudoCaptioner:
         done = pd.read_parquet(store) if store.exists() else pd.DataFrame(columns=["id", "text"])
         known = dict(zip(done["id"], done["text"], strict=True))
         todo = [i for i, image in enumerate(ids) if image not in known]
+        if todo and self.saved_only:
+            raise LookupError(f"{len(todo)} of {len(ids)} {aspect} pseudo-captions are not saved")
         if todo:
             model, tokenizer = load_captioner(self.checkpoints[aspect], self.device)
             paths = self.files(faces)
@@ -593,17 +601,18 @@ class Recipe:
             out[TITLES[name]] = Path(result.final)
         return out
 
-    def pseudo_captioner(self) -> ModelPseudoCaptioner:
-        """AU-BLIP and Emot-BLIP (trained first if needed) as fusion's pseudo-captioners."""
-        checkpoints = {
-            "au": self.captioner("au").final,
-            "emotion": self.captioner("emot").final,
-        }
-
+    def pseudo_captioner(self, saved_only: bool = False) -> ModelPseudoCaptioner:
+        """AU-BLIP and Emot-BLIP (trained first if needed) as fusion's pseudo-captioners; with
+        ``saved_only`` their finished folders as they are, and their saved captions only (a
+        dry run: nothing trains or captions)."""
+        if saved_only:
+            checkpoints = {a: self.run_dir / f"{n}-blip" / "final" for a, n in PSEUDO.items()}
+        else:
+            checkpoints = {a: self.captioner(n).final for a, n in PSEUDO.items()}
         return ModelPseudoCaptioner(
             checkpoints, self.run_dir / "pseudo", image_files,
             beams=self.config.pseudo_beams, chunk=self.config.pseudo_chunk,
-            device=self.device, progress=self.progress,
+            device=self.device, progress=self.progress, saved_only=saved_only,
         )  # fmt: skip
 
     def fused_tables(self) -> dict[str, pd.DataFrame]:

@@ -29,6 +29,8 @@ def main(out: Path) -> None:
     dist.all_reduce(total)  # the next collective
     seen = distributed.main_sees(distributed.rank() == 0)  # rank 0's True on both
     (out / f"rank{distributed.rank()}.txt").write_text(f"{int(total.item())} {seen}")
+    distributed.barrier()  # both done before either tears the group down
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -98,6 +98,9 @@ def keep_labels(table: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
     return out
 
 
+PROBED = ("au", "emot", "exp")  # the captioners of Table 3's probes per dataset (the paper's)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a run would do (``facecap run --dry-run``)."""
@@ -362,11 +365,12 @@ class ProjectRun:
         recipe = self.recipe()
         models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}
         untrained = {"untrained": Path(recipe.untrained().final)}  # the plain encoder
-        probed = untrained | {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in ("au", "emot", "exp")}
+        probed = untrained | {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in PROBED}
         spec = self.project.evaluation
         preset_name = self.recipe_config().preset
         every = untrained | {title: models[title] for title in representations.MODELS}
         # the fine-tunes train on every rank (data-parallel); the report only loads them
+        protocol.probe_table(recipe, probed, spec, train_only=True)
         representations.fine_tune_all(recipe.run_dir, recipe.faces, every, spec, recipe.device)
 
         def write() -> Path:
@@ -382,7 +386,7 @@ class ProjectRun:
                     recipe, models, spec.faces, beams=spec.beams, preset_name=preset_name
                 ),
                 "probes": protocol.probes_with_paper(
-                    protocol.probe_table(recipe, probed, spec.probe_train_faces, spec.faces),
+                    protocol.probe_table(recipe, probed, spec),
                     preset_name,
                 ),
             }
@@ -394,10 +398,12 @@ class ProjectRun:
                 f"Project {self.project.name}: preset {preset_name}, datasets "
                 f"{', '.join(sorted(recipe.faces['dataset'].unique()))}; up to {spec.faces} "
                 f"test faces per dataset (new subjects), beam {spec.beams}.",
-                "Probes: a linear layer on frozen features, trained on each dataset's training "
-                "faces (up to "
-                f"{spec.probe_train_faces}) and tested on its test faces; 'untrained' is the plain "
-                "encoder every captioner starts from (paper Table 3).",
+                "Probes: a linear layer on frozen features, or the encoder (with the Q-Former) "
+                "and the layer fine-tuned end to end, trained on each dataset's training faces "
+                f"(up to {spec.probe_train_faces}) and tested on its test faces, BP4D and DISFA "
+                "also over their three subject-independent folds; 'untrained' is the plain "
+                "encoder every captioner starts from (paper Table 3, whose numbers are linear "
+                "probes).",
                 "Representations (supplementary Tables 2-8): one classifier per row trained on "
                 f"the AU training faces of every dataset together (up to {spec.probe_train_faces}"
                 "), tested on each dataset's AUs (the paper's where it names them); 'ViT' is the "
@@ -540,11 +546,14 @@ class ProjectRun:
         return f"fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: {estimate}"
 
     def _evaluation_plan(self, faces: pd.DataFrame) -> list[str]:
-        """What the evaluate stage trains: the representation tables' fine-tunes."""
+        """What the evaluate stage trains: the fine-tunes of Table 3's probes per dataset and of
+        the supplementary's representation tables."""
+        from facecap_lib.evaluation import protocol
         from facecap_lib.evaluation import representations as rep
 
         spec = self.project.evaluation
         data = rep.Faces.of(faces, spec)
+        sets = protocol.probe_sets(faces, spec.probe_train_faces, spec.faces)
         au = (
             f"AU classifiers on {len(data.train)} training faces of every AU dataset together, "
             f"tested on {', '.join(data.tests)}"
@@ -552,15 +561,24 @@ class ProjectRun:
             else "no AU classifiers (no AU-labelled test faces)"
         )
         emotion = f"emotion classifiers on {', '.join(data.emotions) or 'no dataset'}"
-        lines = [f"representations: {au}; {emotion}"]
+        lines = [
+            f"probes per dataset: {len(sets)} train / test pairs ("
+            + ", ".join(sorted({f"{s.dataset} {s.protocol}" for s in sets}))
+            + ")",
+            f"representations: {au}; {emotion}",
+        ]
         if spec.fine_tune_epochs <= 0:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
-        rows = 1 + 2 * len(rep.MODELS)  # the plain encoder, every captioner's encoder and Q-Former
-        sets = [len(data.train)] if len(data.train) and data.tests else []
-        sets += [len(train) for train, _ in data.emotions.values()]
-        steps = [
-            rep.steps_for(n, spec.plain_fine_tune_epochs) + (rows - 1) * rep.steps_for(
-                n, spec.fine_tune_epochs)
-            for n in sets
-        ]  # fmt: skip
-        return [*lines, f"fine-tunes: {rows * len(sets)}, {sum(steps)} steps of 32 in all"]
+        # (training faces, plain encoder?) of every fine-tune: Table 3's models (the plain
+        # encoder and PROBED, two sources each) on every pair, the supplementary's rows
+        # (the plain encoder, every captioner's encoder and Q-Former) on its training sets
+        runs = [(len(s.train), title == "untrained") for s in sets for title in
+                ("untrained", *PROBED) for _ in ("encoder", "qformer")]  # fmt: skip
+        supplementary = [len(data.train)] if len(data.train) and data.tests else []
+        supplementary += [len(train) for train, _ in data.emotions.values()]
+        runs += [(n, row == 0) for n in supplementary for row in range(1 + 2 * len(rep.MODELS))]
+        steps = sum(
+            rep.steps_for(n, spec.plain_fine_tune_epochs if plain else spec.fine_tune_epochs)
+            for n, plain in runs
+        )
+        return [*lines, f"fine-tunes: {len(runs)}, {steps} steps of 32 in all"]

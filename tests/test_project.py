@@ -120,8 +120,11 @@ def test_the_dry_run_plans_faces_captions_and_steps(folders, tmp_path, capsys):
     # the evaluation's fine-tunes: 11 rows (the plain encoder, 5 encoders, 5 Q-Formers) on
     # AffectNet's emotions; these BP4D folders have no test-fold subject, so no AU classifier
     assert "no AU classifiers (no AU-labelled test faces); emotion classifiers on affectnet" in out
-    # 10 x ceil(20 epochs x 19 faces / 32) + ceil(50 x 19 / 32) for the plain encoder
-    assert "fine-tunes: 11, 150 steps of 32 in all" in out
+    # Table 3's 8 rows (the plain encoder, AU/Emot/Exp-BLIP; encoder and Q-Former) and the
+    # supplementary's 11 on AffectNet's 19 training faces: the plain encoder's 2 + 1 for 50
+    # epochs (ceil(50 x 19 / 32) = 30 steps each), the 6 + 10 others for 20 (12 steps each)
+    assert "probes per dataset: 1 train / test pairs (affectnet one-emotion faces)" in out
+    assert "fine-tunes: 19, 282 steps of 32 in all" in out
     faces = ProjectRun(load_project(path), log=None, progress=False).faces()
     bp4d = faces[faces["dataset"] == "bp4d"]
     assert bp4d["emotions"].map(len).eq(0).all() and bp4d["AU6"].notna().any()  # labels: [aus]
@@ -439,8 +442,16 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
         "## representations-bp4d" in report
         and (run.report_dir() / "representations-bp4d.png").exists()
     )
+    # every fine-tune once: the supplementary's rows on the AUs and on the emotions, Table 3's
+    # 8 (plain encoder, AU/Emot/Exp-BLIP; encoder and Q-Former) on each train / test pair; the
+    # 7 of both on AffectNet's emotions are one (the same faces, the same classifier)
+    from facecap_lib.evaluation.protocol import probe_sets
+
+    pairs = probe_sets(run.faces(), 30, 12)
     tuned = list((run.run_dir() / "eval-fine-tune").iterdir())
-    assert len(tuned) == 2 * (len(rows))  # AUs and emotions, each row once
+    assert len(tuned) == 2 * len(rows) + 8 * len(pairs) - 7
+    assert set(probes["strategy"]) == {"linear probe", "fine-tune"}
+    assert probes.loc[probes["strategy"] == "fine-tune", "paper"].isna().all()
 
 
 def test_the_paper_stands_beside_its_own_setting_only():

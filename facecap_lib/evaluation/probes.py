@@ -125,8 +125,12 @@ class Probe:
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Probabilities: per AU (multi-label) or per class (multi-class)."""
         z = (np.asarray(x, dtype=float) - self.mean) / self.std
-        if self.task == "multiclass":
-            return self.heads[0].predict_proba(z)
+        if self.task == "multiclass":  # a column per class index, 0 for classes never seen
+            model = self.heads[0]
+            classes = model.classes_.astype(int)
+            out = np.zeros((len(z), classes.max() + 1))
+            out[:, classes] = model.predict_proba(z)
+            return out
         return np.stack(
             [
                 h.predict_proba(z)[:, 1] if hasattr(h, "predict_proba") else np.full(len(z), h)

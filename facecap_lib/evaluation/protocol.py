@@ -5,8 +5,9 @@
   corpus caption of the face (rule-based and LLM-written), METEOR, ROUGE-L, BLEU-4 and CIDEr as
   the mean over images of the maximum over references (:mod:`facecap_lib.evaluation.captions`).
   A project without those datasets is scored on the test set of every AU-labelled dataset it has.
-- **Linear probes per dataset** (paper Table 3): a linear layer on the frozen features of each
-  model's encoder and Q-Former, on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC
+- **Probes per dataset** (paper Table 3): a linear layer on the frozen features of each
+  model's encoder and Q-Former, and the same fine-tuned end to end with the encoder (and
+  Q-Former), on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC
   over the AUs its test faces show), BP4D and DISFA also subject-independently over their three
   folds (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
   dataset's one-emotion faces (accuracy x100; AffectNet's 8 classes in the paper).
@@ -25,6 +26,7 @@ ViT-g / OPT-6.7B captioners), and says so where none does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -116,92 +118,120 @@ def faithfulness_table(
     return table[[c for c in order if c in table.columns]]
 
 
-def _probe_rows(cache, models, train, test, columns, label: dict) -> list[dict]:
-    """One row per (model, feature source): the AU probe's mean F1 and AUC, or the emotion
-    probe's accuracy (``columns`` empty)."""
-    from facecap_lib.data.table import image_files
-    from facecap_lib.evaluation import probes
-    from facecap_lib.evaluation.report import _emotion_index
+@dataclass(frozen=True)
+class ProbeSet:
+    """One train / test pair of Table 3's protocol: a dataset's AUs (``columns``) or, with
+    ``columns`` empty, its one-emotion faces."""
 
-    rows = []
-    files = image_files(train) + image_files(test)
-    for title, folder in models.items():
-        for source in probes.SOURCES:
-            x = cache.features(folder, files, source)
-            x_train, x_test = x[: len(train)], x[len(train) :]
-            feature = f"{title} {'encoder' if source == 'encoder' else 'Q-Former'}"
-            row = {**label, "features": feature, "train": len(train), "test": len(test)}
-            if columns:
-                y_train = train[columns].to_numpy(float)
-                y_test = test[columns].to_numpy(float)
-                probe = probes.linear_probe(x_train, y_train)
-                table = probes.au_detection(y_test, probe.scores(x_test), columns)
-                mean = table[table["au"] == "mean"].iloc[0]
-                row |= {"avg F1": mean["F1"], "avg AUC": mean["AUC"]}
-            else:
-                e_train, e_test = _emotion_index(train), _emotion_index(test)
-                probe = probes.linear_probe(x_train, e_train, task="multiclass")
-                row["accuracy"] = probes.emotion_scores(e_test, probe.scores(x_test))["accuracy"]
-            rows.append(row)
-    return rows
+    dataset: str
+    protocol: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    columns: tuple[str, ...]
+    fold: int | None = None  # of a 3-fold protocol: its rows are averaged over the folds
 
 
-def probe_table(recipe, models: Mapping[str, Path], n_train: int, n_test: int) -> pd.DataFrame:
-    """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol and
-    feature source."""
-    from facecap_lib.evaluation import probes
+def probe_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> list[ProbeSet]:
+    """Every train / test pair Table 3 is measured on (see the module docstring)."""
     from facecap_lib.lexicon import AU_COLUMNS
 
-    cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
-    faces, rows = recipe.faces, []
+    sets = []
     for dataset in sorted(faces["dataset"].unique()):
         part = faces[faces["dataset"] == dataset]
-        columns = [c for c in AU_COLUMNS if part[c].notna().any()]
+        columns = tuple(c for c in AU_COLUMNS if part[c].notna().any())
         if columns:
-            labelled = part[part[columns].notna().any(axis=1)]
+            labelled = part[part[list(columns)].notna().any(axis=1)]
             train = labelled[labelled["split"] == "train"]
             test = labelled[labelled["split"] == "test"]
             if len(train) and len(test):
-                train = train.sample(min(n_train, len(train)), random_state=0)
-                test = test.sample(min(n_test, len(test)), random_state=0)
-                label = {"dataset": dataset, "protocol": "train / test split"}
-                rows += _probe_rows(cache, models, train, test, columns, label)
+                sets.append(ProbeSet(
+                    dataset, "train / test split", train.sample(min(n_train, len(train)),
+                    random_state=0), test.sample(min(n_test, len(test)), random_state=0), columns,
+                ))  # fmt: skip
             if dataset in FOLDED:
-                rows += _fold_rows(cache, models, dataset, labelled, columns, n_train, n_test)
+                sets += _fold_sets(dataset, labelled, columns, n_train, n_test)
         single = part[part["emotions"].map(len) == 1]
         train, test = single[single["split"] == "train"], single[single["split"] == "test"]
         if len(train) and len(test) and train["emotions"].map(tuple).nunique() > 1:
-            train = train.sample(min(n_train, len(train)), random_state=0)
-            test = test.sample(min(n_test, len(test)), random_state=0)
-            label = {"dataset": dataset, "protocol": "one-emotion faces"}
-            rows += _probe_rows(cache, models, train, test, [], label)
-    order = ["dataset", "protocol", "features", "train", "test", "avg F1", "avg AUC", "accuracy"]
-    table = pd.DataFrame(rows)
-    return table[[c for c in order if c in table.columns]]
+            sets.append(ProbeSet(
+                dataset, "one-emotion faces", train.sample(min(n_train, len(train)),
+                random_state=0), test.sample(min(n_test, len(test)), random_state=0), (),
+            ))  # fmt: skip
+    return sets
 
 
 FOLDED = ("bp4d", "disfa")  # the datasets of the 3-fold subject-independent protocol
 
 
-def _fold_rows(cache, models, dataset, labelled, columns, n_train, n_test) -> list[dict]:
-    """BP4D's or DISFA's subject-independent 3-fold protocol: the mean over folds of each row."""
+def _fold_sets(dataset, labelled, columns, n_train, n_test) -> list[ProbeSet]:
+    """BP4D's or DISFA's subject-independent 3-fold protocol: trained on two folds' subjects,
+    tested on the third's; none for a copy without every fold's subjects."""
     from facecap_lib.data import sources
 
     folds = getattr(sources, dataset).FOLDS
     fold_of = {subject: k for k, subjects in folds.items() for subject in subjects}
     fold = labelled["subject"].map(fold_of)
-    runs = []
+    sets = []
     for k in sorted(folds):
         train, test = labelled[(fold != k) & fold.notna()], labelled[fold == k]
         if not len(train) or not len(test):
-            return []  # a copy without every fold's subjects
-        train = train.sample(min(n_train, len(train)), random_state=k)
-        test = test.sample(min(n_test, len(test)), random_state=k)
-        label = {"dataset": dataset, "protocol": "3 folds, subject-independent"}
-        runs.append(pd.DataFrame(_probe_rows(cache, models, train, test, columns, label)))
-    keys = ["dataset", "protocol", "features"]
-    mean = pd.concat(runs).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
-    return mean.to_dict("records")
+            return []
+        sets.append(ProbeSet(
+            dataset, "3 folds, subject-independent", train.sample(min(n_train, len(train)),
+            random_state=k), test.sample(min(n_test, len(test)), random_state=k), columns, k,
+        ))  # fmt: skip
+    return sets
+
+
+def probe_table(recipe, models: Mapping[str, Path], spec, *, train_only: bool = False):
+    """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol,
+    feature source and strategy (linear probe; fine-tune unless ``spec.fine_tune_epochs`` is
+    0), the 3-fold protocols averaged over their folds. ``spec``: the project's evaluation
+    settings. ``train_only``: train the fine-tunes and return None (under torchrun every rank
+    does, data-parallel, before the main process writes the report)."""
+    from facecap_lib.evaluation import probes
+    from facecap_lib.evaluation.representations import (
+        EMOTION_NAMES,
+        Feature,
+        Scorer,
+        emotion_index,
+    )
+
+    scorer = Scorer(recipe.run_dir, models, spec, recipe.device)
+    rows = []
+    for s in probe_sets(recipe.faces, spec.probe_train_faces, spec.faces):
+        columns = list(s.columns)
+        y = s.train[columns].to_numpy(float) if columns else emotion_index(s.train)
+        names = columns or EMOTION_NAMES
+        for title in models:
+            for source in probes.SOURCES:
+                feature = Feature(title, source)
+                for strategy in scorer.strategies():
+                    if train_only:
+                        if strategy == "fine-tune":
+                            scorer.scores(feature, strategy, s.train, y, names, {})
+                        continue
+                    scores = scorer.scores(feature, strategy, s.train, y, names, {"t": s.test})
+                    row = {
+                        "dataset": s.dataset, "protocol": s.protocol, "features": feature.label,
+                        "strategy": strategy, "train": len(s.train), "test": len(s.test),
+                    }  # fmt: skip
+                    if columns:
+                        table = probes.au_detection(
+                            s.test[columns].to_numpy(float), scores["t"], columns
+                        )
+                        mean = table[table["au"] == "mean"].iloc[0]
+                        row |= {"avg F1": mean["F1"], "avg AUC": mean["AUC"]}
+                    else:
+                        truth = emotion_index(s.test)
+                        row["accuracy"] = probes.emotion_scores(truth, scores["t"])["accuracy"]
+                    rows.append(row)
+    if train_only:
+        return None
+    keys = ["dataset", "protocol", "features", "strategy"]
+    table = pd.DataFrame(rows).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
+    order = [*keys, "train", "test", "avg F1", "avg AUC", "accuracy"]
+    return table[[c for c in order if c in table.columns]]
 
 
 # Paper Table 3 (ViT-g/14 models): BP4D mean AU F1 x100 and AffectNet accuracy x100 of a linear
@@ -217,12 +247,13 @@ PAPER_TABLE3 = {
 
 def probes_with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
     """``table`` (:func:`probe_table`) with the paper's figure beside the rows of its setting
-    (a ViT-g preset; BP4D's AU F1, AffectNet's accuracy)."""
+    (a ViT-g preset, linear probes; BP4D's AU F1, AffectNet's accuracy)."""
     out = table.copy()
     matches = preset_name.startswith("vitg")
+    linear = out["strategy"] == "linear probe" if "strategy" in out else [True] * len(out)
     out["paper"] = [
-        PAPER_TABLE3.get(f, {}).get(d) if matches else None
-        for f, d in zip(out["features"], out["dataset"], strict=True)
+        PAPER_TABLE3.get(f, {}).get(d) if matches and is_linear else None
+        for f, d, is_linear in zip(out["features"], out["dataset"], linear, strict=True)
     ]
     return out
 

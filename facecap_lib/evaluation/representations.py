@@ -137,7 +137,13 @@ class Feature:
     source: str  # "encoder" or "qformer" (probes.SOURCES)
 
     @property
+    def label(self) -> str:
+        """Its name in Table 3's rows per dataset: "AU-BLIP Q-Former", "untrained encoder"."""
+        return f"{self.title} {'encoder' if self.source == 'encoder' else 'Q-Former'}"
+
+    @property
     def name(self) -> str:
+        """Its name in the supplementary's tables: "ViT", "ViT(AU)", "QFormer(AU)"."""
         if self.title == "untrained":
             return PLAIN
         short = self.title.removesuffix("-BLIP")

@@ -189,17 +189,12 @@ def scored_aus(dataset: str, test: pd.DataFrame, trained: list[str]) -> list[str
 
 
 def emotion_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> dict[str, tuple]:
-    """Each emotion dataset's one-emotion ``(train, test)`` faces with more than one class."""
-    out = {}
-    for dataset in sorted(faces["dataset"].unique()):
-        part = faces[(faces["dataset"] == dataset) & (faces["emotions"].map(len) == 1)]
-        train, test = part[part["split"] == "train"], part[part["split"] == "test"]
-        if len(test) and train["emotions"].map(tuple).nunique() > 1:
-            out[dataset] = (
-                train.sample(min(n_train, len(train)), random_state=0),
-                test.sample(min(n_test, len(test)), random_state=0),
-            )
-    return out
+    """Each emotion dataset's one-emotion ``(train, test)`` faces: Table 3's pairs
+    (:func:`facecap_lib.evaluation.protocol.probe_sets`), so both tables share their fine-tunes."""
+    from facecap_lib.evaluation.protocol import probe_sets
+
+    pairs = probe_sets(faces, n_train, n_test)
+    return {s.dataset: (s.train, s.test) for s in pairs if not s.columns}
 
 
 def emotion_index(faces: pd.DataFrame) -> np.ndarray:

@@ -151,8 +151,8 @@ class Evaluation:
     beams: int = 5  # beam search when captioning test faces (the paper's)
     probe_train_faces: int = 1200  # training faces of each linear probe (chapter 5's count)
     # the supplementary's fine-tuning strategy (Tables 6-7): epochs over the training faces of
-    # each captioner's encoder or Q-Former, and of the plain encoder (the paper: 20 and 50);
-    # 0 leaves the fine-tuned rows out
+    # each captioner's encoder or Q-Former, and of the plain encoder (the paper: 20 and 50; at
+    # least one step each); fine_tune_epochs 0 leaves every fine-tuned row out
     fine_tune_epochs: float = 20.0
     plain_fine_tune_epochs: float = 50.0
     # caption embedding similarity: "minilm" (all-MiniLM-L6-v2, shipped on PyPI, no key), "ada"

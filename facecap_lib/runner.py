@@ -550,6 +550,7 @@ class ProjectRun:
         the supplementary's representation tables."""
         from facecap_lib.evaluation import protocol
         from facecap_lib.evaluation import representations as rep
+        from facecap_lib.training import CAPTIONERS
 
         spec = self.project.evaluation
         data = rep.Faces.of(faces, spec)
@@ -569,16 +570,29 @@ class ProjectRun:
         ]
         if spec.fine_tune_epochs <= 0:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
-        # (training faces, plain encoder?) of every fine-tune: Table 3's models (the plain
-        # encoder and PROBED, two sources each) on every pair, the supplementary's rows
-        # (the plain encoder, every captioner's encoder and Q-Former) on its training sets
-        runs = [(len(s.train), title == "untrained") for s in sets for title in
-                ("untrained", *PROBED) for _ in ("encoder", "qformer")]  # fmt: skip
-        supplementary = [len(data.train)] if len(data.train) and data.tests else []
-        supplementary += [len(train) for train, _ in data.emotions.values()]
-        runs += [(n, row == 0) for n in supplementary for row in range(1 + 2 * len(rep.MODELS))]
+        # every fine-tune once, by (training set, model, source): Table 3's models (the plain
+        # encoder and PROBED, two sources each) on every pair, the supplementary's rows on its
+        # training sets; its emotion sets are Table 3's one-emotion pairs, so those are shared
+        runs = {
+            ((s.dataset, s.protocol, s.fold), title, source): len(s.train)
+            for s in sets
+            for title in ("untrained", *[CAPTIONERS[n] for n in PROBED])
+            for source in ("encoder", "qformer")
+        }
+        supplementary = {
+            (d, "one-emotion faces", None): len(t) for d, (t, _) in data.emotions.items()
+        }
+        if data.has_au():
+            supplementary["AU training faces together"] = len(data.train)
+        runs |= {
+            (key, f.title, f.source): n
+            for key, n in supplementary.items()
+            for f in rep.features({"untrained": None} | dict.fromkeys(rep.MODELS))
+        }
         steps = sum(
-            rep.steps_for(n, spec.plain_fine_tune_epochs if plain else spec.fine_tune_epochs)
-            for n, plain in runs
+            rep.steps_for(
+                n, spec.plain_fine_tune_epochs if title == "untrained" else spec.fine_tune_epochs
+            )
+            for (_, title, _), n in runs.items()
         )
         return [*lines, f"fine-tunes: {len(runs)}, {steps} steps of 32 in all"]

@@ -120,11 +120,12 @@ def test_the_dry_run_plans_faces_captions_and_steps(folders, tmp_path, capsys):
     # the evaluation's fine-tunes: 11 rows (the plain encoder, 5 encoders, 5 Q-Formers) on
     # AffectNet's emotions; these BP4D folders have no test-fold subject, so no AU classifier
     assert "no AU classifiers (no AU-labelled test faces); emotion classifiers on affectnet" in out
-    # Table 3's 8 rows (the plain encoder, AU/Emot/Exp-BLIP; encoder and Q-Former) and the
-    # supplementary's 11 on AffectNet's 19 training faces: the plain encoder's 2 + 1 for 50
-    # epochs (ceil(50 x 19 / 32) = 30 steps each), the 6 + 10 others for 20 (12 steps each)
+    # on AffectNet's 19 training faces, each fine-tune once: Table 3's 8 (the plain encoder,
+    # AU/Emot/Exp-BLIP; encoder and Q-Former) and the supplementary's Mix and Cat rows (its
+    # other 7 are Table 3's); the plain encoder's 2 for 50 epochs (ceil(50 x 19 / 32) = 30
+    # steps each), the 10 others for 20 (12 steps each)
     assert "probes per dataset: 1 train / test pairs (affectnet one-emotion faces)" in out
-    assert "fine-tunes: 19, 282 steps of 32 in all" in out
+    assert "fine-tunes: 12, 180 steps of 32 in all" in out
     faces = ProjectRun(load_project(path), log=None, progress=False).faces()
     bp4d = faces[faces["dataset"] == "bp4d"]
     assert bp4d["emotions"].map(len).eq(0).all() and bp4d["AU6"].notna().any()  # labels: [aus]

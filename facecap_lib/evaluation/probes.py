@@ -36,6 +36,7 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from facecap_lib.data.images import load_rgb, to_tensor
+from facecap_lib.training.finetune import mean_query_output
 
 SOURCES = ("encoder", "qformer")
 
@@ -58,16 +59,11 @@ def extract(model, images: Sequence, source: str, *, batch_size: int = 64) -> np
             for i in images[start : start + batch_size]
         ]
         pixels = to_tensor(chunk, size).to(device, next(model.vision_model.parameters()).dtype)
-        vision = model.vision_model(pixel_values=pixels)
         if source == "encoder":
-            out.append(vision.pooler_output.float().cpu())
+            out.append(model.vision_model(pixel_values=pixels).pooler_output.float().cpu())
             continue
-        hidden = vision.last_hidden_state
-        queries = model.query_tokens.expand(hidden.shape[0], -1, -1)
-        query_out = model.qformer(
-            query_embeds=queries, encoder_hidden_states=hidden
-        ).last_hidden_state
-        out.append(query_out.mean(1).float().cpu())
+        features = mean_query_output(model.vision_model, model.qformer, model.query_tokens, pixels)
+        out.append(features.float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -243,17 +239,17 @@ def fine_tuned(
     device: str = "cpu",
 ):
     """:func:`fine_tune` of the captioner in ``checkpoint`` (loaded afresh: it trains) in a folder
-    of ``root`` keyed on the checkpoint, the images, the label ``names`` (AUs or emotions), the
-    steps, the source and the task: interrupted, it resumes; finished, it is loaded, not redone.
-    Returns the scoring function."""
+    of ``root`` keyed on the checkpoint, the images, their labels ``y`` and label ``names`` (AUs
+    or emotions), the steps, the source and the task: interrupted, it resumes; finished, it is
+    loaded, not redone. Returns the scoring function."""
     import hashlib
     import json
 
     from facecap_lib.inference import checkpoint_digest, load_captioner
 
-    key = [checkpoint_digest(checkpoint), [str(i) for i in images], list(names), steps]
-    if (source, task) != ("encoder", "multilabel"):  # the first fine-tunes' keys stay as they were
-        key += [source, task]
+    labels = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float64).tobytes()).hexdigest()
+    key = [checkpoint_digest(checkpoint), [str(i) for i in images], labels, list(names), steps]
+    key += [source, task]
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
     model, _ = load_captioner(checkpoint, device, torch.float32)
     return fine_tune(

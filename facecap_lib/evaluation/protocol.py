@@ -229,8 +229,10 @@ def probe_table(recipe, models: Mapping[str, Path], spec, *, train_only: bool = 
     if train_only:
         return None
     keys = ["dataset", "protocol", "features", "strategy"]
-    table = pd.DataFrame(rows).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
     order = [*keys, "train", "test", "avg F1", "avg AUC", "accuracy"]
+    if not rows:  # no dataset with training and test faces
+        return pd.DataFrame(columns=order)
+    table = pd.DataFrame(rows).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
     return table[[c for c in order if c in table.columns]]
 
 

@@ -152,7 +152,8 @@ class Feature:
 
 def features(models: Mapping[str, Path]) -> list[Feature]:
     """The rows for these models (``untrained`` and the five captioners), in the paper's order;
-    the untrained Q-Former (random weights) is no row of the paper's."""
+    the untrained captioner's Q-Former (stage 1's, before any caption training) is no row of the
+    paper's."""
     rows = [Feature("untrained", "encoder")] if "untrained" in models else []
     rows += [Feature(t, s) for t in MODELS if t in models for s in probes.SOURCES]
     return rows
@@ -217,6 +218,10 @@ class Faces:
     tests: dict[str, pd.DataFrame]  # each dataset's AU test faces
     emotions: dict[str, tuple[pd.DataFrame, pd.DataFrame]]  # each dataset's (train, test)
 
+    def has_au(self) -> bool:
+        """AU classifiers are trained (and fine-tuned) only with faces to train and test them."""
+        return bool(len(self.train) and self.tests)
+
     @classmethod
     def of(cls, faces: pd.DataFrame, spec) -> Faces:
         train = training_faces(faces, spec.probe_train_faces)
@@ -279,7 +284,7 @@ def fine_tune_all(
     if "fine-tune" not in scorer.strategies():
         return
     for feature in features(models):
-        if len(data.train) and data.tests:
+        if data.has_au():
             y = data.train[data.trained].to_numpy(float)
             scorer.scores(feature, "fine-tune", data.train, y, data.trained, {})
         for train, _ in data.emotions.values():
@@ -313,7 +318,7 @@ def tables(
                     "dataset": dataset, **row, "train": len(train), "test": len(test),
                     "accuracy": acc, "paper": beside(dataset),
                 })  # fmt: skip
-            if not len(data.train):
+            if not data.has_au():
                 continue
             scores = scorer.scores(feature, strategy, data.train, y, data.trained, data.tests)
             for dataset, test in data.tests.items():

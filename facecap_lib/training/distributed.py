@@ -79,8 +79,8 @@ def global_mean(local_mean: torch.Tensor, local_count) -> torch.Tensor:
     count = torch.as_tensor(local_count, dtype=torch.float64, device=local_mean.device).detach()
     total = count.clone()
     dist.all_reduce(total)
-    if total.item() == 0:
-        return local_mean * 0
+    if count.item() == 0:  # nothing on this rank (its mean may be 0/0): no share, no NaN
+        return local_mean.nan_to_num(0.0) * 0
     return local_mean * (count * world() / total).to(local_mean.dtype)
 
 
@@ -104,11 +104,9 @@ class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and active()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         channels, dims = x.shape[1], [0, 2, 3]
         count = torch.tensor([x.numel() / channels], dtype=x.dtype, device=x.device)
-        sums = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        sums = _SumWithGrad.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
         n = sums[-1]
         mean = sums[:channels] / n
         var = (sums[channels : 2 * channels] / n - mean * mean).clamp_min(0)
@@ -261,9 +259,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(tensor) for _ in range(world())]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts)
+        return gather(tensor)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -271,6 +267,23 @@ class _GatherWithGrad(torch.autograd.Function):
         dist.all_reduce(grad)
         rows = grad.shape[0] // world()
         return grad[rank() * rows : (rank() + 1) * rows]
+
+
+class _SumWithGrad(torch.autograd.Function):
+    """All-reduce (sum) whose backward sums every rank's gradient of the sum (each rank's part
+    of the sum moves every rank's loss), for :class:`GlobalBatchNorm2d`'s statistics."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.detach().clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:

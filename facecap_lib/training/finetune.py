@@ -137,6 +137,17 @@ class FineTuneTask(Task):
         return {"images": len(self.images), "outputs": self.outputs, **own_settings(self.config)}
 
 
+def mean_query_output(vision: nn.Module, qformer: nn.Module, queries, pixel_values):
+    """``[B, hidden]``: the Q-Former's query outputs on the image encoder's output, averaged over
+    the queries (what the language model reads, before the projection): the ``qformer``
+    features of the linear probe and the input of the fine-tuned Q-Former's linear layer."""
+    hidden = vision(pixel_values=pixel_values).last_hidden_state
+    out = qformer(
+        query_embeds=queries.expand(hidden.shape[0], -1, -1), encoder_hidden_states=hidden
+    ).last_hidden_state
+    return out.mean(1)
+
+
 class QFormerWithHead(nn.Module):
     """A BLIP-2 model's image encoder, Q-Former and queries, and a linear layer on the mean of the
     query outputs: the features the linear probe reads as ``qformer``."""
@@ -148,10 +159,9 @@ class QFormerWithHead(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` pixels to ``[B, outputs]`` logits."""
-        hidden = self.vision(pixel_values=pixel_values).last_hidden_state
-        queries = self.query_tokens.expand(hidden.shape[0], -1, -1)
-        out = self.qformer(query_embeds=queries, encoder_hidden_states=hidden).last_hidden_state
-        return self.head(out.mean(1))
+        return self.head(
+            mean_query_output(self.vision, self.qformer, self.query_tokens, pixel_values)
+        )
 
 
 class QFormerFineTuneTask(FineTuneTask):
@@ -178,8 +188,21 @@ class QFormerFineTuneTask(FineTuneTask):
         return parts
 
     def load(self, folder: Path):
-        """The saved encoder, Q-Former, queries and layer, into ``model``'s own modules."""
-        parts = self._parts(self._head())
+        """The saved encoder, Q-Former, queries and layer: into ``model``'s own modules, or into
+        new ones of their shapes once those have been sharded (FSDP's final hand-back)."""
+        from facecap_lib.training.distributed import sharded
+
+        m = self.model
+        if not any(sharded(x) for x in (*m.vision_model.modules(), *m.qformer.modules())):
+            parts = self._parts(self._head())
+        else:
+            from facecap_lib.models.stem import install_conv_stem
+
+            vision = type(m.vision_model)(m.vision_model.config)
+            install_conv_stem(vision)
+            queries = nn.Parameter(torch.zeros(tuple(m.query_tokens.shape)))
+            qformer = type(m.qformer)(m.qformer.config)
+            parts = QFormerWithHead(vision, qformer, queries, self._head())
         parts.load_state_dict(read_weights(folder / WEIGHTS_FILE))
         return parts
 

@@ -370,8 +370,9 @@ class ProjectRun:
         preset_name = self.recipe_config().preset
         every = untrained | {title: models[title] for title in representations.MODELS}
         # the fine-tunes train on every rank (data-parallel); the report only loads them
-        protocol.probe_table(recipe, probed, spec, train_only=True)
-        representations.fine_tune_all(recipe.run_dir, recipe.faces, every, spec, recipe.device)
+        representations.fine_tune_all(
+            recipe.run_dir, recipe.faces, probed, every, spec, recipe.device
+        )
 
         def write() -> Path:
             captions = protocol.caption_table(
@@ -558,7 +559,7 @@ class ProjectRun:
         au = (
             f"AU classifiers on {len(data.train)} training faces of every AU dataset together, "
             f"tested on {', '.join(data.tests)}"
-            if len(data.train) and data.tests
+            if data.has_au()
             else "no AU classifiers (no AU-labelled test faces)"
         )
         emotion = f"emotion classifiers on {', '.join(data.emotions) or 'no dataset'}"
@@ -570,29 +571,7 @@ class ProjectRun:
         ]
         if spec.fine_tune_epochs <= 0:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
-        # every fine-tune once, by (training set, model, source): Table 3's models (the plain
-        # encoder and PROBED, two sources each) on every pair, the supplementary's rows on its
-        # training sets; its emotion sets are Table 3's one-emotion pairs, so those are shared
-        runs = {
-            ((s.dataset, s.protocol, s.fold), title, source): len(s.train)
-            for s in sets
-            for title in ("untrained", *[CAPTIONERS[n] for n in PROBED])
-            for source in ("encoder", "qformer")
-        }
-        supplementary = {
-            (d, "one-emotion faces", None): len(t) for d, (t, _) in data.emotions.items()
-        }
-        if data.has_au():
-            supplementary["AU training faces together"] = len(data.train)
-        runs |= {
-            (key, f.title, f.source): n
-            for key, n in supplementary.items()
-            for f in rep.features({"untrained": None} | dict.fromkeys(rep.MODELS))
-        }
-        steps = sum(
-            rep.steps_for(
-                n, spec.plain_fine_tune_epochs if title == "untrained" else spec.fine_tune_epochs
-            )
-            for (_, title, _), n in runs.items()
-        )
-        return [*lines, f"fine-tunes: {len(runs)}, {steps} steps of 32 in all"]
+        probed = ["untrained", *[CAPTIONERS[n] for n in PROBED]]
+        jobs = rep.fine_tunes(faces, probed, ["untrained", *rep.MODELS], spec)
+        steps = sum(rep.fine_tune_steps(job, spec) for job in jobs)
+        return [*lines, f"fine-tunes: {len(jobs)}, {steps} steps of 32 in all"]

@@ -451,6 +451,8 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     pairs = probe_sets(run.faces(), 30, 12)
     tuned = list((run.run_dir() / "eval-fine-tune").iterdir())
     assert len(tuned) == 2 * len(rows) + 8 * len(pairs) - 7
+    assert main(["run", path, "--dry-run"]) == 0  # the plan counts exactly those
+    assert f"fine-tunes: {len(tuned)}," in capsys.readouterr().out
     assert set(probes["strategy"]) == {"linear probe", "fine-tune"}
     assert probes.loc[probes["strategy"] == "fine-tune", "paper"].isna().all()
 

@@ -183,12 +183,12 @@ def _fold_sets(dataset, labelled, columns, n_train, n_test) -> list[ProbeSet]:
     return sets
 
 
-def probe_table(recipe, models: Mapping[str, Path], spec, *, train_only: bool = False):
+def probe_table(recipe, models: Mapping[str, Path], spec) -> pd.DataFrame:
     """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol,
     feature source and strategy (linear probe; fine-tune unless ``spec.fine_tune_epochs`` is
     0), the 3-fold protocols averaged over their folds. ``spec``: the project's evaluation
-    settings. ``train_only``: train the fine-tunes and return None (under torchrun every rank
-    does, data-parallel, before the main process writes the report)."""
+    settings. The fine-tunes are trained here unless done before
+    (:func:`~facecap_lib.evaluation.representations.fine_tune_all`)."""
     from facecap_lib.evaluation import probes
     from facecap_lib.evaluation.representations import (
         EMOTION_NAMES,
@@ -207,10 +207,6 @@ def probe_table(recipe, models: Mapping[str, Path], spec, *, train_only: bool = 
             for source in probes.SOURCES:
                 feature = Feature(title, source)
                 for strategy in scorer.strategies():
-                    if train_only:
-                        if strategy == "fine-tune":
-                            scorer.scores(feature, strategy, s.train, y, names, {})
-                        continue
                     scores = scorer.scores(feature, strategy, s.train, y, names, {"t": s.test})
                     row = {
                         "dataset": s.dataset, "protocol": s.protocol, "features": feature.label,
@@ -226,8 +222,6 @@ def probe_table(recipe, models: Mapping[str, Path], spec, *, train_only: bool = 
                         truth = emotion_index(s.test)
                         row["accuracy"] = probes.emotion_scores(truth, scores["t"])["accuracy"]
                     rows.append(row)
-    if train_only:
-        return None
     keys = ["dataset", "protocol", "features", "strategy"]
     order = [*keys, "train", "test", "avg F1", "avg AUC", "accuracy"]
     if not rows:  # no dataset with training and test faces

@@ -274,21 +274,68 @@ class Scorer:
 EMOTION_NAMES = [e.name for e in EMOTIONS]
 
 
-def fine_tune_all(
-    run_dir: Path, faces: pd.DataFrame, models: Mapping[str, Path], spec, device: str
-) -> None:
-    """Every fine-tune the tables need, trained: under torchrun every rank calls it (the
-    fine-tunes are data-parallel), so that the report, which the main process writes alone,
-    only loads them."""
-    scorer, data = Scorer(run_dir, models, spec, device), Faces.of(faces, spec)
-    if "fine-tune" not in scorer.strategies():
-        return
-    for feature in features(models):
+@dataclass(frozen=True)
+class FineTune:
+    """One fine-tune the evaluation trains: ``feature`` on the training faces ``what`` names
+    (``(dataset, protocol, fold)`` of a Table 3 pair, or the AU datasets together)."""
+
+    what: tuple
+    feature: Feature
+    train: pd.DataFrame
+    y: np.ndarray
+    names: list[str]
+
+
+def fine_tunes(faces: pd.DataFrame, probed, rows, spec) -> list[FineTune]:
+    """Every fine-tune of the report, once: Table 3's on every pair of
+    :func:`~facecap_lib.evaluation.protocol.probe_sets` for the ``probed`` models (titles), both
+    sources each, and the supplementary's rows (:func:`features` of the ``rows`` titles) on the
+    AU datasets together and on each emotion dataset (Table 3's one-emotion pairs, so those are
+    shared). None when ``spec.fine_tune_epochs`` is 0."""
+    from facecap_lib.evaluation.protocol import probe_sets
+
+    if spec.fine_tune_epochs <= 0:
+        return []
+    found: dict[tuple, FineTune] = {}
+
+    def add(what, feature, train, columns) -> None:
+        y = train[list(columns)].to_numpy(float) if columns else emotion_index(train)
+        names = list(columns) or EMOTION_NAMES
+        found.setdefault((what, feature), FineTune(what, feature, train, y, names))
+
+    pairs = probe_sets(faces, spec.probe_train_faces, spec.faces)
+    for s in pairs:
+        for title in probed:
+            for source in probes.SOURCES:
+                add((s.dataset, s.protocol, s.fold), Feature(title, source), s.train, s.columns)
+    data = Faces.of(faces, spec)
+    for feature in features(dict.fromkeys(rows)):
         if data.has_au():
-            y = data.train[data.trained].to_numpy(float)
-            scorer.scores(feature, "fine-tune", data.train, y, data.trained, {})
-        for train, _ in data.emotions.values():
-            scorer.scores(feature, "fine-tune", train, emotion_index(train), EMOTION_NAMES, {})
+            add(("AU datasets together",), feature, data.train, data.trained)
+        for s in pairs:
+            if not s.columns and s.dataset in data.emotions:
+                add((s.dataset, s.protocol, s.fold), feature, s.train, ())
+    return list(found.values())
+
+
+def fine_tune_steps(job: FineTune, spec) -> int:
+    """A fine-tune's optimizer steps: its epochs (the plain encoder's own) over its faces."""
+    plain = job.feature.title == "untrained"
+    return steps_for(
+        len(job.train), spec.plain_fine_tune_epochs if plain else spec.fine_tune_epochs
+    )
+
+
+def fine_tune_all(
+    run_dir: Path, faces: pd.DataFrame, probed: Mapping[str, Path],
+    rows: Mapping[str, Path], spec, device: str,
+) -> None:  # fmt: skip
+    """Every fine-tune of the report (:func:`fine_tunes`), trained: under torchrun every rank
+    calls it (the fine-tunes are data-parallel), so that the report, which the main process
+    writes alone, only loads them."""
+    scorer = Scorer(run_dir, {**probed, **rows}, spec, device)
+    for job in fine_tunes(faces, list(probed), list(rows), spec):
+        scorer.scores(job.feature, "fine-tune", job.train, job.y, job.names, {})
 
 
 def tables(

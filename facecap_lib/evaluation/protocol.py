@@ -130,6 +130,14 @@ class ProbeSet:
     columns: tuple[str, ...]
     fold: int | None = None  # of a 3-fold protocol: its rows are averaged over the folds
 
+    @classmethod
+    def sampled(cls, dataset, protocol, train, test, columns, n_train, n_test, seed=0, fold=None):
+        """The pair with up to ``n_train`` and ``n_test`` of these faces, drawn with ``seed``."""
+        return cls(
+            dataset, protocol, train.sample(min(n_train, len(train)), random_state=seed),
+            test.sample(min(n_test, len(test)), random_state=seed), tuple(columns), fold,
+        )  # fmt: skip
+
 
 def probe_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> list[ProbeSet]:
     """Every train / test pair Table 3 is measured on (see the module docstring)."""
@@ -144,18 +152,16 @@ def probe_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> list[ProbeSet]
             train = labelled[labelled["split"] == "train"]
             test = labelled[labelled["split"] == "test"]
             if len(train) and len(test):
-                sets.append(ProbeSet(
-                    dataset, "train / test split", train.sample(min(n_train, len(train)),
-                    random_state=0), test.sample(min(n_test, len(test)), random_state=0), columns,
+                sets.append(ProbeSet.sampled(
+                    dataset, "train / test split", train, test, columns, n_train, n_test
                 ))  # fmt: skip
             if dataset in FOLDED:
                 sets += _fold_sets(dataset, labelled, columns, n_train, n_test)
         single = part[part["emotions"].map(len) == 1]
         train, test = single[single["split"] == "train"], single[single["split"] == "test"]
         if len(train) and len(test) and train["emotions"].map(tuple).nunique() > 1:
-            sets.append(ProbeSet(
-                dataset, "one-emotion faces", train.sample(min(n_train, len(train)),
-                random_state=0), test.sample(min(n_test, len(test)), random_state=0), (),
+            sets.append(ProbeSet.sampled(
+                dataset, "one-emotion faces", train, test, (), n_train, n_test
             ))  # fmt: skip
     return sets
 
@@ -176,9 +182,9 @@ def _fold_sets(dataset, labelled, columns, n_train, n_test) -> list[ProbeSet]:
         train, test = labelled[(fold != k) & fold.notna()], labelled[fold == k]
         if not len(train) or not len(test):
             return []
-        sets.append(ProbeSet(
-            dataset, "3 folds, subject-independent", train.sample(min(n_train, len(train)),
-            random_state=k), test.sample(min(n_test, len(test)), random_state=k), columns, k,
+        sets.append(ProbeSet.sampled(
+            dataset, "3 folds, subject-independent", train, test, columns, n_train, n_test,
+            seed=k, fold=k,
         ))  # fmt: skip
     return sets
 
@@ -190,19 +196,14 @@ def probe_table(recipe, models: Mapping[str, Path], spec) -> pd.DataFrame:
     settings. The fine-tunes are trained here unless done before
     (:func:`~facecap_lib.evaluation.representations.fine_tune_all`)."""
     from facecap_lib.evaluation import probes
-    from facecap_lib.evaluation.representations import (
-        EMOTION_NAMES,
-        Feature,
-        Scorer,
-        emotion_index,
-    )
+    from facecap_lib.evaluation.report import emotion_index
+    from facecap_lib.evaluation.representations import Feature, Scorer, targets
 
     scorer = Scorer(recipe.run_dir, models, spec, recipe.device)
     rows = []
     for s in probe_sets(recipe.faces, spec.probe_train_faces, spec.faces):
         columns = list(s.columns)
-        y = s.train[columns].to_numpy(float) if columns else emotion_index(s.train)
-        names = columns or EMOTION_NAMES
+        y, names = targets(s.train, columns)
         for title in models:
             for source in probes.SOURCES:
                 feature = Feature(title, source)

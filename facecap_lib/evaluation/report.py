@@ -19,7 +19,7 @@ from facecap_lib.data.table import image_files, image_ids
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import faithfulness, probes
 from facecap_lib.inference import caption_faces
-from facecap_lib.lexicon import EMOTIONS
+from facecap_lib.lexicon import EMOTION_NAMES
 
 AU_NAMES = [f"AU{a}" for a in RENDERED_AUS]
 
@@ -234,10 +234,10 @@ def probe_split(
     )
 
 
-def _emotion_index(faces: pd.DataFrame) -> np.ndarray:
-    """Class index of single-label emotion faces, -1 for the others."""
-    names = [e.name for e in EMOTIONS]
-    return np.array([names.index(e[0]) if len(e) == 1 else -1 for e in faces["emotions"]])
+def emotion_index(faces: pd.DataFrame) -> np.ndarray:
+    """Class index (in :data:`~facecap_lib.lexicon.EMOTION_NAMES`) of single-label emotion
+    faces, -1 for the others."""
+    return np.array([EMOTION_NAMES.index(e[0]) if len(e) == 1 else -1 for e in faces["emotions"]])
 
 
 def probe_tables(
@@ -251,7 +251,7 @@ def probe_tables(
     rendered AU, mean F1 and ROC-AUC, and emotion accuracy on single-label emotion faces."""
     cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
     y_train, y_test = train[AU_NAMES].to_numpy(float), test[AU_NAMES].to_numpy(float)
-    e_train, e_test = _emotion_index(train), _emotion_index(test)
+    e_train, e_test = emotion_index(train), emotion_index(test)
     files = image_files(train) + image_files(test)
     results, emotions = {}, {}
     for title, folder in models.items():
@@ -504,7 +504,7 @@ def fine_tune_table(
     """The paper's second strategy: each model's image encoder and a linear layer trained end to
     end on AU detection (``steps`` AdamW steps on the train faces with AU labels), then scored
     on the test faces like :func:`probe_tables`. Each fine-tuning runs in the run folder
-    (``eval-fine-tune/``, keyed on the checkpoint, the faces and the steps): it resumes if
+    (``eval-fine-tune/``, :func:`~facecap_lib.evaluation.probes.fine_tuned`): it resumes if
     interrupted, and a finished one is loaded, not redone."""
     train = train[train[AU_NAMES].notna().any(axis=1)]
     test = test[test[AU_NAMES].notna().any(axis=1)]

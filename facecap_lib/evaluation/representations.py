@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from facecap_lib.evaluation import probes
-from facecap_lib.lexicon import AU_COLUMNS, EMOTIONS
+from facecap_lib.evaluation.report import emotion_index
+from facecap_lib.lexicon import AU_COLUMNS, EMOTION_NAMES
 
 # The AUs of each dataset's tables in the paper (BP4D: Tables 2, 4, 6; RAF-AU: Tables 3, 5, 7).
 PAPER_AUS = {
@@ -58,67 +59,44 @@ STRATEGIES = ("linear probe", "fine-tune")
 # "bp4d" mean F1 x100 over the 12 AUs, "affectnet" accuracy x100, "rafau" mean F1 over the 17
 # AUs; "rafau accuracy" and "rafau F1 (Table 8)" over Table 8's 12 AUs. "ViT fine-tune" is the
 # ViT row of the fine-tune strategy.
+# The rows of each of the paper's tables, in its order (what :func:`features` names).
+PAPER_ROWS = ("ViT", "ViT(Emot)", "QFormer(Emot)", "ViT(AU)", "QFormer(AU)", "ViT(Mix)",
+              "QFormer(Mix)", "ViT(Cat)", "QFormer(Cat)", "ViT(Exp)", "QFormer(Exp)")  # fmt: skip
+
+
+def _rows(*values: float) -> dict[str, float]:
+    """One table's means, in :data:`PAPER_ROWS`' order."""
+    return dict(zip(PAPER_ROWS, values, strict=True))
+
+
 _B = "vitb-opt2.7b"
 _G = "vitg-opt6.7b"
 PAPER: dict[tuple[str, str, str], dict[str, float]] = {
-    (_B, "linear probe", "bp4d"): {
-        "ViT": 52.7, "ViT(Emot)": 53.3, "QFormer(Emot)": 56.9, "ViT(AU)": 52.9, "QFormer(AU)": 60.9,
-        "ViT(Mix)": 52.7, "QFormer(Mix)": 60.3, "ViT(Cat)": 52.7, "QFormer(Cat)": 58.3,
-        "ViT(Exp)": 53.2, "QFormer(Exp)": 60.3,
-    },
-    (_B, "linear probe", "affectnet"): {
-        "ViT": 37.8, "ViT(Emot)": 38.2, "QFormer(Emot)": 54.3, "ViT(AU)": 38.8, "QFormer(AU)": 45.2,
-        "ViT(Mix)": 38.6, "QFormer(Mix)": 52.1, "ViT(Cat)": 39.8, "QFormer(Cat)": 48.1,
-        "ViT(Exp)": 39.6, "QFormer(Exp)": 48.2,
-    },
-    (_B, "linear probe", "rafau"): {
-        "ViT": 37.6, "ViT(Emot)": 39.3, "QFormer(Emot)": 49.1, "ViT(AU)": 41.4, "QFormer(AU)": 51.2,
-        "ViT(Mix)": 40.7, "QFormer(Mix)": 53.9, "ViT(Cat)": 40.4, "QFormer(Cat)": 50.9,
-        "ViT(Exp)": 40.7, "QFormer(Exp)": 50.9,
-    },
-    (_B, "fine-tune", "bp4d"): {
-        "ViT": 60.4, "ViT(Emot)": 61.5, "QFormer(Emot)": 62.5, "ViT(AU)": 61.7, "QFormer(AU)": 64.1,
-        "ViT(Mix)": 61.9, "QFormer(Mix)": 63.9, "ViT(Cat)": 61.9, "QFormer(Cat)": 63.6,
-        "ViT(Exp)": 61.5, "QFormer(Exp)": 64.4,
-    },
-    (_B, "fine-tune", "affectnet"): {
-        "ViT": 51.4, "ViT(Emot)": 52.9, "QFormer(Emot)": 54.7, "ViT(AU)": 51.9, "QFormer(AU)": 53.6,
-        "ViT(Mix)": 52.6, "QFormer(Mix)": 54.3, "ViT(Cat)": 52.1, "QFormer(Cat)": 54.3,
-        "ViT(Exp)": 52.1, "QFormer(Exp)": 54.8,
-    },
-    (_B, "fine-tune", "rafau"): {
-        "ViT": 59.9, "ViT(Emot)": 57.6, "QFormer(Emot)": 65.1, "ViT(AU)": 57.8, "QFormer(AU)": 67.2,
-        "ViT(Mix)": 57.9, "QFormer(Mix)": 69.3, "ViT(Cat)": 58.7, "QFormer(Cat)": 66.4,
-        "ViT(Exp)": 57.6, "QFormer(Exp)": 67.4,
-    },
-    (_G, "linear probe", "bp4d"): {
-        "ViT": 49.0, "ViT(Emot)": 54.3, "QFormer(Emot)": 35.6, "ViT(AU)": 63.3, "QFormer(AU)": 63.9,
-        "ViT(Mix)": 58.5, "QFormer(Mix)": 60.5, "ViT(Cat)": 58.9, "QFormer(Cat)": 59.8,
-        "ViT(Exp)": 63.3, "QFormer(Exp)": 61.9,
-    },
-    (_G, "linear probe", "affectnet"): {
-        "ViT": 44.8, "ViT(Emot)": 50.9, "QFormer(Emot)": 52.7, "ViT(AU)": 50.1, "QFormer(AU)": 52.2,
-        "ViT(Mix)": 48.2, "QFormer(Mix)": 49.3, "ViT(Cat)": 48.9, "QFormer(Cat)": 49.5,
-        "ViT(Exp)": 51.0, "QFormer(Exp)": 51.6,
-    },
-    (_G, "linear probe", "rafau"): {
-        "ViT": 45.5, "ViT(Emot)": 45.6, "QFormer(Emot)": 32.7, "ViT(AU)": 58.1, "QFormer(AU)": 61.7,
-        "ViT(Mix)": 51.9, "QFormer(Mix)": 52.2, "ViT(Cat)": 52.6, "QFormer(Cat)": 53.2,
-        "ViT(Exp)": 57.0, "QFormer(Exp)": 55.1,
-    },
+    (_B, "linear probe", "bp4d"):
+        _rows(52.7, 53.3, 56.9, 52.9, 60.9, 52.7, 60.3, 52.7, 58.3, 53.2, 60.3),
+    (_B, "linear probe", "affectnet"):
+        _rows(37.8, 38.2, 54.3, 38.8, 45.2, 38.6, 52.1, 39.8, 48.1, 39.6, 48.2),
+    (_B, "linear probe", "rafau"):
+        _rows(37.6, 39.3, 49.1, 41.4, 51.2, 40.7, 53.9, 40.4, 50.9, 40.7, 50.9),
+    (_B, "fine-tune", "bp4d"):
+        _rows(60.4, 61.5, 62.5, 61.7, 64.1, 61.9, 63.9, 61.9, 63.6, 61.5, 64.4),
+    (_B, "fine-tune", "affectnet"):
+        _rows(51.4, 52.9, 54.7, 51.9, 53.6, 52.6, 54.3, 52.1, 54.3, 52.1, 54.8),
+    (_B, "fine-tune", "rafau"):
+        _rows(59.9, 57.6, 65.1, 57.8, 67.2, 57.9, 69.3, 58.7, 66.4, 57.6, 67.4),
+    (_G, "linear probe", "bp4d"):
+        _rows(49.0, 54.3, 35.6, 63.3, 63.9, 58.5, 60.5, 58.9, 59.8, 63.3, 61.9),
+    (_G, "linear probe", "affectnet"):
+        _rows(44.8, 50.9, 52.7, 50.1, 52.2, 48.2, 49.3, 48.9, 49.5, 51.0, 51.6),
+    (_G, "linear probe", "rafau"):
+        _rows(45.5, 45.6, 32.7, 58.1, 61.7, 51.9, 52.2, 52.6, 53.2, 57.0, 55.1),
     (_G, "fine-tune", "bp4d"): {"ViT": 57.5},
     (_G, "fine-tune", "affectnet"): {"ViT": 50.3},
     (_G, "fine-tune", "rafau"): {"ViT": 58.3},
-    (_G, "linear probe", "rafau accuracy"): {
-        "ViT": 76.3, "ViT(Emot)": 76.0, "QFormer(Emot)": 77.2, "ViT(AU)": 83.6, "QFormer(AU)": 84.6,
-        "ViT(Mix)": 81.3, "QFormer(Mix)": 83.9, "ViT(Cat)": 81.9, "QFormer(Cat)": 84.2,
-        "ViT(Exp)": 80.8, "QFormer(Exp)": 82.8,
-    },
-    (_G, "linear probe", "rafau F1 (Table 8)"): {
-        "ViT": 53.5, "ViT(Emot)": 53.0, "QFormer(Emot)": 52.2, "ViT(AU)": 59.9, "QFormer(AU)": 60.2,
-        "ViT(Mix)": 57.4, "QFormer(Mix)": 59.4, "ViT(Cat)": 57.2, "QFormer(Cat)": 59.5,
-        "ViT(Exp)": 57.5, "QFormer(Exp)": 59.7,
-    },
+    (_G, "linear probe", "rafau accuracy"):
+        _rows(76.3, 76.0, 77.2, 83.6, 84.6, 81.3, 83.9, 81.9, 84.2, 80.8, 82.8),
+    (_G, "linear probe", "rafau F1 (Table 8)"):
+        _rows(53.5, 53.0, 52.2, 59.9, 60.2, 57.4, 59.4, 57.2, 59.5, 57.5, 59.7),
     (_G, "fine-tune", "rafau accuracy"): {"ViT": 77.2},
     (_G, "fine-tune", "rafau F1 (Table 8)"): {"ViT": 45.2},
 }  # fmt: skip
@@ -198,15 +176,25 @@ def emotion_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> dict[str, tu
     return {s.dataset: (s.train, s.test) for s in pairs if not s.columns}
 
 
-def emotion_index(faces: pd.DataFrame) -> np.ndarray:
-    """Class index (in :data:`EMOTIONS`) of one-emotion faces."""
-    names = [e.name for e in EMOTIONS]
-    return np.array([names.index(e[0]) for e in faces["emotions"]])
+def targets(train: pd.DataFrame, columns) -> tuple[np.ndarray, list[str]]:
+    """What a classifier of ``train`` learns, and the names of its outputs: the AU ``columns``
+    (0/1, NaN where not labelled), or with no columns the one emotion of each face (class
+    indices in :data:`~facecap_lib.lexicon.EMOTION_NAMES`)."""
+    if len(columns):
+        return train[list(columns)].to_numpy(float), list(columns)
+    return emotion_index(train), list(EMOTION_NAMES)
 
 
 def steps_for(faces: int, epochs: float, batch_size: int = 32) -> int:
     """Optimizer steps of ``epochs`` passes over ``faces`` in batches of ``batch_size``."""
     return max(1, math.ceil(epochs * faces / batch_size))
+
+
+def fine_tune_steps(feature: Feature, faces: int, spec) -> int:
+    """A fine-tune's optimizer steps over ``faces``: the plain encoder's epochs for it
+    (``spec.plain_fine_tune_epochs``), ``spec.fine_tune_epochs`` for the captioners'."""
+    plain = feature.title == "untrained"
+    return steps_for(faces, spec.plain_fine_tune_epochs if plain else spec.fine_tune_epochs)
 
 
 @dataclass
@@ -262,16 +250,12 @@ class Scorer:
                 out[dataset] = probe.scores(x[start : start + len(test)])
                 start += len(test)
             return out
-        plain = feature.title == "untrained"
-        epochs = self.spec.plain_fine_tune_epochs if plain else self.spec.fine_tune_epochs
         score = probes.fine_tuned(
             self.root / "eval-fine-tune", checkpoint, image_files(train), y, names,
-            steps_for(len(train), epochs), task=task, source=feature.source, device=self.device,
+            fine_tune_steps(feature, len(train), self.spec), task=task, source=feature.source,
+            device=self.device,
         )  # fmt: skip
         return {dataset: score(image_files(test)) for dataset, test in tests.items()}
-
-
-EMOTION_NAMES = [e.name for e in EMOTIONS]
 
 
 @dataclass(frozen=True)
@@ -299,9 +283,7 @@ def fine_tunes(faces: pd.DataFrame, probed, rows, spec) -> list[FineTune]:
     found: dict[tuple, FineTune] = {}
 
     def add(what, feature, train, columns) -> None:
-        y = train[list(columns)].to_numpy(float) if columns else emotion_index(train)
-        names = list(columns) or EMOTION_NAMES
-        found.setdefault((what, feature), FineTune(what, feature, train, y, names))
+        found.setdefault((what, feature), FineTune(what, feature, train, *targets(train, columns)))
 
     pairs = probe_sets(faces, spec.probe_train_faces, spec.faces)
     for s in pairs:
@@ -313,17 +295,9 @@ def fine_tunes(faces: pd.DataFrame, probed, rows, spec) -> list[FineTune]:
         if data.has_au():
             add(("AU datasets together",), feature, data.train, data.trained)
         for s in pairs:
-            if not s.columns and s.dataset in data.emotions:
+            if not s.columns:  # the emotion sets (:func:`emotion_sets`)
                 add((s.dataset, s.protocol, s.fold), feature, s.train, ())
     return list(found.values())
-
-
-def fine_tune_steps(job: FineTune, spec) -> int:
-    """A fine-tune's optimizer steps: its epochs (the plain encoder's own) over its faces."""
-    plain = job.feature.title == "untrained"
-    return steps_for(
-        len(job.train), spec.plain_fine_tune_epochs if plain else spec.fine_tune_epochs
-    )
 
 
 def fine_tune_all(
@@ -349,7 +323,7 @@ def tables(
     scorer, data = Scorer(run_dir, models, spec, device), Faces.of(faces, spec)
     per_au = {dataset: [] for dataset in data.tests}
     emotion_rows, accuracy = [], []
-    y = data.train[data.trained].to_numpy(float)
+    y, names = targets(data.train, data.trained)
     for feature in features(models):
         for strategy in scorer.strategies():
             row = {"features": feature.name, "strategy": strategy}
@@ -358,8 +332,7 @@ def tables(
                 return paper(preset_name, strategy, what, feature.name)
 
             for dataset, (train, test) in data.emotions.items():
-                e_y = emotion_index(train)
-                p = scorer.scores(feature, strategy, train, e_y, EMOTION_NAMES, {dataset: test})
+                p = scorer.scores(feature, strategy, train, *targets(train, ()), {dataset: test})
                 acc = probes.emotion_scores(emotion_index(test), p[dataset])["accuracy"]
                 emotion_rows.append({
                     "dataset": dataset, **row, "train": len(train), "test": len(test),
@@ -367,7 +340,7 @@ def tables(
                 })  # fmt: skip
             if not data.has_au():
                 continue
-            scores = scorer.scores(feature, strategy, data.train, y, data.trained, data.tests)
+            scores = scorer.scores(feature, strategy, data.train, y, names, data.tests)
             for dataset, test in data.tests.items():
                 columns = scored_aus(dataset, test, data.trained)
                 picked = [data.trained.index(c) for c in columns]

@@ -171,7 +171,6 @@ def _captions_build(args: argparse.Namespace) -> int:
         au_items,
         au_requests,
         default_describer,
-        fusion_lines,
     )
     from facecap_lib.data import default_corpus
     from facecap_lib.paths import cache_root
@@ -188,6 +187,8 @@ def _captions_build(args: argparse.Namespace) -> int:
             return 0
         estimate = describer.client.estimate(au_requests(au_items(faces)))
         print(f"AU captions: {estimate}")
+        from facecap_lib.captions.fusion import fusion_lines
+
         print("\n".join(fusion_lines(faces, describer, au_cached=estimate.calls == 0)))
         return 0
     tables = corpus.caption_corpus(faces, describer)

@@ -228,12 +228,13 @@ class ProjectRun:
             elif spec.kind == "offline":
                 self._describer = OfflineDescriber()
             else:
-                from facecap_lib.captions.llm import EndpointConfig, LLMClient
+                from facecap_lib.captions.llm import EndpointConfig, LLMClient, env_prices
 
+                prices = env_prices(spec.model)  # FACECAP_LLM_PRICE, as for the chapters
                 config = EndpointConfig(
                     model=spec.model, base_url=spec.base_url,
                     api_key=os.environ.get(spec.api_key_env), max_cost=spec.max_cost,
-                    max_calls=spec.max_calls,
+                    max_calls=spec.max_calls, **({"prices": prices} if prices else {}),
                 )  # fmt: skip
                 client = LLMClient(config, self.output / "llm" / "answers.sqlite")
                 self._describer = LLMDescriber(client, progress=self.progress)
@@ -317,15 +318,15 @@ class ProjectRun:
             converted, _ = lavis.convert_lavis_state_dict(state, target, model.lavis_ignore)
         except ValueError as error:
             raise ProjectError(f"{self.project.source}: model.lavis_checkpoint: {error}") from None
-        for name, tensor in converted.items():
-            if name.startswith("language_model.") and not model.init:
-                continue  # the language model is the foundations' or init's, checked on loading
-            if tuple(tensor.shape) != tuple(target[name].shape):
-                raise ProjectError(
-                    f"{self.project.source}: model.lavis_checkpoint: {model.lavis_checkpoint} holds "
-                    f"{name} of shape {tuple(tensor.shape)}, preset {model.preset} has "
-                    f"{tuple(target[name].shape)}: a checkpoint of another shape"
-                )
+        # the language model is the foundations' or init's, checked on loading
+        skip = None if model.init else "language_model."
+        if mismatch := lavis.shape_mismatch(converted, target, skip):
+            name, got, expected = mismatch
+            raise ProjectError(
+                f"{self.project.source}: model.lavis_checkpoint: {model.lavis_checkpoint} holds "
+                f"{name} of shape {got}, preset {model.preset} has {expected}: a checkpoint of "
+                "another shape"
+            )
 
     # -- the whole
     def run(self, stage: str | None = None, until: str | None = None) -> list[str]:
@@ -493,29 +494,27 @@ class ProjectRun:
 
     def plan(self) -> Plan:
         """The dry run: loads and curates the data (no training, no paid call)."""
-        from facecap_lib.captions.synthesize import (
-            LLMDescriber,
-            au_items,
-            au_requests,
-            fusion_lines,
-        )
+        from facecap_lib.captions.fusion import fusion_lines
+        from facecap_lib.captions.synthesize import LLMDescriber, au_items, au_requests
         from facecap_lib.data.curate import statistics
 
         faces = self.faces()
         describer = self.describer()
+        done = self.done()
         lines = []
         if isinstance(describer, LLMDescriber):
             requests = au_requests(au_items(faces))
             estimate = describer.client.estimate(requests)
             unique = len({r.messages for r in requests})
             lines.append(f"AU captions: {estimate} ({unique} distinct prompts)")
-            lines += fusion_lines(faces, describer, au_cached=estimate.calls == 0)
-            lines.append(self._pseudo_fusion_line(describer, faces))
+            # the corpus's own caption table once it is saved, else the cache's answers
+            saved = self.captions()["captions"] if "captions" in done else None
+            lines += fusion_lines(faces, describer, estimate.calls == 0, saved)
+            lines.append(self._pseudo_fusion_line(describer, faces, done))
         else:
             lines.append(f"{type(describer).__name__} ({describer.source}): no calls, no cost")
         config = self.recipe_config()
         rows = []
-        done = self.done()
         for name in TRAINING_STAGES:
             part = config.qformer if name == "qformer" else config.captioner
             rows.append(
@@ -531,15 +530,18 @@ class ProjectRun:
             statistics(faces), lines, pd.DataFrame(rows), done, self._evaluation_plan(faces)
         )
 
-    def _pseudo_fusion_line(self, describer, faces: pd.DataFrame) -> str:
+    def _pseudo_fusion_line(self, describer, faces: pd.DataFrame, done: list[str]) -> str:
         """Stage pseudo's fusion: the faces labelled with one aspect get the other from AU-BLIP or
         Emot-BLIP, so their requests are known (and priced exactly) once those have written
         their pseudo-captions; nothing is trained or captioned here."""
-        if not {"captions", "au", "emot"} <= set(self.done()):
+        from facecap_lib.captions import fusion
+
+        if not {"captions", "au", "emot"} <= set(done):
             return "fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: priced once they exist"
-        pseudo = self.recipe().pseudo_captioner(saved_only=True)
+        recipe = self.recipe()
+        pseudo = recipe.pseudo_captioner(saved_only=True)
         try:
-            estimate = describer.fusion_estimate(faces, self.captions()["captions"], pseudo)
+            estimate = fusion.estimate(describer, faces, recipe.tables["captions"], pseudo)
         except LookupError as missing:
             return (
                 f"fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: not priced yet ({missing})"
@@ -573,5 +575,5 @@ class ProjectRun:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
         probed = ["untrained", *[CAPTIONERS[n] for n in PROBED]]
         jobs = rep.fine_tunes(faces, probed, ["untrained", *rep.MODELS], spec)
-        steps = sum(rep.fine_tune_steps(job, spec) for job in jobs)
+        steps = sum(rep.fine_tune_steps(job.feature, len(job.train), spec) for job in jobs)
         return [*lines, f"fine-tunes: {len(jobs)}, {steps} steps of 32 in all"]

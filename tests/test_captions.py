@@ -304,7 +304,8 @@ def test_a_dry_run_prices_the_real_fusion_requests_once_the_au_captions_are_cach
     """Before the AU captions exist the fusions are counted and priced at a typical prompt; once
     they are cached the dry run builds the real requests, finds their cache, and calls nothing."""
     from facecap_lib.captions import corpus
-    from facecap_lib.captions.synthesize import au_items, au_requests, fusion_lines
+    from facecap_lib.captions.fusion import fusion_lines
+    from facecap_lib.captions.synthesize import au_items, au_requests
 
     with LocalServer() as server:
         cfg = EndpointConfig(model="local", base_url=server.base_url, api_key="k")

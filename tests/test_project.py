@@ -478,6 +478,10 @@ def test_the_paper_stands_beside_its_own_setting_only():
     assert supplementary("vitb-opt2.7b", "fine-tune", "rafau", "QFormer(Exp)") == 67.4
     assert supplementary("vitg-opt6.7b", "linear probe", "rafau accuracy", "ViT") == 76.3
     assert supplementary("tiny", "linear probe", "bp4d", "QFormer(AU)") is None
+    from facecap_lib.evaluation.representations import MODELS, PAPER_ROWS, features
+
+    named = [f.name for f in features(dict.fromkeys(["untrained", *MODELS]))]
+    assert named == list(PAPER_ROWS)  # the paper's rows are ours, in its order
     text = markdown(paper)
     assert (
         "| gft | AU-BLIP | 0.200 | 10 | 0.295 |" in text
@@ -501,3 +505,22 @@ def test_a_timm_final_norm_fails_the_check_unless_the_project_ignores_it(folders
     from facecap_lib.project import recipe_config
 
     assert recipe_config(project).captioner.lavis_ignore == ("visual_encoder.norm",)
+
+
+def test_an_llm_projects_price_comes_from_facecap_llm_price_as_the_chapters(
+    folders, tmp_path, monkeypatch
+):
+    """A model the price list lacks is priced by ``FACECAP_LLM_PRICE`` in a project too, so its
+    dry run and budget work; a malformed value is an error naming the variable."""
+    from facecap_lib.captions.llm import Price
+
+    monkeypatch.setenv("FACECAP_TEST_KEY", "sk-local")
+    describer = {"kind": "llm", "model": "my-local-model", "base_url": "http://127.0.0.1:9/v1",
+                 "api_key_env": "FACECAP_TEST_KEY"}  # fmt: skip
+    path = write(tmp_path, project_data(folders, describer=describer))
+    monkeypatch.setenv("FACECAP_LLM_PRICE", "0.5,1.5")
+    run = ProjectRun(load_project(path), log=None, progress=False)
+    assert run.describer().client.config.prices["my-local-model"] == Price(0.5, 1.5)
+    monkeypatch.setenv("FACECAP_LLM_PRICE", "cheap")
+    with pytest.raises(ValueError, match="FACECAP_LLM_PRICE must be"):
+        ProjectRun(load_project(path), log=None, progress=False).describer()

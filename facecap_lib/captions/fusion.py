@@ -22,11 +22,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from facecap_lib.captions.llm import Estimate, Request
+from facecap_lib.captions.prompts import fusion_prompt
 from facecap_lib.captions.rules import au_caption, emotion_caption
 from facecap_lib.captions.synthesize import (
     au_labelled,
     caption_rows,
     emotion_labelled,
+    synthesize_captions,
     written_rows,
 )
 from facecap_lib.data.table import au_sets, image_ids
@@ -34,6 +37,7 @@ from facecap_lib.lexicon import BASIC_PROTOTYPES, COMPOUND_PROTOTYPES, NO_AU_DES
 
 PseudoCaptioner = Callable[[pd.DataFrame, str], list[str]]
 DESCRIBED = ("llm", "offline", "fixed")
+FUSED_TOKENS = 90  # a fused caption's length in tokens, for estimates before it is written
 
 
 class PrototypePseudoCaptioner:
@@ -156,3 +160,33 @@ def exp(
     table = written_rows(rows, written, "fused").assign(strategy="exp")
     table.attrs["missing"] = sum(w.missing for w in written)
     return table
+
+
+def estimate(describer, faces: pd.DataFrame, captions: pd.DataFrame, pseudo) -> Estimate:
+    """What Exp's fusion would cost an LLM ``describer`` now: its real requests (so the cache is
+    found), built from the AU and emotion ``captions`` and the ``pseudo``-captioner's
+    sentences."""
+    requests = describer.fusion_requests(exp_items(faces, captions, pseudo))
+    return describer.client.estimate(requests, completion_tokens=FUSED_TOKENS)
+
+
+def fusion_lines(
+    faces: pd.DataFrame, describer, au_cached: bool, captions: pd.DataFrame | None = None
+) -> list[str]:
+    """A dry run's account of Exp's fusion requests with the AU prototypes' pseudo-captions (the
+    caption corpus's): exact (their real requests, so the cache is found) when every AU caption
+    is cached (``au_cached``; the caption table ``captions``, or read from the cache: no call),
+    else their count, priced at a typical prompt."""
+    if au_cached:
+        if captions is None:
+            captions = synthesize_captions(faces, describer)  # every answer cached: no call
+        return [f"fusion: {estimate(describer, faces, captions, PrototypePseudoCaptioner())}"]
+    train = image_ids(faces[faces["split"] == "train"])
+    typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))
+    requests = [Request.user(typical, tag) for tag in train]
+    cost = describer.client.estimate(requests, completion_tokens=FUSED_TOKENS).cost
+    return [
+        f"fusion: up to {len(requests)} requests (one per training image), about ${cost:,.2f} if "
+        "none is cached (priced at a typical prompt); their prompts hold the AU captions, so what "
+        "is cached is known once those are"
+    ]

@@ -61,6 +61,18 @@ PRICES: dict[str, Price] = {
 FREE = Price(0.0, 0.0)  # a self-hosted model
 
 
+def env_prices(model: str) -> dict[str, Price] | None:
+    """The price list with ``model`` priced as ``FACECAP_LLM_PRICE`` says ("input,output" in US
+    dollars per million tokens), or None when it is not set."""
+    if not os.environ.get("FACECAP_LLM_PRICE"):
+        return None
+    try:
+        given = Price(*(float(x) for x in os.environ["FACECAP_LLM_PRICE"].split(",")))
+    except (TypeError, ValueError):
+        raise ValueError("FACECAP_LLM_PRICE must be 'input,output' in USD per 1M tokens") from None
+    return {**PRICES, model: given}
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     """Where and how to call. ``api_key`` never appears in ``repr``."""
@@ -87,14 +99,8 @@ class EndpointConfig:
         model = overrides.pop("model", None) or os.environ.get("FACECAP_LLM_MODEL")
         if not model:
             return None
-        if os.environ.get("FACECAP_LLM_PRICE") and "prices" not in overrides:
-            try:
-                given = Price(*(float(x) for x in os.environ["FACECAP_LLM_PRICE"].split(",")))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    "FACECAP_LLM_PRICE must be 'input,output' in USD per 1M tokens"
-                ) from None
-            overrides["prices"] = {**PRICES, model: given}
+        if "prices" not in overrides and (prices := env_prices(model)):
+            overrides["prices"] = prices
         return cls(
             model=model,
             base_url=overrides.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL"),

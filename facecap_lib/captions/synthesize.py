@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from facecap_lib.captions import offline
-from facecap_lib.captions.llm import EndpointConfig, Estimate, LLMClient, Request
+from facecap_lib.captions.llm import EndpointConfig, LLMClient, Request
 from facecap_lib.captions.prompts import PROMPT_VERSION, au_prompt, fusion_prompt
 from facecap_lib.captions.rules import au_caption, emotion_caption
 from facecap_lib.captions.validate import (
@@ -128,15 +128,6 @@ class LLMDescriber:
     def fuse(self, items: Sequence[tuple[str, str, str]]) -> list[Written]:
         requests = self.fusion_requests(items)
         return [self._written(r) for r in self.client.complete(requests, None, self.progress)]
-
-    def fusion_estimate(self, faces, captions, pseudo) -> Estimate:
-        """What Exp's fusion would cost now: its real requests (so the cache is found), built
-        from the AU and emotion ``captions`` and the ``pseudo``-captioner's sentences."""
-        from facecap_lib.captions.fusion import exp_items
-
-        return self.client.estimate(
-            self.fusion_requests(exp_items(faces, captions, pseudo)), completion_tokens=90
-        )
 
     def _written(self, result) -> Written:
         if result.text is None:
@@ -244,25 +235,3 @@ def synthesize_captions(faces: pd.DataFrame, describer) -> pd.DataFrame:
     if flagged:
         log.warning("%d captions break the paper's rules (see the problems column)", flagged)
     return table
-
-
-def fusion_lines(faces: pd.DataFrame, describer: LLMDescriber, au_cached: bool) -> list[str]:
-    """A dry run's account of Exp's fusion requests with the AU prototypes' pseudo-captions (the
-    caption corpus's): exact (their real requests, so the cache is found) when every AU caption
-    is cached (``au_cached``: they are then read from the cache, no call), else their count,
-    priced at a typical prompt."""
-    from facecap_lib.captions.fusion import PrototypePseudoCaptioner
-
-    if au_cached:
-        captions = synthesize_captions(faces, describer)  # every answer cached: no call
-        estimate = describer.fusion_estimate(faces, captions, PrototypePseudoCaptioner())
-        return [f"fusion: {estimate}"]
-    train = image_ids(faces[faces["split"] == "train"])
-    typical = fusion_prompt(au_caption({6, 12, 25}), emotion_caption(["happiness"]))
-    requests = [Request.user(typical, tag) for tag in train]
-    cost = describer.client.estimate(requests, completion_tokens=90).cost
-    return [
-        f"fusion: up to {len(requests)} requests (one per training image), about ${cost:,.2f} if "
-        "none is cached (priced at a typical prompt); their prompts hold the AU captions, so what "
-        "is cached is known once those are"
-    ]

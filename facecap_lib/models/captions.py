@@ -19,6 +19,12 @@ from facecap_lib.models.tokenizer import IMAGE_TOKEN
 IGNORE = -100
 
 
+def label_tokens(labels: torch.Tensor) -> torch.Tensor:
+    """How many tokens a causal language-model loss averages over for these ``labels`` (each
+    position predicts the next label; ``IGNORE`` is left out)."""
+    return (labels[:, 1:] != IGNORE).sum()
+
+
 def encode_captions(
     tokenizer, captions: Sequence[str], num_query_tokens: int, max_length: int = 96
 ) -> dict[str, torch.Tensor]:

@@ -113,22 +113,49 @@ def _translate(key: str, to_ours: bool) -> str | None:
     """A key in the other layout (LAVIS -> transformers when ``to_ours``, else back), or ``None``
     when the tables below have no place for it. One set of tables serves both directions."""
 
-    def oriented(pairs):
-        return [(a, b) if to_ours else (b, a) for a, b in pairs]
-
-    fixed = dict(oriented(_FIXED.items()))
+    fixed, blocks, layer, prefixes, attention = _ORIENTED[to_ours]
     if key in fixed:
         return fixed[key]
-    source, target = _BLOCKS if to_ours else _BLOCKS[::-1]
+    source, target = blocks
     match = re.match(re.escape(source) + r"(\d+)\.(.*)$", key)
     if match:
-        swapped = _swap_prefix(match.group(2), oriented(_VISION_LAYER))
+        swapped = _swap_prefix(match.group(2), layer)
         return swapped and f"{target}{match.group(1)}.{swapped}"
-    for prefix, _ in oriented(_PREFIXES):
+    for prefix, _ in prefixes:
         if key.startswith(prefix):
-            for old, new in oriented(_ATTENTION):
+            for old, new in attention:
                 key = key.replace(old, new)
-            return _swap_prefix(key, oriented(_PREFIXES))
+            return _swap_prefix(key, prefixes)
+    return None
+
+
+def _oriented(to_ours: bool) -> tuple:
+    """The tables read in one direction: LAVIS -> transformers when ``to_ours``, else back."""
+
+    def pairs(table):
+        return [(a, b) if to_ours else (b, a) for a, b in table]
+
+    blocks = _BLOCKS if to_ours else _BLOCKS[::-1]
+    return (
+        dict(pairs(_FIXED.items())),
+        blocks,
+        pairs(_VISION_LAYER),
+        pairs(_PREFIXES),
+        pairs(_ATTENTION),
+    )
+
+
+_ORIENTED = {to_ours: _oriented(to_ours) for to_ours in (True, False)}
+
+
+def shape_mismatch(converted: dict, target: dict, skip: str | None = None):
+    """The first converted tensor whose shape is not the target model's, as ``(name, its
+    shape, the model's)``, or None; names starting with ``skip`` are not compared."""
+    for name, tensor in converted.items():
+        if skip and name.startswith(skip):
+            continue
+        if tuple(tensor.shape) != tuple(target[name].shape):
+            return name, tuple(tensor.shape), tuple(target[name].shape)
     return None
 
 
@@ -275,18 +302,15 @@ def load_lavis_checkpoint(
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     report.lm_head = report_lm_head
-    for name, tensor in converted.items():
-        if tuple(tensor.shape) != tuple(target[name].shape):
-            whose = (
-                "the checkpoint's language model is not this captioner's"
-                if name.startswith("language_model.")
-                else "the checkpoint is for another preset"
-            )
-            raise ValueError(
-                f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                f"{tuple(target[name].shape)}: {whose}"
-            )
-        report.loaded.append(name)
+    if mismatch := shape_mismatch(converted, target):
+        name, got, expected = mismatch
+        whose = (
+            "the checkpoint's language model is not this captioner's"
+            if name.startswith("language_model.")
+            else "the checkpoint is for another preset"
+        )
+        raise ValueError(f"{path}: {name} has shape {got}, the model expects {expected}: {whose}")
+    report.loaded.extend(converted)
     captioner.load_state_dict(converted, strict=False)
     _set_ln_vision_eps(captioner)
     report.unused.sort()

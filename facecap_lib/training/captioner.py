@@ -16,7 +16,12 @@ from pathlib import Path
 import torch
 from transformers import Blip2ForConditionalGeneration
 
-from facecap_lib.models.captions import IGNORE, CaptionLengths, caption_lengths, encode_captions
+from facecap_lib.models.captions import (
+    CaptionLengths,
+    caption_lengths,
+    encode_captions,
+    label_tokens,
+)
 from facecap_lib.models.language import install_language_model
 from facecap_lib.models.lavis import load_lavis_checkpoint
 from facecap_lib.models.presets import Preset, build_model, preset
@@ -175,8 +180,8 @@ class CaptionerTask(Task):
 
     def loss(self, model, batch: dict) -> dict:
         """The mean over the caption tokens of the whole global batch (every rank's)."""
-        tokens = (batch["labels"][:, 1:] != IGNORE).sum()
-        return {"loss": distributed.global_mean(model(**batch, use_cache=False).loss, tokens)}
+        loss = model(**batch, use_cache=False).loss
+        return {"loss": distributed.global_mean(loss, label_tokens(batch["labels"]))}
 
     def settings(self) -> dict:
         return {"preset": self.spec.name, **own_settings(self.config)}

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from transformers import OPTForCausalLM, ViTMAEForPreTraining
 
-from facecap_lib.models.captions import IGNORE
+from facecap_lib.models.captions import label_tokens
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.mae import build_mae, mae_loss
 from facecap_lib.models.presets import Preset
@@ -85,8 +85,8 @@ class LanguageModelTask(Task):
 
     def loss(self, model, batch: dict) -> dict:
         """The mean over the tokens of the whole global batch (every rank's)."""
-        tokens = (batch["labels"][:, 1:] != IGNORE).sum()
-        return {"loss": distributed.global_mean(model(**batch, use_cache=False).loss, tokens)}
+        loss = model(**batch, use_cache=False).loss
+        return {"loss": distributed.global_mean(loss, label_tokens(batch["labels"]))}
 
     def settings(self) -> dict:
         return {"preset": self.spec.name, "texts": len(self.encoded), **own_settings(self.config)}

@@ -6,7 +6,7 @@
 With the shipped foundations, chapter 4 no longer pre-trains its language model or its encoder.
 This script measures what the two cheapest uses of that time buy, on the two captioners whose
 targets read the encoder most directly (AU-BLIP's mean per-AU F1, and the share of one-emotion
-faces whose emotion Emot-BLIP names; ``report.au_caption_f1``, ``report.emotion_naming``):
+faces whose emotion Emot-BLIP names; ``targets.au_caption_f1``, ``targets.emotion_naming``):
 
 - ``base``: chapter 4's recipe as the book runs it;
 - ``steps``: every captioner trains ``--factor`` times as many optimizer steps (same faces);
@@ -31,16 +31,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from facecap_lib import chapters
 from facecap_lib.data.default_corpus import DefaultCorpus
-from facecap_lib.evaluation import report
-from facecap_lib.training import stages
+from facecap_lib.evaluation import measured, targets
+from facecap_lib.training.recipe_config import recipe_config
 
 LEVERS = ("base", "steps", "faces")
 
 
 def lever_recipe(lever: str, factor: int, seed: int, smoke: bool = False):
     """The recipe of one lever (:data:`LEVERS`), every stage seeded with ``seed``."""
-    config = stages.recipe_config(smoke, "tiny")
+    config = recipe_config(smoke, "tiny")
     corpus = DefaultCorpus.smoke() if smoke else DefaultCorpus.full()
     if lever == "steps":
         fit = config.captioner.fit
@@ -52,17 +53,17 @@ def lever_recipe(lever: str, factor: int, seed: int, smoke: bool = False):
         corpus = replace(corpus, video=video, stills=stills)
     elif lever != "base":
         raise ValueError(f"unknown lever {lever!r}; choose from {LEVERS}")
-    return stages.chapter_recipe(smoke, config=config, corpus=corpus, seed=seed, log=None)
+    return chapters.chapter_recipe(smoke, config=config, corpus=corpus, seed=seed, log=None)
 
 
 def measure(recipe, n: int) -> dict:
     """The lever's two figures, and the training faces and steps behind them."""
-    au = report.au_caption_f1(recipe, recipe.run("au").final, n)
-    emot = report.emotion_naming(recipe, recipe.run("emot").final, n)
+    au = targets.au_caption_f1(recipe, recipe.run("au").final, n)
+    emot = targets.emotion_naming(recipe, recipe.run("emot").final, n)
     train = recipe.faces[recipe.faces["split"] == "train"]
     return {
-        report.AU_TARGET: float(au["f1"].mean()),
-        report.EMOTION_TARGET: float(emot.loc[emot["single"], "hit"].mean()),
+        targets.AU_TARGET: float(au["f1"].mean()),
+        targets.EMOTION_TARGET: float(emot.loc[emot["single"], "hit"].mean()),
         "training faces": len(train),
         "captioner steps": recipe.config.captioner.fit.max_steps,
     }
@@ -101,14 +102,14 @@ def main() -> None:
         rows[lever] = {**measure(recipe, args.faces), "seconds": time.perf_counter() - start}
         r = rows[lever]
         print(
-            f"{lever:<8}{r[report.AU_TARGET]:>12.3f}{r[report.EMOTION_TARGET]:>15.3f}"
+            f"{lever:<8}{r[targets.AU_TARGET]:>12.3f}{r[targets.EMOTION_TARGET]:>15.3f}"
             f"{r['training faces']:>13}{r['captioner steps']:>7}{r['seconds']:>11.0f}s",
             flush=True,
         )
     out = {"levers": rows, "provenance": provenance()}
-    seeds = None if args.smoke else report.measured_seeds("tiny")
+    seeds = None if args.smoke else measured.measured_seeds("tiny")
     if "base" in rows:
-        print(report.lever_table(out, seeds).T.to_string())
+        print(targets.lever_table(out, seeds).T.to_string())
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
 

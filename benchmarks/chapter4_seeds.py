@@ -6,8 +6,8 @@
 
 For each seed, trains the recipe of chapters 4-6 with every stage's ``FitConfig.seed`` set to it
 (its own run folder, so a seed already trained, by the book or an earlier call, is loaded rather
-than trained again) and scores, on chapter 4's held-out faces (``report.au_caption_f1``,
-``report.emotion_naming``): AU-BLIP's mean per-AU F1; the share of one-emotion faces whose labelled
+than trained again) and scores, on chapter 4's held-out faces (``targets.au_caption_f1``,
+``targets.emotion_naming``): AU-BLIP's mean per-AU F1; the share of one-emotion faces whose labelled
 emotion Emot-BLIP and Exp-BLIP name; the share of compound faces of which Exp-BLIP names both.
 Prints one row per seed, then the mean and range. The data are the same in every seed (the default
 corpus); only the weights' start, the data order, augmentation and dropout change.
@@ -20,21 +20,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from facecap_lib.evaluation import report
-from facecap_lib.training import STAGES, stages
+from facecap_lib import chapters
+from facecap_lib.evaluation import measured, report, targets
+from facecap_lib.training import STAGES
+from facecap_lib.training.recipe_config import recipe_config
 
-# the JSON keeps report.TARGETS' names (chapter 4 reads them back); the printed table is narrower
+# the JSON keeps targets.TARGETS' names (chapter 4 reads them back); the printed table is narrower
 SHORT = ("AU-BLIP F1", "Emot-BLIP one", "Exp-BLIP one", "Exp-BLIP compound", "Exp-BLIP AU F1")
-HEADINGS = dict(zip(report.TARGETS, SHORT, strict=True))
-COLUMNS = (*report.TARGETS, "ITC/log B", "i2t@1", "i2t@5")
+HEADINGS = dict(zip(targets.TARGETS, SHORT, strict=True))
+COLUMNS = (*targets.TARGETS, "ITC/log B", "i2t@1", "i2t@5")
 
 
 def figures(recipe, faces: int) -> dict:
     checkpoints = {title: recipe.run(name).final for name, title in (
         ("au", "AU-BLIP"), ("emot", "Emot-BLIP"), ("exp", "Exp-BLIP"))}  # fmt: skip
-    headline = report.headline_figures(recipe, checkpoints, faces)
-    itc, log_batch = report.stage1_itc(recipe)
-    recall = report.stage1_recall(recipe, faces)
+    headline = targets.headline_figures(recipe, checkpoints, faces)
+    itc, log_batch = targets.stage1_itc(recipe)
+    recall = targets.stage1_recall(recipe, faces)
     return {
         **headline,
         "ITC/log B": itc / log_batch,
@@ -59,7 +61,7 @@ def main() -> None:
         help="also what chapter 5's findings compare (report.finding_quantities) and its spread",
     )  # fmt: skip
     args = parser.parse_args()
-    config = stages.recipe_config(args.smoke, args.preset)
+    config = recipe_config(args.smoke, args.preset)
     if args.foundations:
         config = replace(
             config, foundations=None if args.foundations == "none" else args.foundations
@@ -75,7 +77,7 @@ def main() -> None:
     )
     for seed in map(int, args.seeds.split(",")):
         start = time.perf_counter()
-        recipe = stages.chapter_recipe(args.smoke, config=config, seed=seed, log=None)
+        recipe = chapters.chapter_recipe(args.smoke, config=config, seed=seed, log=None)
         for stage in STAGES:
             recipe.run(stage)
         rows[seed] = {**figures(recipe, args.faces), "seconds": time.perf_counter() - start}
@@ -89,7 +91,7 @@ def main() -> None:
         )
     out = {"seeds": rows}
     if args.chapter5:
-        out["spread"] = report.seed_spread([r["findings"] for r in rows.values()])
+        out["spread"] = measured.seed_spread([r["findings"] for r in rows.values()])
         print("chapter 5's spread over seeds:", json.dumps(out["spread"]))
     if args.json:
         out["provenance"] = {

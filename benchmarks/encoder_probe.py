@@ -21,8 +21,9 @@ import json
 import time
 from dataclasses import replace
 
+from facecap_lib import chapters
 from facecap_lib.evaluation import ceilings
-from facecap_lib.training import stages
+from facecap_lib.training.recipe_config import recipe_config
 
 
 def main() -> None:
@@ -37,14 +38,14 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    base = stages.recipe_config(False, args.preset)
+    base = recipe_config(False, args.preset)
     if args.task == "labels":
-        recipe = stages.chapter_recipe(config=replace(base, foundations=None), log=None)
+        recipe = chapters.chapter_recipe(config=replace(base, foundations=None), log=None)
         rows.append({"task": "labels", **ceilings.label_ceiling(recipe)})
         print(json.dumps(rows[-1]), flush=True)
     for start in args.start:
         config = replace(base, foundations=None if start == "none" else start)
-        recipe = stages.chapter_recipe(config=config, log=None)
+        recipe = chapters.chapter_recipe(config=config, log=None)
         for seed in [int(s) for s in args.seeds.split(",")]:
             began = time.perf_counter()
             row = {"start": start, "seed": seed, "task": args.task, "steps": args.steps}

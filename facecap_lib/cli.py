@@ -1,4 +1,10 @@
-"""``facecap``: the command line. Each subcommand calls the same library function a notebook calls."""
+"""``facecap``: the command line. Each subcommand calls the same library function a notebook calls.
+
+Each subcommand imports what it runs inside its own function: most of the library loads torch
+and transformers (seconds), which ``facecap lexicon`` or ``facecap notebooks list`` never need.
+These are the package's only function-local imports of its own modules (the import-linter
+contract in ``pyproject.toml`` still checks every one of them).
+"""
 
 from __future__ import annotations
 
@@ -201,19 +207,21 @@ def _captions_build(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from facecap_lib.training import distributed, stages
+    from facecap_lib.chapters import chapter_recipe
+    from facecap_lib.training import distributed
+    from facecap_lib.training.recipe_config import recipe_config
 
     distributed.init()  # before is_main(): under torchrun every rank would think it is rank 0
-    config = stages.recipe_config(args.smoke, args.preset)
+    config = recipe_config(args.smoke, args.preset)
     if args.foundations:
         config = replace(
             config, foundations=None if args.foundations == "none" else args.foundations
         )
-    recipe = stages.chapter_recipe(
+    recipe = chapter_recipe(
         args.smoke, config=config, init=args.init, parallel=args.parallel, run_dir=args.run,
         device=args.device, seed=args.seed, progress=distributed.is_main(),
     )  # fmt: skip
-    names = list(stages.STAGES) if args.stage == "all" else [args.stage]
+    names = list(STAGES) if args.stage == "all" else [args.stage]
     for name in names:
         recipe.run(name)
     if distributed.is_main():
@@ -227,7 +235,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     import transformers
 
-    from facecap_lib.training.foundations import FoundationsConfig, build_foundations
+    from facecap_lib.pretraining import build_foundations
+    from facecap_lib.training.foundations import FoundationsConfig
 
     transformers.utils.logging.disable_progress_bar()  # no bars for saving weights
     try:

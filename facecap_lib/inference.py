@@ -10,6 +10,7 @@ setting) or sampling.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +23,13 @@ from PIL import Image, ImageOps
 
 from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.data.table import image_files
+from facecap_lib.models.beam_cache import BeamCache
 from facecap_lib.models.captions import prompt_ids
 from facecap_lib.models.device import resolve_device
+from facecap_lib.models.stem import from_pretrained
+from facecap_lib.models.tokenizer import load_tokenizer
+
+TRAINING_DATA_FILE = "training_data.json"  # in a captioner's final folder: what it was trained on
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,6 @@ def load_captioner(checkpoint: str | Path, device: str = "auto", dtype: torch.dt
     ``benchmarks/generate_throughput.py``; fp32 on a CPU)."""
     from transformers import Blip2ForConditionalGeneration
 
-    from facecap_lib.models.stem import from_pretrained
-    from facecap_lib.models.tokenizer import load_tokenizer
-
     path = Path(checkpoint)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no captioner checkpoint (config.json) in {path}")
@@ -139,8 +142,6 @@ def decoding_options(decoding: str, model, capacity: int, beams: int) -> dict:
         config._compile_all_devices = True  # transformers compiles on GPUs only unless told
         return {"cache_implementation": "static", "compile_config": config}
     if decoding == "beam-cache" and beams > 1:
-        from facecap_lib.models.beam_cache import BeamCache
-
         layers = model.config.text_config.num_hidden_layers
         return {"cache": BeamCache(layers, capacity)}
     return {}
@@ -238,10 +239,9 @@ def _generate(
 
 def training_data(checkpoint: str | Path) -> dict | None:
     """What a captioner was trained on, as its run recorded it
-    (:func:`facecap_lib.training.stages.training_data`), or ``None`` for a checkpoint that
-    records nothing (trained elsewhere, or before facecap recorded it)."""
-    from facecap_lib.training.stages import TRAINING_DATA_FILE
-
+    (:func:`facecap_lib.training.stages.training_data`, in :data:`TRAINING_DATA_FILE`), or
+    ``None`` for a checkpoint that records nothing (trained elsewhere, or before facecap
+    recorded it)."""
     path = Path(checkpoint) / TRAINING_DATA_FILE
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -264,8 +264,6 @@ def checkpoint_digest(checkpoint: str | Path) -> str:
     same weights give the same digest wherever the folder lies, and retraining changes it. The
     one identity of a checkpoint (caption, feature and pseudo-caption caches key on it); each file
     is read once per process and version (size and modification time)."""
-    import hashlib
-
     folder = Path(checkpoint)
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
     if not files:
@@ -281,8 +279,6 @@ def checkpoint_digest(checkpoint: str | Path) -> str:
 
 @lru_cache(maxsize=256)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    import hashlib
-
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facecap_lib.paths import find_repo_root  # noqa: F401  (re-exported: callers found it here)
+from facecap_lib.progress import ENVIRONMENT
+
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[a-z0-9_]+\.py$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 METADATA_KEY = "facecap"
@@ -61,19 +64,6 @@ class NotebookRun:
     output: Path
     seconds: float
     cached: bool
-
-
-def find_repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The first folder at or above ``start`` (default: cwd) holding ``notebooks/`` and ``book/``;
-    failing that, the repository this package was installed from (editable install)."""
-    candidates = [Path(start or Path.cwd()).resolve()]
-    candidates += list(candidates[0].parents) + [Path(__file__).resolve().parents[1]]
-    for folder in candidates:
-        if (folder / "notebooks").is_dir() and (folder / "book").is_dir():
-            return folder
-    raise FileNotFoundError(
-        f"no facecap repository (a folder with notebooks/ and book/) at or above {candidates[0]}"
-    )
 
 
 def discover(notebooks_dir: str | os.PathLike) -> list[Path]:
@@ -186,7 +176,6 @@ def _kernel_environment(root: Path, smoke: bool) -> Iterator[Path]:
     """Set, for the kernel papermill starts, :func:`chapter_environment` and text progress bars
     (an executed copy holds no widgets: :mod:`facecap_lib.progress`); restore exactly those
     variables afterwards. Yields the work folder."""
-    from facecap_lib.progress import ENVIRONMENT
 
     changes = {**chapter_environment(root, smoke), ENVIRONMENT: "text"}
     saved = {name: os.environ.get(name) for name in changes}

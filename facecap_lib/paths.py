@@ -40,3 +40,16 @@ def shown(path: str | os.PathLike) -> str:
         if target == root or root in target.parents:
             return str(Path(name) / target.relative_to(root))
     return str(path)
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The first folder at or above ``start`` (default: cwd) holding ``notebooks/`` and ``book/``;
+    failing that, the repository this package was installed from (editable install)."""
+    candidates = [Path(start or Path.cwd()).resolve()]
+    candidates += list(candidates[0].parents) + [Path(__file__).resolve().parents[1]]
+    for folder in candidates:
+        if (folder / "notebooks").is_dir() and (folder / "book").is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"no facecap repository (a folder with notebooks/ and book/) at or above {candidates[0]}"
+    )

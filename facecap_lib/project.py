@@ -34,9 +34,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facecap_lib.data import sources
+from facecap_lib.data.default_corpus import DefaultCorpus
+from facecap_lib.models.presets import PRESETS
+from facecap_lib.training.config import settings_from_dict
+from facecap_lib.training.recipe_config import RecipeConfig
+
 LABELS = ("aus", "emotions")
 DESCRIBERS = ("offline", "llm", "environment")
-TRAINING_SETTINGS = ("default", "smoke", "small-gpu")  # stages.RecipeConfig's constructors
+TRAINING_SETTINGS = ("default", "smoke", "small-gpu")  # RecipeConfig's constructors
 SYNTHFACS_SIZES = ("full", "smoke")
 EMBEDDINGS = ("minilm", "ada", "none")  # data.default_corpus.DefaultCorpus's constructors
 
@@ -67,7 +73,6 @@ class SynthFACS:
 
     def corpus(self, splits: Splits | None = None):
         """The :class:`~facecap_lib.data.default_corpus.DefaultCorpus` it names."""
-        from facecap_lib.data.default_corpus import DefaultCorpus
 
         spec = DefaultCorpus.smoke() if self.size == "smoke" else DefaultCorpus.full()
         if self.subjects is not None:
@@ -137,7 +142,7 @@ class Model:
 @dataclass(frozen=True)
 class Training:
     """The recipe's settings: one of its constructors, then any of its fields changed in
-    ``recipe``, a nested mapping of :class:`facecap_lib.training.stages.RecipeConfig` (for
+    ``recipe``, a nested mapping of :class:`facecap_lib.training.RecipeConfig` (for
     example ``{captioner: {fit: {lr: 1.0e-5, max_steps: 2000}, layer_decay: 0.95}}``). Those
     dataclasses hold every default, with its reason; a project names only what it changes."""
 
@@ -230,8 +235,6 @@ def _check_choice(value, choices, where: str) -> None:
 
 def validate(project: Project, where: str = "project") -> Project:
     """The checks that need no data: names, choices, folders that exist, consistent sections."""
-    from facecap_lib.data import sources
-    from facecap_lib.models.presets import PRESETS
 
     if not project.datasets and project.synthfacs is None:
         raise ProjectError(f"{where}.datasets: name at least one dataset, or synthfacs")
@@ -305,16 +308,14 @@ def _merge(base: dict, changes: Mapping) -> dict:
 
 
 def recipe_config(project: Project):
-    """The :class:`~facecap_lib.training.stages.RecipeConfig` a project trains with: its
+    """The :class:`~facecap_lib.training.RecipeConfig` a project trains with: its
     ``training.settings``, the model section (preset, foundations, starting weights), then its
     ``training.recipe`` changes. A key that is not a setting is a ``ValueError`` naming it."""
-    from facecap_lib.training import stages
-    from facecap_lib.training.config import settings_from_dict
 
     constructors = {
-        "default": stages.RecipeConfig,
-        "smoke": stages.RecipeConfig.smoke,
-        "small-gpu": stages.RecipeConfig.small_gpu,
+        "default": RecipeConfig,
+        "smoke": RecipeConfig.smoke,
+        "small-gpu": RecipeConfig.small_gpu,
     }
     base = constructors[project.training.settings]()
     model = project.model
@@ -328,7 +329,7 @@ def recipe_config(project: Project):
         base, preset=model.preset, foundations=model.foundations, captioner=captioner
     )
     merged = _merge(json.loads(json.dumps(dataclasses.asdict(base))), project.training.recipe)
-    config = settings_from_dict(stages.RecipeConfig, merged)
+    config = settings_from_dict(RecipeConfig, merged)
     for name, fit in config.fits().items():  # FitConfig allows 0 steps (an untrained stage)
         if fit.max_steps < 1:
             raise ValueError(f"{name}.fit.max_steps: must be at least 1")

@@ -8,7 +8,7 @@ chapter 3, with the project's describer), ``qformer`` (BLIP-2 stage 1), ``au`` a
 ``mix``, ``cat`` and ``exp``, then ``evaluate`` (the paper's evaluation per dataset and a report,
 :mod:`facecap_lib.evaluation.protocol`). The training stages are
 :class:`facecap_lib.training.stages.Recipe`'s; the chapters and ``facecap train`` run the book's
-project (:func:`facecap_lib.training.stages.book_project`) through this same class.
+project (:func:`facecap_lib.chapters.book_project`) through this same class.
 
 Every stage is keyed on the content of its inputs, so that running a project again skips what is
 done and a killed run resumes, and a change anywhere upstream never reuses a stale result:
@@ -45,7 +45,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from facecap_lib.project import Project
+from facecap_lib.captions import fusion
+from facecap_lib.captions.corpus import caption_corpus, corpus_dir
+from facecap_lib.captions.fusion import fusion_lines
+from facecap_lib.captions.llm import EndpointConfig, LLMClient, env_prices
+from facecap_lib.captions.synthesize import (
+    LLMDescriber,
+    OfflineDescriber,
+    au_items,
+    au_requests,
+    default_describer,
+)
+from facecap_lib.data import default_corpus, sources
+from facecap_lib.data.curate import curate, statistics
+from facecap_lib.data.problems import DataFormatError
+from facecap_lib.data.table import load_face_table, save_face_table
+from facecap_lib.evaluation import captions as caption_metrics
+from facecap_lib.evaluation import protocol, representations
+from facecap_lib.evaluation.faces import probe_sets
+from facecap_lib.evaluation.samples import sample_evaluator
+from facecap_lib.lexicon import AU_COLUMNS
+from facecap_lib.models import lavis
+from facecap_lib.models.presets import blip2_config, preset
+from facecap_lib.project import Project, ProjectError, recipe_config, to_dict
+from facecap_lib.training import CAPTIONERS, distributed
+from facecap_lib.training.stages import Recipe, finished_stages
 
 RECIPE_VERSION = 1  # raise when the same inputs would train different models
 STAGES = (
@@ -88,7 +112,6 @@ def label_files_fingerprint(folder: str | Path) -> str:
 def keep_labels(table: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
     """A loaded dataset with only the labels a project trains on: AU columns unknown (NaN)
     without ``"aus"``, no emotions without ``"emotions"``."""
-    from facecap_lib.lexicon import AU_COLUMNS
 
     out = table.copy()
     if "aus" not in labels:
@@ -137,7 +160,6 @@ class ProjectRun:
         """``config`` (a RecipeConfig) replaces the one the project's training section makes,
         for callers that hold one already (the chapters, ``facecap train``); ``run_dir``
         replaces the content-keyed run folder."""
-        from facecap_lib.training import distributed
 
         self.project, self.device, self.progress = project, device, progress
         self.log = log if distributed.is_main() else None  # one rank speaks
@@ -150,7 +172,6 @@ class ProjectRun:
     # -- curate
     def faces_key(self) -> str:
         """The face table's key: datasets, label files, splits (see the module docstring)."""
-        from facecap_lib.project import to_dict
 
         settings = to_dict(self.project)
         inputs = {
@@ -164,11 +185,9 @@ class ProjectRun:
 
     def faces(self) -> pd.DataFrame:
         """The curated face table (``data/faces-<key>.parquet``)."""
-        from facecap_lib.data.table import load_face_table, save_face_table
 
         if self._faces is not None:
             return self._faces
-        from facecap_lib.training import distributed
 
         if self.project.synthfacs is not None:  # rendered and cached by the main process
             self._faces = distributed.main_then_others(self._synthfacs_faces)
@@ -179,15 +198,10 @@ class ProjectRun:
         return self._faces
 
     def _synthfacs_faces(self) -> pd.DataFrame:
-        from facecap_lib.data import default_corpus
-
         spec = self.project.synthfacs.corpus(self.project.splits)
         return default_corpus.curated_faces(spec, work=self.output, progress=self.progress)
 
     def _curate(self) -> pd.DataFrame:
-        from facecap_lib.data import sources
-        from facecap_lib.data.curate import curate
-
         tables = []
         for dataset in self.project.datasets:
             if self.log:
@@ -217,19 +231,13 @@ class ProjectRun:
     def describer(self):
         """The project's describer; an LLM's key is read from its environment variable."""
         if self._describer is None:
-            from facecap_lib.captions.synthesize import LLMDescriber, OfflineDescriber
-
             spec = self.project.describer
             if spec.kind == "environment":
-                from facecap_lib.captions.synthesize import default_describer
-
                 cache = self.output / "llm" / "answers.sqlite"
                 self._describer = default_describer(cache, progress=False)
             elif spec.kind == "offline":
                 self._describer = OfflineDescriber()
             else:
-                from facecap_lib.captions.llm import EndpointConfig, LLMClient, env_prices
-
                 prices = env_prices(spec.model)  # FACECAP_LLM_PRICE, as for the chapters
                 config = EndpointConfig(
                     model=spec.model, base_url=spec.base_url,
@@ -243,8 +251,6 @@ class ProjectRun:
     def captions(self) -> dict[str, pd.DataFrame]:
         """The caption corpus: written by the main process (the only one that calls an LLM);
         the others load it."""
-        from facecap_lib.captions.corpus import caption_corpus
-        from facecap_lib.training import distributed
 
         def make():
             return caption_corpus(self.faces(), self.describer(), work=self.output)
@@ -252,14 +258,10 @@ class ProjectRun:
         return distributed.main_then_others(make)
 
     def captions_dir(self) -> Path:
-        from facecap_lib.captions.corpus import corpus_dir
-
         return corpus_dir(self.faces(), self.describer(), work=self.output)
 
     # -- training
     def recipe_config(self):
-        from facecap_lib.project import recipe_config
-
         return self.config or recipe_config(self.project)
 
     def run_dir(self) -> Path:
@@ -270,14 +272,14 @@ class ProjectRun:
         digest = hashlib.sha256(f"{config.fingerprint()}/{data}".encode()).hexdigest()[:12]
         return self.output / "runs" / f"{config.preset}-{digest}"
 
-    def recipe(self):
+    def recipe(self) -> Recipe:
+        """The training recipe of this project, its captioners evaluated on a few held-out
+        faces as they train (:func:`~facecap_lib.evaluation.samples.sample_evaluator`)."""
         if self._recipe is None:
-            from facecap_lib.training.stages import Recipe
-
             self._recipe = Recipe(
                 self.faces(), self.captions(), self.run_dir(), self.describer(),
                 self.recipe_config(), work=self.output, device=self.device, log=self.log,
-                progress=self.progress,
+                progress=self.progress, evaluator=sample_evaluator,
             )  # fmt: skip
         return self._recipe
 
@@ -285,8 +287,6 @@ class ProjectRun:
     def check(self) -> None:
         """Before any training: every dataset loads with its loader (a folder in another
         dataset's format fails here, naming the file), and a LAVIS checkpoint fits the preset."""
-        from facecap_lib.data.problems import DataFormatError
-        from facecap_lib.project import ProjectError
 
         try:
             self.faces()
@@ -300,10 +300,6 @@ class ProjectRun:
         memory, no weights): another preset's checkpoint fails before anything trains."""
         import torch
         from transformers import Blip2Config, Blip2ForConditionalGeneration
-
-        from facecap_lib.models import lavis
-        from facecap_lib.models.presets import blip2_config, preset
-        from facecap_lib.project import ProjectError
 
         model = self.project.model
         if model.init:
@@ -349,7 +345,6 @@ class ProjectRun:
 
     def report_dir(self) -> Path:
         """``report/<run folder>-<evaluation settings>``: new models or settings, new report."""
-        from facecap_lib.project import to_dict
 
         settings = json.dumps(to_dict(self.project)["evaluation"], sort_keys=True)
         digest = hashlib.sha256(settings.encode()).hexdigest()[:6]
@@ -358,8 +353,6 @@ class ProjectRun:
     def evaluate(self) -> Path:
         """The paper's evaluation per dataset (:mod:`facecap_lib.evaluation.protocol`) of the five
         captioners, written as a report (Markdown, CSV, PNG) by the main process."""
-        from facecap_lib.evaluation import protocol, representations
-        from facecap_lib.training import CAPTIONERS, distributed
 
         if distributed.main_sees((self.report_dir() / "report.md").exists()):
             return self.report_dir() / "report.md"
@@ -446,7 +439,6 @@ class ProjectRun:
 
     def _embedders(self) -> dict:
         """The caption embedding of the evaluation (``evaluation.embedding``), by column name."""
-        from facecap_lib.evaluation import captions as caption_metrics
 
         kind = self.project.evaluation.embedding
         if kind == "minilm":
@@ -461,9 +453,6 @@ class ProjectRun:
         return {}
 
     def _write_project(self) -> None:
-        from facecap_lib.project import to_dict
-        from facecap_lib.training import distributed
-
         def write() -> None:
             self.output.mkdir(parents=True, exist_ok=True)
             text = json.dumps(to_dict(self.project), indent=1)
@@ -485,7 +474,6 @@ class ProjectRun:
             out.append("captions")
         else:
             return out
-        from facecap_lib.training.stages import finished_stages
 
         out += [s for s in finished_stages(self.run_dir()) if s in STAGES]
         if (self.report_dir() / "report.md").exists():
@@ -494,9 +482,6 @@ class ProjectRun:
 
     def plan(self) -> Plan:
         """The dry run: loads and curates the data (no training, no paid call)."""
-        from facecap_lib.captions.fusion import fusion_lines
-        from facecap_lib.captions.synthesize import LLMDescriber, au_items, au_requests
-        from facecap_lib.data.curate import statistics
 
         faces = self.faces()
         describer = self.describer()
@@ -534,7 +519,6 @@ class ProjectRun:
         """Stage pseudo's fusion: the faces labelled with one aspect get the other from AU-BLIP or
         Emot-BLIP, so their requests are known (and priced exactly) once those have written
         their pseudo-captions; nothing is trained or captioned here."""
-        from facecap_lib.captions import fusion
 
         if not {"captions", "au", "emot"} <= set(done):
             return "fusion with AU-BLIP's and Emot-BLIP's pseudo-captions: priced once they exist"
@@ -551,13 +535,10 @@ class ProjectRun:
     def _evaluation_plan(self, faces: pd.DataFrame) -> list[str]:
         """What the evaluate stage trains: the fine-tunes of Table 3's probes per dataset and of
         the supplementary's representation tables."""
-        from facecap_lib.evaluation import protocol
-        from facecap_lib.evaluation import representations as rep
-        from facecap_lib.training import CAPTIONERS
 
         spec = self.project.evaluation
-        data = rep.Faces.of(faces, spec)
-        sets = protocol.probe_sets(faces, spec.probe_train_faces, spec.faces)
+        data = representations.Faces.of(faces, spec)
+        sets = probe_sets(faces, spec.probe_train_faces, spec.faces)
         au = (
             f"AU classifiers on {len(data.train)} training faces of every AU dataset together, "
             f"tested on {', '.join(data.tests)}"
@@ -574,6 +555,10 @@ class ProjectRun:
         if spec.fine_tune_epochs <= 0:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
         probed = ["untrained", *[CAPTIONERS[n] for n in PROBED]]
-        jobs = rep.fine_tunes(faces, probed, ["untrained", *rep.MODELS], spec)
-        steps = sum(rep.fine_tune_steps(job.feature, len(job.train), spec) for job in jobs)
+        jobs = representations.fine_tunes(
+            faces, probed, ["untrained", *representations.MODELS], spec
+        )
+        steps = sum(
+            representations.fine_tune_steps(job.feature, len(job.train), spec) for job in jobs
+        )
         return [*lines, f"fine-tunes: {len(jobs)}, {steps} steps of 32 in all"]

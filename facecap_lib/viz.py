@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from facecap_lib.lexicon import AU_BY_NUMBER
+from facecap_lib.lexicon import AU_BY_NUMBER, AU_COLUMNS
 
 
 def prototype_heatmap(matrix: pd.DataFrame, title: str = "", drop_empty: bool = True) -> Figure:
@@ -88,8 +88,6 @@ def au_timeline(video: pd.DataFrame, kept_frames=(), title: str = "") -> Figure:
     with the frames kept by the sampling rule marked below."""
     import numpy as np
 
-    from facecap_lib.lexicon import AU_COLUMNS
-
     video = video.sort_values("frame")
     columns = [c for c in AU_COLUMNS if video[c].notna().any()]
     data = video[columns].to_numpy(dtype=float).T
@@ -125,7 +123,6 @@ def au_timeline(video: pd.DataFrame, kept_frames=(), title: str = "") -> Figure:
 
 def au_frequency(table: pd.DataFrame) -> Figure:
     """Share of images with each AU present, per dataset (heat map; blank = AU not labelled)."""
-    from facecap_lib.lexicon import AU_COLUMNS
 
     columns = [c for c in AU_COLUMNS if table[c].notna().any()]
     rates = table.groupby("dataset", sort=False)[columns].mean()
@@ -150,8 +147,6 @@ def au_frequency(table: pd.DataFrame) -> Figure:
 def au_cooccurrence(table: pd.DataFrame, title: str = "") -> Figure:
     """P(column AU present | row AU present) over images where both are labelled."""
     import numpy as np
-
-    from facecap_lib.lexicon import AU_COLUMNS
 
     columns = [c for c in AU_COLUMNS if table[c].notna().any()]
     values = table[columns].to_numpy(dtype=float)

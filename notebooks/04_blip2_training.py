@@ -50,14 +50,15 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from facecap_lib import viz
+from facecap_lib import chapters, viz
 from facecap_lib.data.table import image_files, label_summary
-from facecap_lib.evaluation import ceilings, report
+from facecap_lib.evaluation import ceilings, measured, targets
+from facecap_lib.evaluation.faces import held_out
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy, presets
 from facecap_lib.models.captions import encode_captions
 from facecap_lib.paths import shown
-from facecap_lib.training import foundations, stage1, stages
+from facecap_lib.training import CAPTIONERS, foundations, stage1
 
 # %% tags=["parameters"]
 SMOKE = False  # smoke corpus and a few steps per stage
@@ -72,7 +73,7 @@ logging.getLogger("facecap").setLevel(logging.INFO)
 transformers.utils.logging.disable_progress_bar()  # no bars for loading and saving weights
 n_eval, ceiling_steps = (24, 4) if SMOKE else (N_EVAL, CEILING_STEPS)
 pd.set_option("display.max_colwidth", 160)
-recipe = stages.chapter_recipe(SMOKE, PRESET)  # chapters 5 and 6 read the same run folder
+recipe = chapters.chapter_recipe(SMOKE, PRESET)  # chapters 5 and 6 read the same run folder
 tables, config = recipe.tables, recipe.config
 print(f"preset {config.preset} on {recipe.device}; run folder {shown(recipe.run_dir)}")
 
@@ -117,7 +118,7 @@ anatomy.shape_trace(model, batch)
 #   detector's backbone, not a self-supervised encoder like the paper's (see below why);
 # - the **language model**, next-token trained on the caption language of those faces (chapter
 #   3's rules, offline descriptions and fusions of their rendered labels), each caption also read
-#   after a short statement of its content (`stages.content_statement`). Trained on captions alone
+#   after a short statement of its content (`language_text.content_statement`). Trained on captions alone
 #   a language model learns to write captions but not to *read* what precedes them, and no soft
 #   prompt could steer it; reading statements is the ability BLIP-2 borrows from a real LLM.
 #
@@ -153,7 +154,7 @@ anatomy.shape_trace(model, batch)
 
 # %%
 mae_start = foundations.load_foundations(foundations.SHIPPED / "tiny-mae")
-seen = mae_start.mae_reconstructions(image_files(report.held_out(recipe, 4, kind="au", seed=3)))
+seen = mae_start.mae_reconstructions(image_files(held_out(recipe, 4, kind="au", seed=3)))
 notes = ["face"] * 4 + ["75% of the patches hidden"] * 4 + ["rebuilt by the decoder"] * 4
 fig = viz.contact_sheet(seen["face"] + seen["masked"] + seen["rebuilt"], notes, columns=4, size=1.6)
 plt.show()
@@ -181,7 +182,7 @@ else:
 language_model = recipe.language_model()
 statements = ["Action units 6 12.", "Action units 1 2 5 26.", "No action units. Emotion sadness."]
 for statement, caption in zip(
-    statements, report.statement_captions(language_model, tokenizer, statements), strict=True
+    statements, targets.statement_captions(language_model, tokenizer, statements), strict=True
 ):
     print(f"{statement:<36} -> {caption}")
 
@@ -192,7 +193,7 @@ for statement, caption in zip(
 # sees identities or light finds look-alikes.
 
 # %%
-pool = report.held_out(recipe, 400 if not SMOKE else 24, kind="au", seed=2)
+pool = held_out(recipe, 400 if not SMOKE else 24, kind="au", seed=2)
 vision = ceilings.starting_encoder(recipe)
 z = F.normalize(torch.as_tensor(foundations.token_features(vision, image_files(pool))), dim=-1)
 nearest = (z[:4] @ z.T).topk(4, dim=1).indices  # each query first (itself), then its 3 nearest
@@ -303,7 +304,7 @@ print({k: round(float(v), 4) for k, v in by_hand.items()}, "= the library's")
 
 # %%
 fig = viz.loss_curves({"stage 1": qformer.history}, keys=("itc", "itm", "itg"))
-final_itc, log_batch = report.stage1_itc(recipe)
+final_itc, log_batch = targets.stage1_itc(recipe)
 fig.axes[0].axhline(log_batch, color="grey", linestyle=":", label="log(batch)")
 fig.axes[0].axhline(0.6 * log_batch, color="black", linestyle="--", label="target 0.6 log(batch)")
 fig.axes[0].legend()
@@ -317,7 +318,7 @@ print(f"final ITC {final_itc:.2f} = {final_itc / log_batch:.2f} log(batch)")
 # five most similar, and the other way round?
 
 # %%
-recall = report.stage1_recall(recipe, n_eval)
+recall = targets.stage1_recall(recipe, n_eval)
 pd.Series(recall, name=f"recall on {n_eval} held-out faces").round(3).to_frame().T
 
 # %% [markdown]
@@ -371,7 +372,7 @@ exp_rows[["image_id", "caption", "source"]].head(4)
 results = {"au": au_blip, "emot": emot_blip}
 for name in ("mix", "cat", "exp"):
     results[name] = recipe.captioner(name)
-fig = viz.loss_curves({stages.CAPTIONERS[n]: r.history for n, r in results.items()})
+fig = viz.loss_curves({CAPTIONERS[n]: r.history for n, r in results.items()})
 fig.axes[0].set_title("Caption loss of the five captioners")
 plt.show()
 recipe.summary()
@@ -385,14 +386,14 @@ recipe.summary()
 # %%
 faces_shown = pd.concat(  # new people: half AU-labelled, half emotion-labelled
     [
-        report.held_out(recipe, N_FACES // 2, kind="au"),
-        report.held_out(recipe, N_FACES - N_FACES // 2, kind="emotion"),
+        held_out(recipe, N_FACES // 2, kind="au"),
+        held_out(recipe, N_FACES - N_FACES // 2, kind="emotion"),
     ]
 )
 files = image_files(faces_shown)
 side_by_side = pd.DataFrame(index=[f"face {i + 1}" for i in range(len(faces_shown))])
 for name in ("au", "emot", "exp"):
-    side_by_side[stages.CAPTIONERS[name]] = caption_faces(
+    side_by_side[CAPTIONERS[name]] = caption_faces(
         faces_shown, results[name].final, device=recipe.device
     )
 fig = viz.contact_sheet(files, label_summary(faces_shown), columns=N_FACES)
@@ -406,10 +407,10 @@ side_by_side
 # seeds (`benchmarks/chapter4_seeds.py`, kept in `book/measured/`; seed 0 is this run):
 
 # %%
-checkpoints = {stages.CAPTIONERS[n]: results[n].final for n in ("au", "emot", "exp")}
-figures = report.headline_figures(recipe, checkpoints, n_eval)
-seeds = report.measured_seeds(recipe.config.preset) if not SMOKE else None
-report.target_table(figures, seeds).round(3)
+checkpoints = {CAPTIONERS[n]: results[n].final for n in ("au", "emot", "exp")}
+figures = targets.headline_figures(recipe, checkpoints, n_eval)
+seeds = measured.measured_seeds(recipe.config.preset) if not SMOKE else None
+targets.target_table(figures, seeds).round(3)
 
 # %% [markdown]
 # **Against the targets** (the `tiny` preset, 2 CPU cores, 2026-12-05). In the book's own build
@@ -434,12 +435,12 @@ report.target_table(figures, seeds).round(3)
 au_ceiling = ceilings.encoder_ceiling(recipe, "au", steps=ceiling_steps)
 emotion_ceiling = ceilings.encoder_ceiling(recipe, "emotion", steps=ceiling_steps)
 label_ceiling = ceilings.label_ceiling(recipe)
-oracle = report.language_model_oracle(recipe, n_eval)
+oracle = targets.language_model_oracle(recipe, n_eval)
 
 # %%
 scale = pd.DataFrame(
     {
-        "captions": [figures[report.AU_TARGET], figures[report.EMOTION_TARGET]],
+        "captions": [figures[targets.AU_TARGET], figures[targets.EMOTION_TARGET]],
         "encoder fine-tuned on the labels": [au_ceiling["F1"].mean() / 100, emotion_ceiling["named_one_emotion"]],
         "language model told the true AUs": [oracle["f1"].mean(), None],
         "classifier on the true AUs": [1.0, label_ceiling["named_one_emotion"]],
@@ -463,7 +464,7 @@ scale.round(3)
 # the encoder's own ceiling:
 
 # %%
-per_au = report.au_caption_f1(recipe, results["au"].final, n_eval)
+per_au = targets.au_caption_f1(recipe, results["au"].final, n_eval)
 encoder_per_au = au_ceiling.rename(columns={"F1": "f1"}).assign(f1=lambda t: t["f1"] / 100)
 fig = viz.f1_bars(
     {"AU-BLIP's captions": per_au, "encoder fine-tuned on the labels": encoder_per_au},
@@ -475,7 +476,7 @@ plt.show()
 # Exp-BLIP's emotions, label by label (a compound is named only if both its emotions are):
 
 # %%
-named = report.emotion_naming(recipe, results["exp"].final, n_eval)
+named = targets.emotion_naming(recipe, results["exp"].final, n_eval)
 named.groupby("labels")["hit"].agg(["mean", "size"]).sort_values("size", ascending=False).head(10)
 
 # %% [markdown]
@@ -487,8 +488,8 @@ named.groupby("labels")["hit"].agg(["mean", "size"]).sort_values("size", ascendi
 # does (measured once on two CPU cores and kept in `book/measured/`):
 
 # %%
-levers = report.measured("levers", recipe.config.preset) if not SMOKE else None
-lever_table = report.lever_table(levers, seeds) if levers and seeds else None
+levers = measured.measured("levers", recipe.config.preset) if not SMOKE else None
+lever_table = targets.lever_table(levers, seeds) if levers and seeds else None
 assert lever_table is None or (lever_table["verdict"] != "gains").all()  # as the text below says
 lever_table.round(3).T if lever_table is not None else "not measured for this preset"
 

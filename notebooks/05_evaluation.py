@@ -42,11 +42,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import transformers
 
-from facecap_lib import viz
+from facecap_lib import chapters, viz
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import faithfulness, human, report
+from facecap_lib.evaluation.faces import held_out
+from facecap_lib.evaluation.findings import findings
+from facecap_lib.evaluation.measured import measured_spread
 from facecap_lib.paths import shown
-from facecap_lib.training import stages
 
 # %% tags=["parameters"]
 SMOKE = False  # chapter 4's smoke models and a few faces
@@ -64,7 +66,7 @@ pd.set_option("display.max_colwidth", 120)
 n_eval, n_rate = (16, 12) if SMOKE else (N_EVAL, N_RATE)
 n_train, n_test = (48, 24) if SMOKE else (N_PROBE_TRAIN, N_PROBE_TEST)
 fine_tune_steps = 4 if SMOKE else FINE_TUNE_STEPS
-recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
+recipe = chapters.chapter_recipe(SMOKE, PRESET, log=None)
 models = recipe.checkpoints()
 print(f"run folder {shown(recipe.run_dir)}")
 pd.Series({title: shown(folder) for title, folder in models.items()}, name="checkpoint").to_frame()
@@ -87,7 +89,7 @@ pd.Series({title: shown(folder) for title, folder in models.items()}, name="chec
 # the corpus has for it: rule-based and LLM-style, the references the paper takes the maximum over.
 
 # %%
-faces = report.held_out(recipe, n_eval, kind="au")
+faces = held_out(recipe, n_eval, kind="au")
 refs = report.references(recipe, faces, kind="au")
 generated = report.captions(recipe, faces, models, beams=BEAMS)
 example = pd.DataFrame({title: texts[:3] for title, texts in generated.items()}).T
@@ -177,8 +179,8 @@ unsure.head(8)
 
 # %%
 rated = pd.concat(
-    [report.held_out(recipe, n_rate // 2, kind="au", seed=1),
-     report.held_out(recipe, n_rate - n_rate // 2, kind="emotion", seed=1)]
+    [held_out(recipe, n_rate // 2, kind="au", seed=1),
+     held_out(recipe, n_rate - n_rate // 2, kind="emotion", seed=1)]
 )  # fmt: skip
 strategies = {t: models[t] for t in ("Mix-BLIP", "Cat-BLIP", "Exp-BLIP")}
 strategy_captions = report.captions(recipe, rated, strategies, beams=BEAMS)
@@ -252,9 +254,9 @@ sheet[["item", "image_id", "caption_A", "caption_B", "caption_C"]].head(3)
 # where it points the right way but does not.
 
 # %%
-spread, measured = report.measured_spread(recipe.config.preset)
+spread, measured = measured_spread(recipe.config.preset)
 print(f"spread over seeds: {spread} ({measured})" if spread else "no spread measured for this preset")
-verdicts = report.findings(table2, table3, table5, spread)
+verdicts = findings(table2, table3, table5, spread)
 verdicts
 
 # %% [markdown]

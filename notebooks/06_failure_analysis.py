@@ -43,14 +43,14 @@ import pandas as pd
 import transformers
 from PIL import Image
 
-from facecap_lib import viz
+from facecap_lib import chapters, viz
 from facecap_lib.data.synth.batch import render_arrays
 from facecap_lib.data.synth.corpus import unseen_faces
 from facecap_lib.data.synth.render import OCCLUDERS
 from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import failures, report
+from facecap_lib.evaluation.faces import held_out
 from facecap_lib.paths import shown
-from facecap_lib.training import stages
 
 # %% tags=["parameters"]
 SMOKE = False  # chapter 4's smoke models and a few faces
@@ -66,9 +66,9 @@ BEAMS = 5
 transformers.utils.logging.disable_progress_bar()
 pd.set_option("display.max_colwidth", 140)
 n_eval, n_occluded, n_maps = (16, 4, 1) if SMOKE else (N_EVAL, N_OCCLUDED, N_MAPS)
-recipe = stages.chapter_recipe(SMOKE, PRESET, log=None)
+recipe = chapters.chapter_recipe(SMOKE, PRESET, log=None)
 models = recipe.checkpoints()
-faces = report.held_out(recipe, n_eval, kind="au")
+faces = held_out(recipe, n_eval, kind="au")
 generated = report.captions(recipe, faces, models, beams=BEAMS)
 print(f"{len(models)} captioners, {len(faces)} held-out faces; run folder {shown(recipe.run_dir)}")
 
@@ -95,7 +95,7 @@ repeats
 # present, without and with each occluder; the drop is the share of mentions the occluder costs.
 
 # %%
-au_captioner = report.captioner(models["AU-BLIP"], recipe.device)
+au_captioner = failures.captioner(models["AU-BLIP"], recipe.device)
 twins = unseen_faces(n_occluded, seed=7)
 recall = failures.occluder_recall(twins, au_captioner, OCCLUDERS, size=128)
 drops = recall[recall["positives"] >= (1 if SMOKE else 5)].pivot(
@@ -139,7 +139,7 @@ for file in files:
 # no emotion). The paper's example is contempt described as happy.
 
 # %%
-emotion_faces = report.held_out(recipe, n_eval, kind="emotion")
+emotion_faces = held_out(recipe, n_eval, kind="emotion")
 emotion_captions = report.captions(
     recipe, emotion_faces, {t: models[t] for t in ("Emot-BLIP", "Exp-BLIP")}, beams=BEAMS
 )
@@ -183,12 +183,12 @@ plt.show()
 #
 # Supplementary Fig. 2 shows each failure with an example; here each is measured (the evidence
 # is computed from the tables above) and called *seen here* only past a threshold that its
-# evidence states (`report.FAILURE_THRESHOLDS`): a recall drop of 0.10, another emotion named
+# evidence states (`failures.FAILURE_THRESHOLDS`): a recall drop of 0.10, another emotion named
 # for 10% of the faces, 5% of captions repeating a sentence. Below those, a few faces of ~150
 # would decide it.
 
 # %%
-report.failure_findings(repeats, recall, confusion)
+failures.failure_findings(repeats, recall, confusion)
 
 # %% [markdown]
 # ## Summary

@@ -37,7 +37,8 @@ def isolated_work_folder(tmp_path_factory):
 def smoke_foundations(tmp_path_factory):
     """Foundations of the tiny preset at smoke settings (a 96-face corpus, a few steps each),
     built once for every test that needs a foundations folder."""
-    from facecap_lib.training.foundations import FoundationsConfig, build_foundations
+    from facecap_lib.pretraining import build_foundations
+    from facecap_lib.training.foundations import FoundationsConfig
 
     work = tmp_path_factory.mktemp("foundations")
     return build_foundations(

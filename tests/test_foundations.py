@@ -22,13 +22,13 @@ from facecap_lib.data.synth.pretraining import (
 from facecap_lib.data.table import image_files
 from facecap_lib.models.language import language_model_config
 from facecap_lib.models.presets import build_vision_encoder, preset
+from facecap_lib.pretraining import build_foundations
 from facecap_lib.training.config import FitConfig
 from facecap_lib.training.contrastive import nt_xent
 from facecap_lib.training.data import group_indices
 from facecap_lib.training.foundations import (
     MANIFEST,
     FoundationsConfig,
-    build_foundations,
     load_foundations,
     resolve,
     shipped,

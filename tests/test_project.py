@@ -302,8 +302,8 @@ def test_torchrun_runs_a_project_like_one_process(folders, tmp_path):
 
 
 def test_the_book_is_the_shipped_synthfacs_project():
+    from facecap_lib.chapters import book_project
     from facecap_lib.notebooks import find_repo_root
-    from facecap_lib.training.stages import book_project
 
     shipped = load_project(find_repo_root() / "projects" / "synthfacs-book.yaml")
     book = book_project()
@@ -446,7 +446,7 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     # every fine-tune once: the supplementary's rows on the AUs and on the emotions, Table 3's
     # 8 (plain encoder, AU/Emot/Exp-BLIP; encoder and Q-Former) on each train / test pair; the
     # 7 of both on AffectNet's emotions are one (the same faces, the same classifier)
-    from facecap_lib.evaluation.protocol import probe_sets
+    from facecap_lib.evaluation.faces import probe_sets
 
     pairs = probe_sets(run.faces(), 30, 12)
     tuned = list((run.run_dir() / "eval-fine-tune").iterdir())

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from facecap_lib.evaluation.report import findings
+from facecap_lib.evaluation.findings import findings
 
 
 def tables(au_meteor: float, trained_f1: float, qformer_f1: float, exp_votes: float):
@@ -55,7 +55,7 @@ def test_findings_do_not_reproduce_when_they_do_not():
 
 
 def test_failure_findings_by_hand():
-    from facecap_lib.evaluation.report import failure_findings
+    from facecap_lib.evaluation.failures import failure_findings
 
     repeats = pd.DataFrame(
         {"repeated sentence %": [80.0, 10.0, 30.0]}, index=["untrained", "AU-BLIP", "Exp-BLIP"]
@@ -92,7 +92,7 @@ def test_failure_findings_by_hand():
 
 
 def test_the_spread_is_the_widest_range_over_seeds():
-    from facecap_lib.evaluation.report import seed_spread
+    from facecap_lib.evaluation.measured import seed_spread
 
     runs = [
         {"METEOR": {"AU-BLIP": 0.30, "general": 0.10}, "probe F1": {"a": 40.0, "b": 50.0}},
@@ -106,10 +106,10 @@ def test_the_spread_is_the_widest_range_over_seeds():
 def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
     import json
 
-    from facecap_lib import notebooks
-    from facecap_lib.evaluation.report import measured_spread
+    from facecap_lib.evaluation import measured
+    from facecap_lib.evaluation.measured import measured_spread
 
-    monkeypatch.setattr(notebooks, "find_repo_root", lambda: tmp_path)
+    monkeypatch.setattr(measured, "find_repo_root", lambda: tmp_path)
     assert measured_spread("tiny") == (None, None)  # never measured for this preset
     (tmp_path / "book" / "measured").mkdir(parents=True)
     provenance = {"command": "python benchmarks/chapter4_seeds.py --chapter5", "commit": "abc"}
@@ -121,7 +121,7 @@ def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
 
 
 def test_the_target_table_judges_by_the_seeds_mean_where_measured():
-    from facecap_lib.evaluation.report import TARGETS, target_table
+    from facecap_lib.evaluation.targets import TARGETS, target_table
 
     names = list(TARGETS)
     this_run = {name: TARGETS[name] + 0.01 for name in names}  # every target met by one run
@@ -139,7 +139,7 @@ def test_the_target_table_judges_by_the_seeds_mean_where_measured():
 
 
 def test_a_lever_counts_only_past_the_range_over_seeds():
-    from facecap_lib.evaluation.report import AU_TARGET, EMOTION_TARGET, lever_table
+    from facecap_lib.evaluation.targets import AU_TARGET, EMOTION_TARGET, lever_table
 
     def row(au, emotion, steps=750, faces=4000):
         return {AU_TARGET: au, EMOTION_TARGET: emotion, "captioner steps": steps,

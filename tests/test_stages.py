@@ -13,9 +13,11 @@ from facecap_lib.captions.synthesize import OfflineDescriber
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.data.table import face_table
+from facecap_lib.evaluation.samples import sample_evaluator
 from facecap_lib.lexicon import BASIC_PROTOTYPES
 from facecap_lib.training import STAGES
-from facecap_lib.training.stages import Recipe, RecipeConfig, _changed, content_statement, lm_texts
+from facecap_lib.training.language_text import content_statement, lm_texts
+from facecap_lib.training.stages import Recipe, RecipeConfig, _changed
 
 SCRATCH = replace(RecipeConfig.smoke(), foundations=None)  # the language model trained here
 AU_FACES = [{1, 2}, {6, 12}, {4, 7}, {25, 26}, {6, 12, 25}, set(), {1, 2, 5}, {4}]
@@ -70,7 +72,7 @@ def test_recipe_runs_every_stage_and_resumes(corpus, tmp_path):
     logged = []
     recipe = Recipe(
         faces, tables, tmp_path / "run", describer, SCRATCH,
-        work=work, device="cpu", log=logged.append, progress=False,
+        work=work, device="cpu", log=logged.append, progress=False, evaluator=sample_evaluator,
     )  # fmt: skip
     for stage in STAGES:
         recipe.run(stage)

@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from facecap_lib.data.synth.corpus import rendered_truth
 from facecap_lib.data.synth.identity import Identity
 
 SIDE_DEGREES = 7.0  # a head turned less than this faces the camera
@@ -79,7 +80,6 @@ def general_caption(truth: dict | pd.Series, key: str = "") -> str:
 
 def general_captions(faces: pd.DataFrame, keys) -> list[str]:
     """:func:`general_caption` of every face of a SynthFACS face table (``keys``: one per row)."""
-    from facecap_lib.data.synth.corpus import rendered_truth
 
     truth = rendered_truth(faces)
     return [general_caption(row, key) for (_, row), key in zip(truth.iterrows(), keys, strict=True)]

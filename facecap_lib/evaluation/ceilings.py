@@ -3,7 +3,7 @@ and how far the labels themselves get.
 
 A captioner learns the AUs and emotions of a face only through its captions and a frozen language
 model. Two ceilings put its scores on a scale, on the same held-out faces (new people) that
-chapter 4 scores the captioners on (:func:`facecap_lib.evaluation.report.held_out`, seed 1):
+chapter 4 scores the captioners on (:func:`facecap_lib.evaluation.faces.held_out`, seed 1):
 
 - :func:`encoder_ceiling`: the image encoder the captioners start from (the recipe's foundations,
   or random weights) and one linear layer on its class token, fine-tuned end to end directly on
@@ -26,12 +26,12 @@ from facecap_lib.data.synth.corpus import rendered_truth
 from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import probes
 from facecap_lib.evaluation.report import AU_NAMES, held_out
+from facecap_lib.models.presets import build_vision_encoder, preset
 
 
 def starting_encoder(recipe, seed: int = 0):
     """The image encoder every captioner of ``recipe`` starts from: its foundations' pre-trained
     encoder, or the preset's random initialisation under ``seed``."""
-    from facecap_lib.models.presets import build_vision_encoder, preset
 
     torch.manual_seed(seed)
     vision = build_vision_encoder(preset(recipe.config.preset))

@@ -20,13 +20,16 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from facecap_lib.data.synth.batch import render_arrays
 from facecap_lib.data.table import image_ids
 from facecap_lib.evaluation.faithfulness import parse_caption
+from facecap_lib.inference import describe, load_captioner
 from facecap_lib.lexicon import AU_COLUMNS
 
 Captioner = Callable[[list[Image.Image]], list[str]]
@@ -91,7 +94,6 @@ def occluder_recall(
     """Render every SynthFACS face (``FaceSpec``) without an occluder and with each of
     ``occluders``, caption all of them, and report per (occluder, AU): how many labelled
     positives, and the recall of the AU's mention without and with the occluder."""
-    from facecap_lib.data.synth.batch import render_arrays
 
     variants = {"none": [replace(s, scene=replace(s.scene, occluder=None)) for s in specs]}
     for occluder in occluders:
@@ -201,3 +203,77 @@ def per_face(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def captioner(folder: str | Path, device: str = "cpu", beams: int = 1):
+    """A function from PIL faces to captions (greedy by default: occlusion probes caption many
+    variants of one face), for :mod:`.failures`."""
+
+    model, tokenizer = load_captioner(folder, device)
+
+    def caption(images) -> list[str]:
+        out = describe(
+            list(images), model=model, tokenizer=tokenizer, crop="none", beams=beams, device=device
+        )
+        return [d.caption or "" for d in out]
+
+    return caption
+
+
+# How large each failure must be before a chapter says it is seen: a few faces, a few points of
+# recall or a single repeated caption are noise at chapter 6's sample sizes (~150 faces).
+FAILURE_THRESHOLDS = {
+    "occlusion": 0.10,  # mean drop in AU recall when an occluder is added
+    "emotion": 0.10,  # share of emotion-labelled faces whose caption names another emotion
+    "repetition": 5.0,  # % of the trained captioners' captions that repeat a sentence
+}
+
+
+def failure_findings(
+    repeats: pd.DataFrame,
+    recall: pd.DataFrame,
+    confusion: pd.DataFrame,
+    captioner: str = "Exp-BLIP",
+    thresholds: Mapping[str, float] = FAILURE_THRESHOLDS,
+) -> pd.DataFrame:
+    """The paper's three failure modes (supplementary Fig. 2), each measured here: occlusion
+    costs AU mentions (mean drop in recall over occluders and AUs), emotions are inferred wrongly
+    (share of emotion-labelled faces whose caption names another emotion, and the most frequent
+    confusion), and captions repeat themselves (repetition rate of the trained captioners). Each
+    is "seen here" only past its threshold (:data:`FAILURE_THRESHOLDS`), which the evidence
+    states."""
+    drop = recall["drop"].mean()
+    worst = recall.groupby("occluder")["drop"].mean()
+    wrong_cells = confusion.copy()
+    for label in wrong_cells.index:
+        if label in wrong_cells.columns:
+            wrong_cells.loc[label, label] = 0
+    if "none" in wrong_cells.columns:
+        wrong_cells = wrong_cells.drop(columns="none")
+    wrong = wrong_cells.to_numpy().sum() / max(1, confusion.to_numpy().sum())
+    top = wrong_cells.stack().idxmax() if wrong_cells.to_numpy().sum() else ("-", "-")
+    trained = repeats.drop(index=["untrained", "general"], errors="ignore")
+    rate = trained["repeated sentence %"].mean()
+    return pd.DataFrame(
+        [
+            {
+                "failure": "occlusion of large face areas leads to wrong descriptions",
+                "evidence": f"mean recall drop {drop:.2f} (threshold {thresholds['occlusion']:.2f}); by occluder "
+                + ", ".join(f"{k} {v:.2f}" for k, v in worst.items()),
+                "seen here": bool(drop > thresholds["occlusion"]),
+            },
+            {
+                "failure": "wrong inference of the emotion",
+                "evidence": f"{captioner} names emotions other than the label for {wrong:.0%} of labelled faces "
+                f"(threshold {thresholds['emotion']:.0%}); most frequent: {top[0]} described as {top[1]}",
+                "seen here": bool(wrong > thresholds["emotion"]),
+            },
+            {
+                "failure": "duplicate outputs (repeated sentences)",
+                "evidence": f"{rate:.1f}% of trained captioners' captions repeat a sentence "
+                f"(threshold {thresholds['repetition']:.0f}%; untrained: "
+                f"{repeats['repeated sentence %'].get('untrained', float('nan')):.1f}%)",
+                "seen here": bool(rate > thresholds["repetition"]),
+            },
+        ]
+    ).set_index("failure")

@@ -36,7 +36,14 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from facecap_lib.data.images import load_rgb, to_tensor
-from facecap_lib.training.finetune import mean_query_output
+from facecap_lib.inference import checkpoint_digest, load_captioner
+from facecap_lib.training.finetune import (
+    FineTuneConfig,
+    FineTuneTask,
+    QFormerFineTuneTask,
+    mean_query_output,
+)
+from facecap_lib.training.fit import fit
 
 SOURCES = ("encoder", "qformer")
 
@@ -79,8 +86,6 @@ class FeatureCache:
 
     @staticmethod
     def key(checkpoint: str | Path, source: str, images: Sequence[str]) -> str:
-        from facecap_lib.inference import checkpoint_digest
-
         text = checkpoint_digest(checkpoint) + json.dumps([source, [str(i) for i in images]])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -92,8 +97,6 @@ class FeatureCache:
         if path.exists():
             return np.load(path)
         if self._loaded is None or self._loaded[0] != folder:
-            from facecap_lib.inference import load_captioner
-
             self._loaded = (folder, load_captioner(folder, self.device, torch.float32)[0])
         values = extract(self._loaded[1], list(images), source)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -193,9 +196,6 @@ def fine_tune(
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask, QFormerFineTuneTask
-    from facecap_lib.training.fit import fit
-
     if source not in SOURCES:
         raise ValueError(f"feature source must be one of {SOURCES}, got {source!r}")
     defaults = FineTuneConfig()
@@ -244,8 +244,6 @@ def fine_tuned(
     loaded, not redone. Returns the scoring function."""
     import hashlib
     import json
-
-    from facecap_lib.inference import checkpoint_digest, load_captioner
 
     labels = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float64).tobytes()).hexdigest()
     key = [checkpoint_digest(checkpoint), [str(i) for i in images], labels, list(names), steps]

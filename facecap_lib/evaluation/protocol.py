@@ -26,18 +26,16 @@ ViT-g / OPT-6.7B captioners), and says so where none does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import faithfulness
+from facecap_lib.evaluation import faithfulness, probes
+from facecap_lib.evaluation.faces import caption_sets, probe_sets, test_faces
+from facecap_lib.evaluation.report import captions, emotion_index, references
+from facecap_lib.evaluation.representations import Feature, Scorer, targets
 
-CAPTION_SETS = (
-    "gft",
-    "rafau",
-)  # paper Table 2: GFT's test set (in the lab), RAF-AU's (in the wild)
 # Paper Table 2 (ViT-g/14, OPT-6.7B): METEOR, ROUGE, Ada-sim (x100) on each test set.
 PAPER_TABLE2 = {
     ("vitg-opt6.7b", "AU-BLIP", "rafau"): {"METEOR": 0.263, "ROUGE-L": 0.505, "Ada-sim": 90.55},
@@ -47,34 +45,10 @@ PAPER_TABLE2 = {
 }
 
 
-def test_faces(faces: pd.DataFrame, dataset: str, kind: str, n: int, seed: int = 1) -> pd.DataFrame:
-    """Up to ``n`` test-split faces of ``dataset`` labelled with ``kind`` (``au``: any AU;
-    ``emotion``), sampled with ``seed``."""
-    from facecap_lib.lexicon import AU_COLUMNS
-
-    part = faces[(faces["dataset"] == dataset) & (faces["split"] == "test")]
-    if kind == "au":
-        part = part[part[list(AU_COLUMNS)].notna().any(axis=1)]
-    elif kind == "emotion":
-        part = part[part["emotions"].map(len) > 0]
-    else:
-        raise ValueError(f"kind must be 'au' or 'emotion', got {kind!r}")
-    return part.sample(min(n, len(part)), random_state=seed)
-
-
-def caption_sets(faces: pd.DataFrame) -> list[str]:
-    """The datasets Table 2 is measured on: the paper's where the project has their AU-labelled
-    test faces, else every dataset with some."""
-    has = [d for d in sorted(faces["dataset"].unique()) if len(test_faces(faces, d, "au", 1))]
-    paper = [d for d in CAPTION_SETS if d in has]
-    return paper or has
-
-
 def caption_table(
     recipe, models: Mapping[str, Path], n: int, *, beams: int = 5, embedders=None
 ) -> pd.DataFrame:
     """Paper Table 2 per dataset: one row per (dataset, captioner)."""
-    from facecap_lib.evaluation.report import captions, references
 
     rows = []
     for dataset in caption_sets(recipe.faces):
@@ -94,7 +68,6 @@ def faithfulness_table(
 ) -> pd.DataFrame:
     """Per dataset and captioner: mean per-AU F1 of the mentioned AUs on AU-labelled test faces,
     and the share of emotion-labelled test faces whose emotions are all named."""
-    from facecap_lib.evaluation.report import captions
 
     rows = []
     for dataset in sorted(recipe.faces["dataset"].unique()):
@@ -118,86 +91,12 @@ def faithfulness_table(
     return table[[c for c in order if c in table.columns]]
 
 
-@dataclass(frozen=True)
-class ProbeSet:
-    """One train / test pair of Table 3's protocol: a dataset's AUs (``columns``) or, with
-    ``columns`` empty, its one-emotion faces."""
-
-    dataset: str
-    protocol: str
-    train: pd.DataFrame
-    test: pd.DataFrame
-    columns: tuple[str, ...]
-    fold: int | None = None  # of a 3-fold protocol: its rows are averaged over the folds
-
-    @classmethod
-    def sampled(cls, dataset, protocol, train, test, columns, n_train, n_test, seed=0, fold=None):
-        """The pair with up to ``n_train`` and ``n_test`` of these faces, drawn with ``seed``."""
-        return cls(
-            dataset, protocol, train.sample(min(n_train, len(train)), random_state=seed),
-            test.sample(min(n_test, len(test)), random_state=seed), tuple(columns), fold,
-        )  # fmt: skip
-
-
-def probe_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> list[ProbeSet]:
-    """Every train / test pair Table 3 is measured on (see the module docstring)."""
-    from facecap_lib.lexicon import AU_COLUMNS
-
-    sets = []
-    for dataset in sorted(faces["dataset"].unique()):
-        part = faces[faces["dataset"] == dataset]
-        columns = tuple(c for c in AU_COLUMNS if part[c].notna().any())
-        if columns:
-            labelled = part[part[list(columns)].notna().any(axis=1)]
-            train = labelled[labelled["split"] == "train"]
-            test = labelled[labelled["split"] == "test"]
-            if len(train) and len(test):
-                sets.append(ProbeSet.sampled(
-                    dataset, "train / test split", train, test, columns, n_train, n_test
-                ))  # fmt: skip
-            if dataset in FOLDED:
-                sets += _fold_sets(dataset, labelled, columns, n_train, n_test)
-        single = part[part["emotions"].map(len) == 1]
-        train, test = single[single["split"] == "train"], single[single["split"] == "test"]
-        if len(train) and len(test) and train["emotions"].map(tuple).nunique() > 1:
-            sets.append(ProbeSet.sampled(
-                dataset, "one-emotion faces", train, test, (), n_train, n_test
-            ))  # fmt: skip
-    return sets
-
-
-FOLDED = ("bp4d", "disfa")  # the datasets of the 3-fold subject-independent protocol
-
-
-def _fold_sets(dataset, labelled, columns, n_train, n_test) -> list[ProbeSet]:
-    """BP4D's or DISFA's subject-independent 3-fold protocol: trained on two folds' subjects,
-    tested on the third's; none for a copy without every fold's subjects."""
-    from facecap_lib.data import sources
-
-    folds = getattr(sources, dataset).FOLDS
-    fold_of = {subject: k for k, subjects in folds.items() for subject in subjects}
-    fold = labelled["subject"].map(fold_of)
-    sets = []
-    for k in sorted(folds):
-        train, test = labelled[(fold != k) & fold.notna()], labelled[fold == k]
-        if not len(train) or not len(test):
-            return []
-        sets.append(ProbeSet.sampled(
-            dataset, "3 folds, subject-independent", train, test, columns, n_train, n_test,
-            seed=k, fold=k,
-        ))  # fmt: skip
-    return sets
-
-
 def probe_table(recipe, models: Mapping[str, Path], spec) -> pd.DataFrame:
     """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol,
     feature source and strategy (linear probe; fine-tune unless ``spec.fine_tune_epochs`` is
     0), the 3-fold protocols averaged over their folds. ``spec``: the project's evaluation
     settings. The fine-tunes are trained here unless done before
     (:func:`~facecap_lib.evaluation.representations.fine_tune_all`)."""
-    from facecap_lib.evaluation import probes
-    from facecap_lib.evaluation.report import emotion_index
-    from facecap_lib.evaluation.representations import Feature, Scorer, targets
 
     scorer = Scorer(recipe.run_dir, models, spec, recipe.device)
     rows = []
@@ -265,7 +164,6 @@ def strategy_table(
 ) -> pd.DataFrame:
     """Paper Table 5 per dataset and over all datasets: one row per (dataset, strategy), with
     the paper's "most complete" share beside the rows of its setting (ViT-B, OPT-2.7B)."""
-    from facecap_lib.evaluation.report import captions
 
     chosen = {title: models[title] for title in STRATEGIES}
     parts = []

@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import probes
-from facecap_lib.evaluation.report import emotion_index
+from facecap_lib.evaluation.faces import emotion_index, probe_sets
 from facecap_lib.lexicon import AU_COLUMNS, EMOTION_NAMES
 
 # The AUs of each dataset's tables in the paper (BP4D: Tables 2, 4, 6; RAF-AU: Tables 3, 5, 7).
@@ -169,8 +170,7 @@ def scored_aus(dataset: str, test: pd.DataFrame, trained: list[str]) -> list[str
 
 def emotion_sets(faces: pd.DataFrame, n_train: int, n_test: int) -> dict[str, tuple]:
     """Each emotion dataset's one-emotion ``(train, test)`` faces: Table 3's pairs
-    (:func:`facecap_lib.evaluation.protocol.probe_sets`), so both tables share their fine-tunes."""
-    from facecap_lib.evaluation.protocol import probe_sets
+    (:func:`facecap_lib.evaluation.faces.probe_sets`), so both tables share their fine-tunes."""
 
     pairs = probe_sets(faces, n_train, n_test)
     return {s.dataset: (s.train, s.test) for s in pairs if not s.columns}
@@ -237,7 +237,6 @@ class Scorer:
     ) -> dict[str, np.ndarray]:  # fmt: skip
         """Probabilities on each of ``tests`` of the classifier of ``feature`` learnt on
         ``train``: AUs ``names`` (``y``: 0/1/NaN) or emotions (``y``: class indices)."""
-        from facecap_lib.data.table import image_files
 
         task = "multilabel" if y.ndim == 2 else "multiclass"
         checkpoint = self.models[feature.title]
@@ -272,11 +271,10 @@ class FineTune:
 
 def fine_tunes(faces: pd.DataFrame, probed, rows, spec) -> list[FineTune]:
     """Every fine-tune of the report, once: Table 3's on every pair of
-    :func:`~facecap_lib.evaluation.protocol.probe_sets` for the ``probed`` models (titles), both
+    :func:`~facecap_lib.evaluation.faces.probe_sets` for the ``probed`` models (titles), both
     sources each, and the supplementary's rows (:func:`features` of the ``rows`` titles) on the
     AU datasets together and on each emotion dataset (Table 3's one-emotion pairs, so those are
     shared). None when ``spec.fine_tune_epochs`` is 0."""
-    from facecap_lib.evaluation.protocol import probe_sets
 
     if spec.fine_tune_epochs <= 0:
         return []

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from facecap_lib.models.stem import LAYOUTS, check_layout, check_stem, install_conv_stem
+from facecap_lib.models.tokenizer import IMAGE_TOKEN
 
 
 @dataclass(frozen=True)
@@ -261,8 +262,6 @@ def init_query_tokens(model):
 
 
 def tokenizer_ids(tokenizer) -> dict[str, int]:
-    from facecap_lib.models.tokenizer import IMAGE_TOKEN
-
     return {
         "image_token_id": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         "pad_token_id": tokenizer.pad_token_id,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
+from facecap_lib.training.compile import repeated_blocks
 from facecap_lib.training.config import STRATEGIES
 
 
@@ -169,8 +170,6 @@ def wrap(model: torch.nn.Module, where: torch.device, strategy: str = "ddp") -> 
         model = global_batchnorm(model)
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
-
-        from facecap_lib.training.compile import repeated_blocks
 
         for block in repeated_blocks(model):
             fully_shard(block)

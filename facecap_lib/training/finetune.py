@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from facecap_lib.models.stem import install_conv_stem
 from facecap_lib.training import distributed
 from facecap_lib.training.checkpoints import read_weights, write_weights
 from facecap_lib.training.config import FitConfig, own_settings
 from facecap_lib.training.data import image_batches
+from facecap_lib.training.distributed import sharded
 from facecap_lib.training.fit import Task
 
 OBJECTIVES = ("multilabel", "multiclass")
@@ -100,12 +102,9 @@ class FineTuneTask(Task):
     def load(self, folder: Path):
         """The saved encoder and layer: into ``vision`` itself, or into a new encoder of its
         shape once ``vision`` has been sharded (FSDP's final hand-back)."""
-        from facecap_lib.training.distributed import sharded
 
         vision = self.vision
         if any(sharded(m) for m in vision.modules()):
-            from facecap_lib.models.stem import install_conv_stem
-
             vision = type(vision)(vision.config)
             install_conv_stem(vision)
         model = EncoderWithHead(vision, self._head())
@@ -190,14 +189,11 @@ class QFormerFineTuneTask(FineTuneTask):
     def load(self, folder: Path):
         """The saved encoder, Q-Former, queries and layer: into ``model``'s own modules, or into
         new ones of their shapes once those have been sharded (FSDP's final hand-back)."""
-        from facecap_lib.training.distributed import sharded
 
         m = self.model
         if not any(sharded(x) for x in (*m.vision_model.modules(), *m.qformer.modules())):
             parts = self._parts(self._head())
         else:
-            from facecap_lib.models.stem import install_conv_stem
-
             vision = type(m.vision_model)(m.vision_model.config)
             install_conv_stem(vision)
             queries = nn.Parameter(torch.zeros(tuple(m.query_tokens.shape)))

@@ -3,7 +3,7 @@ made by facecap's own pre-training and shipped with the package (``facecap pretr
 
 BLIP-2 never starts from nothing: its image encoder is pre-trained (EVA-CLIP, or the paper's ViT-B
 with MAE on AffectNet) and so is its language model (OPT). A from-scratch preset gets the same
-from :func:`build_foundations`, in three steps, each a resumable task of the one training loop:
+from :func:`facecap_lib.pretraining.build_foundations` (``facecap pretrain``), in three steps, each a resumable task of the one training loop:
 
 1. **Faces**: the SynthFACS pre-training corpus (:mod:`facecap_lib.data.synth.pretraining`),
    100,000 faces of 25,000 people that no other corpus has.
@@ -20,11 +20,9 @@ from :func:`build_foundations`, in three steps, each a resumable task of the one
    corpus (its faces described by the rules and the offline describer, and fused, as chapter 3
    does: :func:`caption_language`), after a byte-level BPE tokenizer is trained on the same text.
 
-:func:`export_foundations` writes what a recipe needs into one folder, with a manifest
-(:data:`MANIFEST`) that names every file's sha256 and tensor shapes, the settings, the command,
-the corpus key, the commit, the device, the wall time, the final losses and a linear probe of the
-encoder on the corpus's ``probe`` faces (people pre-training never saw): rebuilding with the
-manifest's command is checked against that probe. :func:`load_foundations` reads the folder back
+The build writes what a recipe needs into one folder, with a manifest (:data:`MANIFEST`) that
+names every file's sha256 and tensor shapes, the settings, the command and a linear probe of the
+encoder (:mod:`facecap_lib.pretraining`). :func:`load_foundations` reads the folder back
 (checking every hash), :func:`shipped` finds the package's own.
 """
 
@@ -32,10 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
-import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -43,25 +37,28 @@ import numpy as np
 import pandas as pd
 import torch
 
+from facecap_lib.captions.corpus import caption_corpus
+from facecap_lib.captions.synthesize import OfflineDescriber
+from facecap_lib.data.images import from_tensor, load_rgb, to_tensor
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.pretraining import (
     PretrainingCorpus,
-    build_pretraining_corpus,
-    corpus_dir,
 )
-from facecap_lib.data.table import image_files
+from facecap_lib.data.table import face_table, image_files
 from facecap_lib.lexicon import AU_NUMBERS, COMPOUND_BY_NAME
+from facecap_lib.models.mae import build_mae, mae_to_blip2_state, reconstruct
 from facecap_lib.models.presets import build_vision_encoder, preset
-from facecap_lib.models.tokenizer import load_tokenizer, train_tokenizer
+from facecap_lib.models.tokenizer import load_tokenizer
 from facecap_lib.paths import cache_root
+from facecap_lib.training.checkpoints import load_state
 from facecap_lib.training.config import RUNTIME_ONLY, FitConfig
 from facecap_lib.training.contrastive import ContrastiveConfig, pretrain_contrastive
 from facecap_lib.training.finetune import FineTuneConfig, FineTuneTask
 from facecap_lib.training.fit import fit
+from facecap_lib.training.language_text import lm_texts
 from facecap_lib.training.pretrain import (
     LanguageModelConfig,
     MAEConfig,
-    pretrain_language_model,
     pretrain_mae,
 )
 
@@ -155,7 +152,6 @@ def corpus_faces(corpus: pd.DataFrame) -> pd.DataFrame:
     """The corpus as a face table with both aspects labelled from the renderer's truth: every
     lexicon AU (present at intensity A or more; AUs the renderer never draws are absent), and
     the posed emotion (a compound as its two components; faces moving AUs at random have none)."""
-    from facecap_lib.data.table import face_table
 
     rows = corpus.assign(dataset="synthfacs", subject=corpus["person"].astype(str), split="train")
     for au in AU_NUMBERS:
@@ -174,10 +170,7 @@ def caption_language(faces: pd.DataFrame, work: str | Path | None = None) -> lis
     """The language model's pre-training text: every caption chapter 3's machinery writes for
     ``faces`` (rule-based and offline-described AU captions, emotion captions, Cat and Exp; Mix
     repeats the first two), as often as the faces call for it, each also after a statement of
-    its content (:func:`facecap_lib.training.stages.lm_texts`)."""
-    from facecap_lib.captions.corpus import caption_corpus
-    from facecap_lib.captions.synthesize import OfflineDescriber
-    from facecap_lib.training.stages import lm_texts
+    its content (:func:`facecap_lib.training.language_text.lm_texts`)."""
 
     tables = caption_corpus(faces, OfflineDescriber(), work=work)
     texts = [c for name in ("captions", "cat", "exp") for c in tables[name]["caption"]]
@@ -187,7 +180,7 @@ def caption_language(faces: pd.DataFrame, work: str | Path | None = None) -> lis
 # ---------------------------------------------------------------- the encoder
 
 
-def _au_targets(corpus: pd.DataFrame) -> np.ndarray:
+def au_targets(corpus: pd.DataFrame) -> np.ndarray:
     return (corpus[[f"I{au}" for au in RENDERED_AUS]].to_numpy() >= 1).astype(np.float32)
 
 
@@ -204,7 +197,6 @@ def pretrain_encoder(
     returns its ``Blip2VisionModel`` state dict, the training history (resumable in
     ``folder``) and, for MAE, the whole ``ViTMAEForPreTraining`` state (its decoder shows what
     the encoder learned to see: :func:`facecap_lib.models.mae.reconstruct`)."""
-    from facecap_lib.training.checkpoints import load_state
 
     spec = preset(config.preset)
     faces = corpus[corpus["split"] == "pretrain"]
@@ -224,7 +216,7 @@ def pretrain_encoder(
     else:
         torch.manual_seed(config.supervised.fit.seed)  # the encoder is built before fit seeds
         task = FineTuneTask(
-            build_vision_encoder(spec), images, _au_targets(faces), config.supervised
+            build_vision_encoder(spec), images, au_targets(faces), config.supervised
         )
         model = fit(task, folder, config.supervised.fit, **common).model.cpu().eval()
         state = model.vision.state_dict()
@@ -236,7 +228,6 @@ def vision_state_from_mae(mae_state: dict, spec) -> dict[str, torch.Tensor]:
     """A ``ViTMAEForPreTraining`` state dict as the preset's ``Blip2VisionModel`` state dict
     (:func:`facecap_lib.models.mae.mae_to_blip2_state`, in the bias layout this transformers
     uses; the stem's BatchNorm buffers included)."""
-    from facecap_lib.models.mae import mae_to_blip2_state
 
     target = build_vision_encoder(spec).state_dict()
     state = mae_to_blip2_state(mae_state, spec.vision.layers)
@@ -256,8 +247,6 @@ def recalibrate_batchnorm(
     patches are blanked (:func:`facecap_lib.models.mae.mae_loss`), so its running statistics
     describe those; an encoder read frozen (BLIP-2 stage 1) must normalise whole faces."""
     from torch import nn
-
-    from facecap_lib.data.images import load_rgb, to_tensor
 
     norms = [m for m in vision.modules() if isinstance(m, nn.BatchNorm2d)]
     if not norms:
@@ -282,7 +271,6 @@ def recalibrate_batchnorm(
 @torch.no_grad()
 def token_features(vision, images, batch_size: int = 128) -> np.ndarray:
     """The mean of a vision encoder's output tokens (what the Q-Former reads, pooled) per image."""
-    from facecap_lib.data.images import load_rgb, to_tensor
 
     vision.eval()
     size = vision.config.image_size
@@ -291,33 +279,6 @@ def token_features(vision, images, batch_size: int = 128) -> np.ndarray:
         pixels = to_tensor([load_rgb(i) for i in images[start : start + batch_size]], size)
         out.append(vision(pixel_values=pixels).last_hidden_state.mean(1).float())
     return torch.cat(out).numpy()
-
-
-def probe_encoder(vision_state: dict, spec, corpus: pd.DataFrame) -> dict:
-    """A linear probe of the encoder's pooled tokens on the corpus's ``probe`` faces (people
-    never seen in pre-training): logistic regressions on the first half, per-AU F1 (x100, at
-    0.5) and ROC-AUC on the second half, for AUs with at least 10 positives there."""
-    from facecap_lib.evaluation.probes import au_detection, linear_probe
-
-    probe = corpus[corpus["split"] == "probe"]
-    if len(probe) < 4:
-        raise ValueError(f"the corpus has {len(probe)} probe faces; the probe needs at least 4")
-    vision = build_vision_encoder(spec)
-    vision.load_state_dict(vision_state)
-    x, y = token_features(vision, image_files(probe)), _au_targets(probe)
-    half = len(probe) // 2
-    scores = linear_probe(x[:half], y[:half]).scores(x[half:])
-    names = [f"AU{au}" for au in RENDERED_AUS]
-    table = au_detection(y[half:], scores, names)
-    table = table[(table["au"] != "mean") & (table["positives"] >= 10)]
-    return {
-        "features": "mean of the encoder's output tokens",
-        "train_faces": half,
-        "test_faces": len(probe) - half,
-        "aus": len(table),
-        "mean_f1": round(float(table["F1"].mean()), 2) if len(table) else None,
-        "mean_auc": round(float(table["AUC"].mean()), 4) if len(table) else None,
-    }
 
 
 # ---------------------------------------------------------------- building and shipping
@@ -343,8 +304,6 @@ class Foundations:
         another way."""
         from safetensors.torch import load_file
 
-        from facecap_lib.models.mae import build_mae
-
         if not (self.folder / MAE_FILE).exists():
             raise ValueError(
                 f"{self.folder}: the encoder was pre-trained with "
@@ -359,8 +318,6 @@ class Foundations:
         """What the MAE of these foundations sees and rebuilds of ``images`` (files):
         ``{"face", "masked", "rebuilt"}``, ``uint8 [H, W, 3]`` arrays at the encoder's size
         (:func:`facecap_lib.models.mae.reconstruct`)."""
-        from facecap_lib.data.images import from_tensor, load_rgb, to_tensor
-        from facecap_lib.models.mae import reconstruct
 
         mae = self.mae()
         pixels = to_tensor([load_rgb(i) for i in images], mae.config.image_size)
@@ -389,49 +346,12 @@ class Foundations:
             ) from None
 
 
-def _git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        return commit + ("+uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def _device_name(device) -> str:
-    from facecap_lib.models.device import resolve_device
-
-    resolved = resolve_device(device)
-    if resolved.type == "cuda":
-        return torch.cuda.get_device_name(resolved)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _file_entry(path: Path) -> dict:
-    entry = {"sha256": _sha256(path), "bytes": path.stat().st_size}
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            entry["shapes"] = {k: list(f.get_slice(k).get_shape()) for k in sorted(f.keys())}
-    return entry
 
 
 def work_dir(config: FoundationsConfig, work: str | Path | None = None) -> Path:
@@ -440,144 +360,6 @@ def work_dir(config: FoundationsConfig, work: str | Path | None = None) -> Path:
     (``language-model-<key>``), each keyed on what its weights depend on, so that another
     encoder objective reuses a finished language model."""
     return cache_root(work) / "foundations" / config.preset
-
-
-def build_foundations(
-    config: FoundationsConfig | None = None,
-    out: str | Path | None = None,
-    *,
-    work: str | Path | None = None,
-    device: str = "auto",
-    command: str = "",
-    log=print,
-    progress: bool = True,
-) -> Foundations:
-    """Build (or resume, or reload) the foundations of ``config`` and export them into ``out``
-    (default: ``<work dir>/export``). ``command`` is recorded in the manifest as the way to
-    rebuild them."""
-    from safetensors.torch import save_file
-
-    from facecap_lib.training.checkpoints import load_state
-
-    config = config or FoundationsConfig()
-    runs = work_dir(config, work)
-    encoder_dir = runs / f"encoder-{config.encoder}-{config.encoder_key()}"
-    lm_dir = runs / f"language-model-{config.language_model_key()}"
-    out = Path(out) if out is not None else runs / f"export-{config.key()}"
-    commit = _git_commit()  # the code that starts the build (files may change while it runs)
-    spent: dict[str, float] = {}
-    corpus_folder = corpus_dir(config.corpus, work)
-    with _timed(corpus_folder / SECONDS_FILE, spent, "corpus"):
-        corpus = build_pretraining_corpus(config.corpus, work=work, progress=progress)
-    log and log(f"pre-training corpus: {len(corpus)} faces ({config.corpus.key()})")
-    with _timed(encoder_dir / SECONDS_FILE, spent, "encoder"):
-        vision_state, encoder_history, mae_state = pretrain_encoder(
-            config, corpus, encoder_dir, device=device, log=log, progress=progress
-        )
-    lm_run = lm_dir / "run"
-    with _timed(lm_dir / SECONDS_FILE, spent, "language model"):
-        tokenizer, language_model = _language_model(
-            config, corpus, lm_dir, work, device, log, progress
-        )
-    lm_history = load_state(lm_run / "final")["history"]
-    began = time.perf_counter()
-    probe = probe_encoder(vision_state, preset(config.preset), corpus)
-    spent["probe"] = time.perf_counter() - began
-    log and log(f"linear probe of the encoder on {probe['test_faces']} new faces: {probe}")
-
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(vision_state, out / VISION_FILE, metadata={"preset": config.preset})
-    if mae_state is not None:
-        save_file(mae_state, out / MAE_FILE, metadata={"preset": config.preset})
-    language_model.save_pretrained(out / LM_DIR)
-    tokenizer.save_pretrained(out / LM_DIR)
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
-    manifest = {
-        "preset": config.preset,
-        "version": FOUNDATIONS_VERSION,
-        "encoder_objective": config.encoder,
-        "labels_used": config.encoder == "supervised",
-        "command": command or "facecap_lib.training.foundations.build_foundations()",
-        "corpus_key": config.corpus.key(),
-        "corpus_faces": int((corpus["split"] == "pretrain").sum()),
-        "settings_key": config.key(),
-        "commit": commit,
-        "device": _device_name(device),
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%d"),
-        # what making each part took (over every attempt: a crash and its resume both count),
-        # whether made in this call or by an earlier one that this call reused
-        "wall_time_s": round(sum(spent.values()), 1),
-        "wall_time_by_step_s": {k: round(v, 1) for k, v in spent.items()},
-        "final_losses": {
-            "encoder": _last_losses(encoder_history),
-            "language_model": _last_losses(lm_history),
-        },
-        "probe": probe,
-        "files": {str(p.relative_to(out)): _file_entry(p) for p in files},
-        "settings": config.settings(),
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return load_foundations(out)
-
-
-SECONDS_FILE = "build_seconds.txt"
-
-
-@contextmanager
-def _timed(path: Path, spent: dict[str, float], name: str):
-    """The time an artifact took to make, kept beside it in ``path`` and put in
-    ``spent[name]``: the seconds spent inside are added to it (over every attempt, so a crash
-    and its resume both count) until the artifact is finished; once it is (a ``.done`` file
-    beside ``path``), loading it again adds nothing."""
-    complete = path.with_suffix(".done")
-    finished_before = complete.exists()
-    began = time.perf_counter()
-    try:
-        yield
-    finally:  # a failed attempt's time counts too
-        if not finished_before:
-            before = float(path.read_text()) if path.exists() else 0.0
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{before + time.perf_counter() - began:.3f}")
-    complete.touch()
-    spent[name] = float(path.read_text())
-
-
-def _language_model(config, corpus, lm_dir: Path, work, device, log, progress):
-    """The tokenizer and the language model of a build: trained on the caption language of the
-    corpus's first ``lm_faces`` faces (resumable in ``lm_dir``), or loaded once finished
-    without making that text again."""
-    from transformers import OPTForCausalLM
-
-    from facecap_lib.training.checkpoints import finished
-
-    tokenizer_dir, lm_run = lm_dir / "tokenizer", lm_dir / "run"
-    done = finished(lm_run)
-    if done is not None:
-        return load_tokenizer(tokenizer_dir), OPTForCausalLM.from_pretrained(done).eval()
-    lm_faces = corpus_faces(corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces])
-    texts = caption_language(lm_faces, work=work)
-    if not (tokenizer_dir / "tokenizer.json").exists():
-        train_tokenizer(texts).save_pretrained(tokenizer_dir)
-    tokenizer = load_tokenizer(tokenizer_dir)  # as a resumed build has it: the same files
-    language_model = pretrain_language_model(
-        preset(config.preset), tokenizer, texts, lm_run, config.language_model,
-        device=device, log=log, progress=progress,
-    )  # fmt: skip
-    return tokenizer, language_model
-
-
-def _last_losses(history: list[dict], last: int = 50) -> dict:
-    """The mean of each loss over the last ``last`` logged steps (one step is noisy)."""
-    if not history:
-        return {}
-    tail = history[-last:]
-    names = [k for k in tail[-1] if k not in ("step", "lr") and isinstance(tail[-1][k], float)]
-    return {
-        "step": tail[-1]["step"],
-        **{k: round(float(np.mean([h[k] for h in tail])), 4) for k in names},
-    }
 
 
 def load_foundations(folder: str | Path) -> Foundations:
@@ -594,7 +376,7 @@ def load_foundations(folder: str | Path) -> Foundations:
         file = folder / name
         if not file.exists():
             raise ValueError(f"{file}: listed in {path} but missing")
-        if _sha256(file) != entry["sha256"]:
+        if file_sha256(file) != entry["sha256"]:
             raise ValueError(f"{file}: sha256 differs from {path}; rebuild with its command")
     return Foundations(
         folder, manifest, load_tokenizer(folder / LM_DIR), load_file(folder / VISION_FILE)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Blip2ForImageTextRetrieval
 
+from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.models.captions import caption_lengths
 from facecap_lib.models.presets import Preset, blip2_config, init_qformer, preset, tokenizer_ids
 from facecap_lib.models.stem import from_pretrained, install_conv_stem
@@ -344,7 +345,6 @@ def retrieval_recall(
     Captions are often identical across faces (the same AUs give the same rule caption), so an
     image's hit is any caption with its text, and a caption's any image with that text, as ITC
     counts its positives. Returns ``{"i2t@1": ..., "t2i@1": ..., ...}`` in [0, 1]."""
-    from facecap_lib.data.images import load_rgb, to_tensor
 
     model.eval()
     r = model.retrieval

@@ -1,0 +1,61 @@
+"""What was measured over several seeds and kept in ``book/measured/`` (by
+``benchmarks/chapter4_seeds.py`` and ``benchmarks/chapter4_levers.py``): each seed's figures, and
+the spread that a difference must exceed before a chapter calls it reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from facecap_lib.paths import find_repo_root
+
+
+def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
+    """The spread a finding's difference must exceed: for each quantity of
+    :func:`finding_quantities`, the largest range (max minus min over the seeds' ``runs``) among
+    the models it is measured on."""
+    out = {}
+    for quantity in runs[0]:
+        models = runs[0][quantity]
+        out[quantity] = max(
+            max(run[quantity][m] for run in runs) - min(run[quantity][m] for run in runs)
+            for m in models
+        )
+    return out
+
+
+def measured(kind: str, preset_name: str) -> dict | None:
+    """A measurement kept in ``book/measured/<kind>-<preset>.json`` (``seeds``: see
+    :func:`measured_seeds`; ``levers``: ``benchmarks/chapter4_levers.py --json``), or ``None``
+    when it was never made for this preset (or outside a clone of the repository)."""
+
+    try:
+        path = find_repo_root() / "book" / "measured" / f"{kind}-{preset_name}.json"
+    except FileNotFoundError:
+        return None
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def measured_seeds(preset_name: str) -> dict | None:
+    """What ``benchmarks/chapter4_seeds.py --chapter5 --json`` measured for a preset over several
+    seeds, kept in ``book/measured/seeds-<preset>.json``: ``seeds`` (each seed's
+    :data:`TARGETS` figures, stage 1's figures and chapter 5's quantities), ``spread`` and
+    ``provenance`` (command, commit, date). ``None`` when it was never measured for this preset."""
+    return measured("seeds", preset_name)
+
+
+def seed_figures(seeds: dict, names: Sequence[str]) -> pd.DataFrame:
+    """One row per seed of :func:`measured_seeds`, the columns ``names``."""
+    return pd.DataFrame([seeds["seeds"][s] for s in seeds["seeds"]])[list(names)]
+
+
+def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:
+    """The seed-to-seed spread of chapter 5's compared quantities for a preset and where it comes
+    from (:func:`measured_seeds`); ``(None, None)`` when it was never measured."""
+    measured = measured_seeds(preset_name)
+    if measured is None:
+        return None, None
+    return measured["spread"], measured["provenance"]

@@ -21,7 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from facecap_lib import chapters
-from facecap_lib.evaluation import measured, report, targets
+from facecap_lib.evaluation import measured, protocol, targets
+from facecap_lib.evaluation.findings import quantities
 from facecap_lib.training import STAGES
 from facecap_lib.training.recipe_config import recipe_config
 
@@ -45,6 +46,17 @@ def figures(recipe, faces: int) -> dict:
     }
 
 
+def chapter5_quantities(run) -> dict:
+    """What chapter 5's findings compare (:func:`facecap_lib.evaluation.findings.quantities`),
+    on the protocol's tables with the book's evaluation settings: the caption metrics of AU-BLIP
+    and the general captioner, and the linear probes of Table 3."""
+    recipe, spec = run.recipe(), run.project.evaluation
+    pair = recipe.checkpoints(["general", "au"])
+    models = recipe.checkpoints(["untrained", "au", "emot", "exp"])
+    captions = protocol.caption_table(recipe, pair, spec)
+    return quantities(captions, protocol.probe_table(recipe, models, spec))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -58,7 +70,7 @@ def main() -> None:
     parser.add_argument("--captioner-steps", type=int, help="every captioner's optimizer steps")
     parser.add_argument(
         "--chapter5", action="store_true",
-        help="also what chapter 5's findings compare (report.finding_quantities) and its spread",
+        help="also what chapter 5's findings compare (findings.quantities) and its spread",
     )  # fmt: skip
     args = parser.parse_args()
     config = recipe_config(args.smoke, args.preset)
@@ -77,14 +89,15 @@ def main() -> None:
     )
     for seed in map(int, args.seeds.split(",")):
         start = time.perf_counter()
-        recipe = chapters.chapter_recipe(args.smoke, config=config, seed=seed, log=None)
+        run = chapters.chapter_run(args.smoke, config=config, seed=seed, log=None)
+        recipe = run.recipe()
         for stage in STAGES:
             recipe.run(stage)
         rows[seed] = {**figures(recipe, args.faces), "seconds": time.perf_counter() - start}
         line = "".join(f"{rows[seed][c]:>18.3f}" for c in COLUMNS)
         print(f"{seed:<6}{line}{rows[seed]['seconds']:>11.0f}s", flush=True)
         if args.chapter5:
-            rows[seed]["findings"] = report.finding_quantities(recipe)
+            rows[seed]["findings"] = chapter5_quantities(run)
     for name, pick in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max)):
         print(
             f"{name:<6}" + "".join(f"{pick([r[c] for r in rows.values()]):>18.3f}" for c in COLUMNS)

@@ -14,10 +14,18 @@ from pathlib import Path
 
 from facecap_lib.data.default_corpus import DefaultCorpus
 from facecap_lib.paths import cache_root
-from facecap_lib.project import Describer, Model, Project, Splits, SynthFACS
+from facecap_lib.project import Describer, Evaluation, Model, Project, Splits, SynthFACS
 from facecap_lib.runner import ProjectRun
 from facecap_lib.training.recipe_config import RecipeConfig, recipe_config
 from facecap_lib.training.stages import Recipe
+
+# The book's evaluation (chapters 5 and 6, and the report of projects/synthfacs-book.yaml): up to
+# 100 test faces per dataset (eight datasets: about 800 faces captioned by each of seven models,
+# minutes on two CPU cores) and linear probes only: the end-to-end fine-tunes of Table 3 and of the
+# supplementary (over a hundred trainings at eight datasets) belong on a GPU, where a project sets
+# fine_tune_epochs.
+BOOK_EVALUATION = Evaluation(faces=100, probe_train_faces=1200, fine_tune_epochs=0.0)
+SMOKE_EVALUATION = Evaluation(faces=12, probe_train_faces=48, fine_tune_epochs=0.0)
 
 
 def chapter_run(
@@ -51,7 +59,7 @@ def chapter_run(
     if seed is not None:
         config = config.with_fits(seed=seed)
     return ProjectRun(
-        book_project(spec, config.preset), device=device, log=log,
+        book_project(spec, config.preset, SMOKE_EVALUATION if smoke else BOOK_EVALUATION), device=device, log=log,
         progress=progress, config=config, run_dir=run_dir,
     )  # fmt: skip
 
@@ -61,10 +69,14 @@ def chapter_recipe(smoke: bool = False, preset_name: str = "auto", **options) ->
     return chapter_run(smoke, preset_name, **options).recipe()
 
 
-def book_project(corpus: DefaultCorpus | None = None, preset_name: str = "tiny") -> Project:
+def book_project(
+    corpus: DefaultCorpus | None = None,
+    preset_name: str = "tiny",
+    evaluation: Evaluation = BOOK_EVALUATION,
+) -> Project:
     """The book's project (``projects/synthfacs-book.yaml``, in the work folder): the SynthFACS
     default corpus ``corpus`` (default: the full one), the describer the environment names, the
-    shipped foundations."""
+    shipped foundations and the book's ``evaluation`` (:data:`BOOK_EVALUATION`)."""
     corpus = corpus or DefaultCorpus.full()
     splits = Splits(test_fraction=corpus.test_fraction, seed=corpus.seed, every=corpus.every)
     return Project(
@@ -74,4 +86,11 @@ def book_project(corpus: DefaultCorpus | None = None, preset_name: str = "tiny")
         splits=splits,
         describer=Describer(kind="environment"),
         model=Model(preset=preset_name),
+        evaluation=evaluation,
     )
+
+
+def tables_dir(run: ProjectRun, chapter: int) -> Path:
+    """Where a chapter writes the tables it showed, as a report (``<work>/chapters/05/``), so that
+    they can be set beside the project report's (tests/test_notebooks.py does, table by table)."""
+    return Path(run.output) / "chapters" / f"{chapter:02d}"

@@ -61,14 +61,15 @@ from facecap_lib.data.curate import curate, statistics
 from facecap_lib.data.problems import DataFormatError
 from facecap_lib.data.table import load_face_table, save_face_table
 from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import protocol, representations
+from facecap_lib.evaluation import protocol, report, representations
 from facecap_lib.evaluation.faces import probe_sets
+from facecap_lib.evaluation.measured import measured_spread
 from facecap_lib.evaluation.samples import sample_evaluator
 from facecap_lib.lexicon import AU_COLUMNS
 from facecap_lib.models import lavis
 from facecap_lib.models.presets import blip2_config, preset
 from facecap_lib.project import Project, ProjectError, recipe_config, to_dict
-from facecap_lib.training import CAPTIONERS, distributed
+from facecap_lib.training import distributed
 from facecap_lib.training.stages import Recipe, finished_stages
 
 RECIPE_VERSION = 1  # raise when the same inputs would train different models
@@ -119,9 +120,6 @@ def keep_labels(table: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
     if "emotions" not in labels:
         out["emotions"] = [() for _ in range(len(out))]
     return out
-
-
-PROBED = ("au", "emot", "exp")  # the captioners of Table 3's probes per dataset (the paper's)
 
 
 @dataclass(frozen=True)
@@ -351,93 +349,49 @@ class ProjectRun:
         return self.output / "report" / f"{self.run_dir().name}-{digest}"
 
     def evaluate(self) -> Path:
-        """The paper's evaluation per dataset (:mod:`facecap_lib.evaluation.protocol`) of the five
-        captioners, written as a report (Markdown, CSV, PNG) by the main process."""
-
+        """The paper's evaluation per dataset (:func:`facecap_lib.evaluation.protocol.tables`) of
+        the five captioners and the baselines, written as a report (Markdown, CSV, PNG) by the
+        main process."""
         if distributed.main_sees((self.report_dir() / "report.md").exists()):
             return self.report_dir() / "report.md"
-        recipe = self.recipe()
-        models = {title: Path(recipe.run(name).final) for name, title in CAPTIONERS.items()}
-        untrained = {"untrained": Path(recipe.untrained().final)}  # the plain encoder
-        probed = untrained | {CAPTIONERS[n]: models[CAPTIONERS[n]] for n in PROBED}
-        spec = self.project.evaluation
-        preset_name = self.recipe_config().preset
-        every = untrained | {title: models[title] for title in representations.MODELS}
-        # the fine-tunes train on every rank (data-parallel); the report only loads them
-        representations.fine_tune_all(
-            recipe.run_dir, recipe.faces, probed, every, spec, recipe.device
-        )
+        recipe, spec = self.recipe(), self.project.evaluation
+        models = protocol.models(recipe)
+        protocol.train_fine_tunes(recipe, models, spec)  # on every rank; the report loads them
 
         def write() -> Path:
-            captions = protocol.caption_table(
-                recipe, models, spec.faces, beams=spec.beams, embedders=self._embedders()
-            )
-            tables = {
-                "captions": protocol.with_paper(captions, preset_name),
-                "faithfulness": protocol.faithfulness_table(
-                    recipe, models, spec.faces, beams=spec.beams
-                ),
-                "strategies": protocol.strategy_table(
-                    recipe, models, spec.faces, beams=spec.beams, preset_name=preset_name
-                ),
-                "probes": protocol.probes_with_paper(
-                    protocol.probe_table(recipe, probed, spec),
-                    preset_name,
-                ),
-            }
-            tables |= representations.tables(
-                recipe.run_dir, recipe.faces, every, spec, recipe.device, preset_name
-            )
-            matched = tables["captions"]["paper METEOR"].notna().any()
-            notes = [
-                f"Project {self.project.name}: preset {preset_name}, datasets "
-                f"{', '.join(sorted(recipe.faces['dataset'].unique()))}; up to {spec.faces} "
-                f"test faces per dataset (new subjects), beam {spec.beams}.",
-                "Probes: a linear layer on frozen features, or the encoder (with the Q-Former) "
-                "and the layer fine-tuned end to end, trained on each dataset's training faces "
-                f"(up to {spec.probe_train_faces}) and tested on its test faces, BP4D and DISFA "
-                "also over their three subject-independent folds; 'untrained' is the plain "
-                "encoder every captioner starts from (paper Table 3, whose numbers are linear "
-                "probes).",
-                "Representations (supplementary Tables 2-8): one classifier per row trained on "
-                f"the AU training faces of every dataset together (up to {spec.probe_train_faces}"
-                "), tested on each dataset's AUs (the paper's where it names them); 'ViT' is the "
-                "plain encoder, ViT(X) and QFormer(X) X-BLIP's encoder and Q-Former; linear "
-                "probe"
-                + (
-                    f", and fine-tuned end to end for {spec.fine_tune_epochs:g} epochs "
-                    f"({spec.plain_fine_tune_epochs:g} for ViT)."
-                    if spec.fine_tune_epochs > 0
-                    else " only (fine_tune_epochs is 0)."
-                ),
-                "Caption metrics: the mean over test faces of the maximum over the corpus's "
-                "captions of the face (paper Table 2)."
-                + (
-                    " The paper's numbers stand beside the rows of its setting."
-                    if matched
-                    else " The paper reports no row of this setting (it used ViT-g/14 with "
-                    "OPT-6.7B on its licensed data): no published number is comparable."
-                ),
-            ]
-            return protocol.write_report(
+            tables = self.evaluation_tables(models)
+            notes = report.notes(
+                self.project.name, self.recipe_config().preset, recipe.faces, spec, tables,
+                self.spread()[1],
+            )  # fmt: skip
+            return report.write_report(
                 self.report_dir(), tables, title=f"{self.project.name}: evaluation", notes=notes,
-                plots={
-                    "captions": "METEOR",
-                    "faithfulness": "mean per-AU F1",
-                    **{
-                        name: ("accuracy", "features", ["dataset", "strategy"])
-                        if name == "representations-emotion"
-                        else ("avg F1", "features", "strategy")
-                        for name in tables
-                        if name.startswith("representations-")
-                    },
-                },  # probes: a table by dataset and protocol, no chart
+                plots=report.plots(tables),
             )  # fmt: skip
 
         distributed.main_first(write)
         return self.report_dir() / "report.md"
 
-    def _embedders(self) -> dict:
+    def evaluation_tables(self, models=None) -> dict[str, pd.DataFrame]:
+        """The report's tables (:func:`facecap_lib.evaluation.protocol.tables`) with this
+        project's evaluation settings, caption embedding and spread over seeds."""
+        recipe = self.recipe()
+        return protocol.tables(
+            recipe, models or protocol.models(recipe), self.project.evaluation,
+            preset_name=self.recipe_config().preset, embedders=self.embedders(),
+            spread=self.spread()[0],
+        )  # fmt: skip
+
+    def spread(self) -> tuple[dict[str, float] | None, dict | None]:
+        """The seed-to-seed spread the findings are judged against, and where it was measured:
+        ``book/measured/seeds-<preset>.json`` for a SynthFACS project (the book's setting, where
+        ``benchmarks/chapter4_seeds.py --chapter5`` measured it), none for a project on other
+        data (one run there says only whether the direction agrees)."""
+        if self.project.synthfacs is None:
+            return None, None
+        return measured_spread(self.recipe_config().preset)
+
+    def embedders(self) -> dict:
         """The caption embedding of the evaluation (``evaluation.embedding``), by column name."""
 
         kind = self.project.evaluation.embedding
@@ -554,7 +508,7 @@ class ProjectRun:
         ]
         if spec.fine_tune_epochs <= 0:
             return [*lines, "fine-tunes: none (fine_tune_epochs is 0)"]
-        probed = ["untrained", *[CAPTIONERS[n] for n in PROBED]]
+        probed = ["untrained", *protocol.PROBED]
         jobs = representations.fine_tunes(
             faces, probed, ["untrained", *representations.MODELS], spec
         )

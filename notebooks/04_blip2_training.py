@@ -167,7 +167,10 @@ plt.show()
 start = recipe.foundations()
 manifest = start.manifest if start else None
 if manifest:
-    made = {k: manifest[k] for k in ("command", "encoder_objective", "labels_used", "corpus_faces", "device")}
+    made = {
+        k: manifest[k]
+        for k in ("command", "encoder_objective", "labels_used", "corpus_faces", "device")
+    }
     made |= {"hours": round(manifest["wall_time_s"] / 3600, 2), "probe": manifest["probe"]}
     made |= {f"final {k} loss": v.get("loss") for k, v in manifest["final_losses"].items()}
     print(pd.Series(made, name=f"foundations of {manifest['preset']}").to_string())
@@ -239,7 +242,9 @@ with torch.no_grad():
     queries = r.query_tokens.expand(len(toy), -1, -1)
     query_out = r.qformer(query_embeds=queries, encoder_hidden_states=image_embeds)
     z_image = F.normalize(r.vision_projection(query_out.last_hidden_state), dim=-1)  # [B, Q, D]
-    text_out = r.qformer(query_embeds=r.embeddings(input_ids=ids), query_length=0, attention_mask=mask)
+    text_out = r.qformer(
+        query_embeds=r.embeddings(input_ids=ids), query_length=0, attention_mask=mask
+    )
     z_text = F.normalize(r.text_projection(text_out.last_hidden_state[:, 0]), dim=-1)  # [B, D]
     sim = torch.einsum("iqd,td->itq", z_image, z_text).amax(-1) / stage1_model.temp  # best query
     same = batch["caption_ids"][:, None] == batch["caption_ids"][None, :]
@@ -256,7 +261,9 @@ with torch.no_grad():
 with torch.no_grad():
     picks = stage1.hard_negatives(sim, sim.T, same, torch.Generator().set_state(draws))
     pair_images, pair_texts, labels = stage1.itm_pairs(torch.arange(len(toy)), *picks)
-    both = r.embeddings(input_ids=ids[pair_texts], query_embeds=r.query_tokens.expand(len(labels), -1, -1))
+    both = r.embeddings(
+        input_ids=ids[pair_texts], query_embeds=r.query_tokens.expand(len(labels), -1, -1)
+    )
     both_mask = torch.cat([torch.ones(len(labels), Q, dtype=mask.dtype), mask[pair_texts]], dim=1)
     out = r.qformer(
         query_embeds=both, query_length=Q, attention_mask=both_mask,
@@ -287,7 +294,9 @@ with torch.no_grad():
 
 # %%
 with torch.no_grad():
-    library = stage1.stage1_losses(stage1_model, **batch | {"generator": torch.Generator().set_state(draws)})
+    library = stage1.stage1_losses(
+        stage1_model, **batch | {"generator": torch.Generator().set_state(draws)}
+    )
 by_hand = {"itc": itc, "itm": itm, "itg": itg}
 for name, value in by_hand.items():
     assert torch.allclose(value, library[name], atol=1e-5), name
@@ -441,7 +450,10 @@ oracle = targets.language_model_oracle(recipe, n_eval)
 scale = pd.DataFrame(
     {
         "captions": [figures[targets.AU_TARGET], figures[targets.EMOTION_TARGET]],
-        "encoder fine-tuned on the labels": [au_ceiling["F1"].mean() / 100, emotion_ceiling["named_one_emotion"]],
+        "encoder fine-tuned on the labels": [
+            au_ceiling["F1"].mean() / 100,
+            emotion_ceiling["named_one_emotion"],
+        ],
         "language model told the true AUs": [oracle["f1"].mean(), None],
         "classifier on the true AUs": [1.0, label_ceiling["named_one_emotion"]],
     },

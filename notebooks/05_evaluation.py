@@ -10,21 +10,26 @@
 #     name: python3
 # ---
 
+
 # %% [markdown]
 # # Evaluation: caption metrics, faithfulness and what the features know
 #
 # ## Overview
-# Chapter 4 trained six captioners. This chapter measures them the way the paper does (its
-# Sec. 4 and supplementary Sec. 3), and in one way the paper could not: SynthFACS knows every
-# label, so a caption can be checked against the face it describes.
+# Chapter 4 trained the captioners. This chapter measures them the way the paper does (its
+# Sec. 4 and supplementary Sec. 3), dataset by dataset, and in one way the paper could not:
+# SynthFACS knows every label, so a caption can be checked against the face it describes. Every
+# table here is one that `facecap run` writes into a project's report: the chapter runs the
+# book's project (`projects/synthfacs-book.yaml`) through the same functions
+# (`facecap_lib.evaluation.protocol`), and adds the teaching around them.
 #
 # 1. The captioners and the held-out faces they are scored on
 # 2. Caption metrics with several references per image (paper Table 2)
 # 3. Faithfulness: which AUs the captions mention, against the labels
 # 4. Correctness and completeness of Mix, Cat and Exp, automatically (paper Table 5)
-# 5. What the image features know: linear probes of encoder and Q-Former (paper Table 3)
+# 5. What the image features know: probes of encoder and Q-Former (paper Table 3, supplementary)
 # 6. The human-evaluation kit
 # 7. Which of the paper's findings reproduce on SynthFACS
+# 8. The report
 #
 # ## Prerequisites
 #
@@ -33,9 +38,10 @@
 # | {doc}`03_caption_synthesis` | Necessary | the references: rule-based and LLM-style AU captions |
 # | {doc}`04_blip2_training` | Necessary | the captioners, read from its run folder |
 #
-# **Compute budget:** a few minutes on two CPU cores once chapter 4 has run (captions and
-# features are cached in the run folder), most of it training the general captioner; run on its
-# own, this chapter first trains chapter 4's models through the same library call.
+# **Compute budget:** several minutes on two CPU cores once chapter 4 has run (captions and
+# features are cached in the run folder), most of it training the general captioner and
+# captioning every dataset's test faces; run on its own, this chapter first trains chapter 4's
+# models through the same library call.
 
 # %%
 import matplotlib.pyplot as plt
@@ -44,31 +50,23 @@ import transformers
 
 from facecap_lib import chapters, viz
 from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import faithfulness, human, report
-from facecap_lib.evaluation.faces import held_out
+from facecap_lib.evaluation import faithfulness, human, protocol, report, representations
+from facecap_lib.evaluation.faces import labelled_test_faces, test_faces
 from facecap_lib.evaluation.findings import findings
-from facecap_lib.evaluation.measured import measured_spread
 from facecap_lib.paths import shown
 
 # %% tags=["parameters"]
-SMOKE = False  # chapter 4's smoke models and a few faces
+SMOKE = False  # chapter 4's smoke models, the smoke book's evaluation settings
 PRESET = "auto"  # as in chapter 4: "auto" is small on a GPU, tiny on a CPU
-N_EVAL = 150  # held-out faces with AU labels for the caption metrics and faithfulness
-N_RATE = 150  # faces rated by strategy and in the sheet (the kit defaults to the paper's 505)
-N_PROBE_TRAIN = 1200  # faces the probes are trained on (train split)
-N_PROBE_TEST = 400  # faces the probes are scored on (test split, new subjects)
-FINE_TUNE_STEPS = 200  # end-to-end fine-tuning steps per encoder (section 5)
-BEAMS = 5  # the paper's beam size
+N_RATE = 150  # faces in the human-evaluation sheet (the kit defaults to the paper's 505)
 
 # %%
 transformers.utils.logging.disable_progress_bar()
 pd.set_option("display.max_colwidth", 120)
-n_eval, n_rate = (16, 12) if SMOKE else (N_EVAL, N_RATE)
-n_train, n_test = (48, 24) if SMOKE else (N_PROBE_TRAIN, N_PROBE_TEST)
-fine_tune_steps = 4 if SMOKE else FINE_TUNE_STEPS
-recipe = chapters.chapter_recipe(SMOKE, PRESET, log=None)
-models = recipe.checkpoints()
-print(f"run folder {shown(recipe.run_dir)}")
+run = chapters.chapter_run(SMOKE, PRESET, log=None)
+recipe, spec, preset = run.recipe(), run.project.evaluation, run.recipe_config().preset
+models = protocol.models(recipe)
+print(f"run folder {shown(recipe.run_dir)}; evaluation settings: {spec}")
 pd.Series({title: shown(folder) for title, folder in models.items()}, name="checkpoint").to_frame()
 
 # %% [markdown]
@@ -80,21 +78,28 @@ pd.Series({title: shown(folder) for title, folder in models.items()}, name="chec
 #   describes images in general and was never taught facial actions. Its stand-in here has the
 #   same shape and the same training as AU-BLIP, on the same faces, with captions of everything
 #   SynthFACS knows about a picture except the expression: the person's hair and skin, the pose,
-#   the light and what covers the face (`facecap_lib.captions.general`).
+#   the light and what covers the face (`facecap_lib.captions.general`). A project on real data
+#   has no such captions, and its report says so.
 # - **untrained**: the model every captioner starts from (the frozen language model and the
 #   stage-1 Q-Former) before a single captioning step. Its image encoder is the *plain encoder*
 #   of section 5: the pre-trained encoder every captioner starts from, unchanged.
 #
-# The faces are held-out subjects of the test split, each with its AU labels and every AU caption
-# the corpus has for it: rule-based and LLM-style, the references the paper takes the maximum over.
+# The faces are held-out subjects of each dataset's test split, up to `spec.faces` per dataset
+# and label (the book's project sets how many), each with its labels and, for AU faces, every AU
+# caption the corpus has for it: rule-based and LLM-style, the references the paper takes the
+# maximum over.
 
 # %%
-faces = held_out(recipe, n_eval, kind="au")
-refs = report.references(recipe, faces, kind="au")
-generated = report.captions(recipe, faces, models, beams=BEAMS)
+scored = labelled_test_faces(recipe.faces, spec.faces)
+counts = {d: {kind: len(test_faces(recipe.faces, d, kind, spec.faces)) for kind in ("au", "emotion")}
+          for d in scored}  # fmt: skip
+pd.DataFrame(counts).T.rename(columns={"au": "AU test faces", "emotion": "emotion test faces"})
+
+# %%
+gft = test_faces(recipe.faces, "gft", "au", spec.faces)
+generated = protocol.captions(recipe, gft, models, beams=spec.beams)
 example = pd.DataFrame({title: texts[:3] for title, texts in generated.items()}).T
-example.columns = [f"face {i + 1}" for i in range(example.shape[1])]
-print(f"{len(faces)} held-out faces, {sum(map(len, refs)) / len(refs):.1f} references each")
+example.columns = [f"GFT face {i + 1}" for i in range(example.shape[1])]
 example
 
 # %% [markdown]
@@ -103,8 +108,8 @@ example
 # The paper scores AU captions with METEOR, ROUGE-L and the cosine similarity of text embeddings
 # ("Ada-sim", OpenAI's ada-002), each caption against each of its image's references, keeping the
 # **maximum**: the references are different styles, not paraphrases to average. We add BLEU-4 and
-# CIDEr, and compute the embedding similarity with all-MiniLM-L6-v2, which runs offline
-# (`caption_metrics.openai_embedder()` gives the paper's Ada-sim when an endpoint is configured).
+# CIDEr, and compute the embedding similarity with all-MiniLM-L6-v2, which runs offline (a
+# project's `evaluation.embedding: ada` gives the paper's Ada-sim at the describer's endpoint).
 # First the convention on a case you can check by hand:
 
 # %%
@@ -117,19 +122,27 @@ print(
 )
 assert hand["ROUGE-L"][0] == 1.0
 
+# %% [markdown]
+# Table 2 is measured on the test sets the paper names, GFT (in the lab) and RAF-AU (in the wild):
+
 # %%
-embedders = {"MiniLM-sim": caption_metrics.minilm_embedder()}
-table2 = report.metrics_table(generated, refs, embedders)
-table2.round(3)
+embedders = run.embedders()
+table2 = protocol.caption_table(recipe, models, spec, embedders=embedders, preset_name=preset)
+assert table2["METEOR"].between(0, 1).all()
+table2.drop(columns=[c for c in table2 if c.startswith("paper")]).round(3)
 
 # %% [markdown]
 # Paper Table 2 (RAF-AU, ViT-G + OPT-6.7B): AU-BLIP METEOR 0.263, ROUGE 0.505, Ada-sim 90.6;
 # Exp-BLIP 0.184 / 0.229 / 84.7; the off-the-shelf BLIP-2 0.031 / 0.112 / 76.3. The order is the
-# point, not the values: references, models and the embedding model differ here.
+# point, not the values: references, models and the embedding model differ here (the report
+# sets the paper's numbers beside a row only where the setting is the paper's).
 
 # %%
+wide = table2.pivot_table(
+    index="captioner", columns="dataset", values=["METEOR", "ROUGE-L"], sort=False
+)
 fig = viz.table_heatmap(
-    table2.drop(columns="images").T, title="Caption metrics per captioner (max over references)"
+    wide, title="Caption metrics per captioner and test set (max over references)"
 )
 plt.show()
 
@@ -151,15 +164,29 @@ parsed = faithfulness.parse_caption(paper_example)
 print(sorted(parsed.aus), parsed.unsure)
 assert {2, 9, 20} <= parsed.aus
 
+# %% [markdown]
+# Per AU, on GFT's test faces: which AUs the general captioner, AU-BLIP and Exp-BLIP mention
+# when the face shows them (recall) and when it does not (precision):
+
 # %%
-per_au = report.au_f1(generated, faces, min_positives=3 if SMOKE else 10)
-overall = pd.Series({t: s["f1"].mean() for t, s in per_au.items()}, name="mean per-AU F1")
+per_au = {t: faithfulness.au_scores(generated[t], gft) for t in ("AU-BLIP", "Exp-BLIP")}
+if "general" in generated:
+    per_au = {"general": faithfulness.au_scores(generated["general"], gft), **per_au}
+frequent = {
+    t: s[s["positives"] >= (1 if SMOKE else protocol.MIN_POSITIVES)] for t, s in per_au.items()
+}
 fig = viz.f1_bars(
-    {t: per_au[t] for t in ("general", "AU-BLIP", "Exp-BLIP")},
-    title="Per-AU F1 of the AUs mentioned in captions (held-out subjects)",
+    frequent, title="Per-AU F1 of the AUs mentioned in captions (GFT, held-out subjects)"
 )
 plt.show()
-overall.round(3).to_frame()
+
+# %% [markdown]
+# And per dataset, for every captioner: the mean per-AU F1 on each AU-labelled test set, and the
+# share of each emotion-labelled test set's faces whose every emotion the captions name:
+
+# %%
+faithful = protocol.faithfulness_table(recipe, models, spec)
+faithful.round(3)
 
 # %%
 unsure = pd.concat(
@@ -175,58 +202,58 @@ unsure.head(8)
 # and the least complete (Table 5: Exp chosen most complete 67.7% of the time, Mix 3.4%). With
 # labels, both can be computed: **correctness** is the share of mentioned AUs and emotions that
 # are right, **completeness** the share of the face's labels that are mentioned, and the most
-# complete caption of each face gets the vote. These faces carry AU or emotion labels.
+# complete caption of each face gets the vote. Per dataset, and over every dataset (`all`):
 
 # %%
-rated = pd.concat(
-    [held_out(recipe, n_rate // 2, kind="au", seed=1),
-     held_out(recipe, n_rate - n_rate // 2, kind="emotion", seed=1)]
-)  # fmt: skip
-strategies = {t: models[t] for t in ("Mix-BLIP", "Cat-BLIP", "Exp-BLIP")}
-strategy_captions = report.captions(recipe, rated, strategies, beams=BEAMS)
-table5 = faithfulness.strategy_scores(strategy_captions, rated)
-table5.round(1)
+table5 = protocol.strategy_table(recipe, models, spec, preset_name=preset)
+assert table5["completeness %"].between(0, 100).all()
+table5[table5["dataset"] == "all"].drop(columns="paper most complete %").round(1)
+
+# %%
+table5.pivot_table(index="dataset", columns="strategy", values="most complete %", sort=False).round(
+    1
+)
 
 # %% [markdown]
 # ## 5. What the image features know
 #
 # The paper asks whether captioning training makes better visual features: a linear layer on
-# frozen features (or the encoder fine-tuned end to end) detects AUs (F1 x100 per AU) and
-# recognises emotions (accuracy). Features come from the image encoder (CLS token) and from the
-# Q-Former (queries averaged) of every captioner; the untrained captioner's encoder is the plain
-# encoder. Faces with only some AUs labelled contribute those (the others are left out of the loss
-# and the scores); the emotion probe uses faces with one emotion label.
+# frozen features (or the encoder fine-tuned end to end) detects AUs (F1 x100) and recognises
+# emotions (accuracy). Features come from the image encoder (CLS token) and from the Q-Former
+# (queries averaged); the untrained captioner's encoder is the plain encoder. Table 3's protocol
+# trains and tests on each dataset's own faces (BP4D and DISFA also over their three
+# subject-independent folds), for the plain encoder and AU-, Emot- and Exp-BLIP's features:
 
 # %%
-probe_train, probe_test = report.probe_split(recipe, n_train, n_test)
-table3 = report.probe_tables(recipe, models, probe_train, probe_test)
-table3[["avg F1", "avg AUC", "emotion acc"]].round(2)
-
-# %%
-fig = viz.table_heatmap(
-    table3.drop(columns=["avg AUC", "emotion acc"]).T,
-    title="Linear probe: AU F1 x100 per feature source",
-    fmt=".0f",
+table3 = protocol.probe_table(recipe, protocol.probed(models), spec, preset_name=preset)
+au_rows = table3[table3["avg F1"].notna()]
+wide3 = au_rows.pivot_table(
+    index="features", columns=["dataset", "protocol"], values="avg F1", sort=False
 )
+fig = viz.table_heatmap(wide3, title="Linear probe: mean AU F1 x100 per dataset", fmt=".0f")
 plt.show()
+
+# %%
+table3[table3["accuracy"].notna()][["dataset", "features", "test", "accuracy"]].round(1)
 
 # %% [markdown]
 # Paper Table 3 (BP4D mean F1 / AffectNet accuracy): ViT-G 59.5 / 44.8, Q-Former of AU-BLIP
-# 66.6 / 52.2, of Emot-BLIP 58.3 / 52.7, of Exp-BLIP 66.2 / 51.6. The supplementary reports
-# accuracy beside F1 and warns that it flatters rare AUs: `probes.au_detection` gives all three.
-#
-# The paper's second strategy fine-tunes the encoder end to end with the layer. It asks less of
-# the features (they may change) and more of compute; here for the plain encoder and AU-BLIP's:
+# 66.6 / 52.2, of Emot-BLIP 58.3 / 52.7, of Exp-BLIP 66.2 / 51.6. The supplementary (Tables
+# 2-8) trains one classifier on the AU faces of every dataset together and tests it on each
+# dataset's AUs, for every captioner's encoder (ViT(X)) and Q-Former (QFormer(X)):
 
 # %%
-pair = {t: models[t] for t in ("untrained", "AU-BLIP")}  # the plain encoder and AU-BLIP's
-fine = report.fine_tune_table(recipe, pair, probe_train, probe_test, steps=fine_tune_steps)
-fine[["avg F1", "avg AUC"]].round(2)
+supplementary = representations.tables(
+    recipe.run_dir, recipe.faces, protocol.represented(models), spec, recipe.device, preset
+)
+supplementary["representations-gft"].drop(columns="paper avg F1").round(1)
 
 # %% [markdown]
-# A few hundred steps on two cores are far from the paper's 20 epochs: end-to-end training is
-# the stronger strategy only with the budget to use it
-# (`benchmarks/encoder_learnability.py` trains the same encoder for 1,500 steps).
+# The paper's second strategy fine-tunes the encoder (and the Q-Former) end to end with the
+# layer (20 epochs; 50 for the plain encoder). It asks less of the features and far more of
+# compute: over a hundred trainings at eight datasets, so the book's project leaves it out
+# (`fine_tune_epochs: 0`) and a project on a GPU turns it on; the report then has a fine-tuned
+# row beside every linear one.
 
 # %% [markdown]
 # ## 6. The human-evaluation kit
@@ -238,7 +265,10 @@ fine[["avg F1", "avg AUC"]].round(2)
 # alpha for agreement.
 
 # %%
-sheet, key = human.make_sheet(rated, strategy_captions, n=n_rate, seed=0)
+rated = pd.concat(scored.values())
+strategies = {t: models[t] for t in protocol.STRATEGIES}
+strategy_captions = protocol.captions(recipe, rated, strategies, beams=spec.beams)
+sheet, key = human.make_sheet(rated, strategy_captions, n=min(N_RATE, len(rated)), seed=0)
 kit = human.write_kit(sheet, key, recipe.run_dir / "human-eval")
 print(f"{len(sheet)} images -> {shown(kit)}: {sorted(p.name for p in kit.iterdir())}")
 sheet[["item", "image_id", "caption_A", "caption_B", "caption_C"]].head(3)
@@ -250,12 +280,14 @@ sheet[["item", "image_id", "caption_A", "caption_B", "caption_C"]].head(3)
 # is computed, not written). One run cannot tell a real difference from a lucky seed, so each
 # difference is compared with the spread of the same quantities over three seeds of chapters 4
 # and 5, measured by `benchmarks/chapter4_seeds.py --chapter5` and kept in `book/measured/`: a
-# claim is *reproduced* only where the difference exceeds that spread, and *within the spread*
-# where it points the right way but does not.
+# claim is *reproduced* only where every difference exceeds that spread, and *within the
+# spread* where it points the right way but does not.
 
 # %%
-spread, measured = measured_spread(recipe.config.preset)
-print(f"spread over seeds: {spread} ({measured})" if spread else "no spread measured for this preset")
+spread, measured = run.spread()
+print(
+    f"spread over seeds: {spread} ({measured})" if spread else "no spread measured for this preset"
+)
 verdicts = findings(table2, table3, table5, spread)
 verdicts
 
@@ -269,15 +301,30 @@ verdicts
 # chapter 4 with the `small` preset on a GPU, or with real weights (`PRESET`), and read the same
 # table.
 #
+# ## 8. The report
+#
+# These are the tables of the book's project report: `facecap run projects/synthfacs-book.yaml
+# --stage evaluate` computes the same ones (`protocol.tables`) and writes them the same way, as
+# Markdown, CSV and PNG. The chapter writes what it showed into the work folder, where a test
+# checks it against the report, table by table.
+
+# %%
+tables = {"captions": table2, "faithfulness": faithful, "strategies": table5, "probes": table3}
+tables |= supplementary | {"findings": verdicts}
+notes = report.notes(run.project.name, preset, recipe.faces, spec, tables, measured)
+written = report.write_report(chapters.tables_dir(run, 5), tables, title="Chapter 5", notes=notes)
+print(f"{len(tables)} tables -> {shown(written)}")
+
+# %% [markdown]
 # ## Summary
 #
 # - Caption metrics take the maximum over an image's references, as the paper does; METEOR,
-#   ROUGE-L, BLEU-4, CIDEr and embedding similarity come from one call.
+#   ROUGE-L, BLEU-4, CIDEr and embedding similarity come from one call, per test set.
 # - SynthFACS labels turn captions into AU detections: per-AU F1 from captions, and correctness
-#   and completeness of Mix, Cat and Exp without raters.
-# - Linear probes of encoder and Q-Former features show what captioning training taught the
-#   image side.
+#   and completeness of Mix, Cat and Exp without raters, dataset by dataset.
+# - Probes of encoder and Q-Former features show what captioning training taught the image side.
 # - The human-evaluation kit writes, reads back and aggregates real ratings.
+# - Every table is the report's: a project of your own is scored by the same code.
 #
 # ## What's next
 #

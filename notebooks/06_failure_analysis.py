@@ -48,28 +48,28 @@ from facecap_lib.data.synth.batch import render_arrays
 from facecap_lib.data.synth.corpus import unseen_faces
 from facecap_lib.data.synth.render import OCCLUDERS
 from facecap_lib.data.table import image_files
-from facecap_lib.evaluation import failures, report
-from facecap_lib.evaluation.faces import held_out
+from facecap_lib.evaluation import failures, protocol
+from facecap_lib.evaluation.faces import labelled_test_faces
 from facecap_lib.paths import shown
 
 # %% tags=["parameters"]
 SMOKE = False  # chapter 4's smoke models and a few faces
 PRESET = "auto"  # as in chapter 4
-N_EVAL = 150  # held-out faces (the same draw as chapter 5, so its captions are reused)
 N_OCCLUDED = 40  # new faces rendered with and without each occluder
 N_MAPS = 2  # faces probed with a sliding grey square
 GRID = 4  # the square is 1/GRID of the image side
 N_WORST = 6  # worst captions shown
-BEAMS = 5
 
 # %%
 transformers.utils.logging.disable_progress_bar()
 pd.set_option("display.max_colwidth", 140)
-n_eval, n_occluded, n_maps = (16, 4, 1) if SMOKE else (N_EVAL, N_OCCLUDED, N_MAPS)
-recipe = chapters.chapter_recipe(SMOKE, PRESET, log=None)
-models = recipe.checkpoints()
-faces = held_out(recipe, n_eval, kind="au")
-generated = report.captions(recipe, faces, models, beams=BEAMS)
+n_occluded, n_maps = (4, 1) if SMOKE else (N_OCCLUDED, N_MAPS)
+run = chapters.chapter_run(SMOKE, PRESET, log=None)
+recipe, spec = run.recipe(), run.project.evaluation
+models = protocol.models(recipe)  # chapter 5's, and its test faces: their captions are cached
+faces = pd.concat(labelled_test_faces(recipe.faces, spec.faces, kinds=("au",)).values())
+faces = faces.reset_index(drop=True)
+generated = protocol.captions(recipe, faces, models, beams=spec.beams)
 print(f"{len(models)} captioners, {len(faces)} held-out faces; run folder {shown(recipe.run_dir)}")
 
 # %% [markdown]
@@ -139,9 +139,9 @@ for file in files:
 # no emotion). The paper's example is contempt described as happy.
 
 # %%
-emotion_faces = held_out(recipe, n_eval, kind="emotion")
-emotion_captions = report.captions(
-    recipe, emotion_faces, {t: models[t] for t in ("Emot-BLIP", "Exp-BLIP")}, beams=BEAMS
+emotion_faces = pd.concat(labelled_test_faces(recipe.faces, spec.faces, ("emotion",)).values())
+emotion_captions = protocol.captions(
+    recipe, emotion_faces, {t: models[t] for t in ("Emot-BLIP", "Exp-BLIP")}, beams=spec.beams
 )
 confusion = failures.emotion_confusion(emotion_captions["Exp-BLIP"], emotion_faces)
 shares = confusion.div(confusion.sum(axis=1), axis=0)

@@ -26,6 +26,42 @@ def test_notebook_smoke(source, smoke_dir, repo):
     assert len(injected) == 1 and "SMOKE = True" in "".join(injected[0]["source"])
 
 
+@pytest.mark.notebook
+def test_the_book_projects_report_holds_chapter_5s_tables(smoke_dir, repo, tmp_path):
+    """One evaluation: ``facecap run projects/synthfacs-book.yaml --stage evaluate`` on the smoke
+    book (the shipped project with the smoke corpus, training and evaluation settings, in the
+    chapters' work folder) writes every table chapter 5 shows, and the same numbers."""
+    import dataclasses
+
+    import pandas as pd
+    import yaml
+
+    from facecap_lib import chapters
+    from facecap_lib.cli import main
+    from facecap_lib.project import load_project
+    from facecap_lib.runner import ProjectRun
+
+    # chapter 5 in smoke mode (already run by test_notebook_smoke: then loaded from its cache)
+    runner.run_notebook(repo / "notebooks" / "05_evaluation.py", smoke_dir, smoke=True, root=repo)
+    data = yaml.safe_load((repo / "projects" / "synthfacs-book.yaml").read_text())
+    data["output"] = os.environ["FACECAP_CACHE"]  # the chapters' work folder
+    data["synthfacs"]["size"] = "smoke"
+    data["training"]["settings"] = "smoke"
+    data["evaluation"] = dataclasses.asdict(chapters.SMOKE_EVALUATION)
+    path = tmp_path / "smoke-book.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--stage", "evaluate"]) == 0
+    run = ProjectRun(load_project(path), log=None, progress=False)
+    written, shown = run.report_dir(), chapters.tables_dir(run, 5)
+    names = sorted(p.stem for p in shown.glob("*.csv"))
+    assert {"captions", "faithfulness", "strategies", "probes", "findings"} <= set(names)
+    assert names == sorted(p.stem for p in written.glob("*.csv"))
+    for name in names:
+        chapter, report = pd.read_csv(shown / f"{name}.csv"), pd.read_csv(written / f"{name}.csv")
+        pd.testing.assert_frame_equal(chapter, report, check_exact=True, obj=name)
+    assert "general" in set(pd.read_csv(written / "captions.csv")["captioner"])
+
+
 def test_repository_has_notebooks():
     assert [p.name for p in REPO_NOTEBOOKS][:1] == ["01_au_lexicon.py"]
 

@@ -389,17 +389,26 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
     assert (
         "## captions" in report and "## faithfulness" in report and "no published number" in report
     )
+    # the paper's four claims, one run: no spread over seeds for a project on other folders
+    assert "## findings" in report and "one seed" in report
     import pandas as pd
 
     captions = pd.read_csv(run.report_dir() / "captions.csv")
     assert set(captions["dataset"]) == {"gft", "rafau"}  # the paper's Table 2 sets
-    assert set(captions["captioner"]) == {
+    # the five and both baselines: these folders are SynthFACS copies, so the general captioner
+    # (trained on what SynthFACS rendered) is trained and scored too
+    assert list(captions["captioner"].unique()) == [
+        "untrained",
+        "general",
         "AU-BLIP",
         "Emot-BLIP",
         "Mix-BLIP",
         "Cat-BLIP",
         "Exp-BLIP",
-    }
+    ]
+    findings = pd.read_csv(run.report_dir() / "findings.csv")
+    assert findings["claim"].str.startswith(("(1)", "(2)", "(3)", "(4)")).all()
+    assert "gft METEOR" in findings["evidence"].iloc[0]
     assert captions["METEOR"].between(0, 1).all()
     assert captions["MiniLM-sim"].between(0, 100).all()
     faithful = pd.read_csv(run.report_dir() / "faithfulness.csv")
@@ -460,14 +469,14 @@ def test_facecap_run_goes_through_every_stage_to_a_report(tmp_path, capsys):
 def test_the_paper_stands_beside_its_own_setting_only():
     import pandas as pd
 
-    from facecap_lib.evaluation.protocol import markdown, with_paper
+    from facecap_lib.evaluation.paper import probes_with_paper, with_paper
+    from facecap_lib.evaluation.report import markdown
 
     table = pd.DataFrame({"dataset": ["gft", "disfa"], "captioner": ["AU-BLIP", "AU-BLIP"],
                           "METEOR": [0.2, 0.1], "images": [10.0, 3.0]})  # fmt: skip
     paper = with_paper(table, "vitg-opt6.7b")
     assert paper["paper METEOR"].tolist()[0] == 0.295 and pd.isna(paper["paper METEOR"][1])
     assert with_paper(table, "tiny")["paper METEOR"].isna().all()
-    from facecap_lib.evaluation.protocol import probes_with_paper
 
     probes = pd.DataFrame({"dataset": ["bp4d", "affectnet"], "features": ["AU-BLIP Q-Former"] * 2})
     assert probes_with_paper(probes, "vitg-opt6.7b")["paper"].tolist() == [66.6, 52.2]

@@ -1,4 +1,5 @@
-"""The four findings of chapter 5 read from hand-made tables, both ways."""
+"""The four findings read from hand-made tables of the protocol, both ways; the failure findings,
+the spread over seeds and chapter 4's target tables."""
 
 import pandas as pd
 import pytest
@@ -7,21 +8,36 @@ from facecap_lib.evaluation.findings import findings
 
 
 def tables(au_meteor: float, trained_f1: float, qformer_f1: float, exp_votes: float):
-    metrics = pd.DataFrame(
-        {"METEOR": [au_meteor, 0.10], "ROUGE-L": [0.5, 0.2]}, index=["AU-BLIP", "general"]
+    """The protocol's tables as a project's report holds them: captions on two test sets,
+    linear probes on one AU pair and one emotion pair, strategies per dataset and over all."""
+    captions = pd.DataFrame(
+        {
+            "dataset": ["gft", "gft", "rafau", "rafau"],
+            "captioner": ["AU-BLIP", "general"] * 2,
+            "METEOR": [au_meteor, 0.10, au_meteor, 0.10],
+            "ROUGE-L": [0.5, 0.2, 0.5, 0.2],
+        }
     )
+    features = ["untrained encoder", "untrained Q-Former", "AU-BLIP encoder", "AU-BLIP Q-Former"]
     probe = pd.DataFrame(
-        {"avg F1": [40.0, 35.0, 41.0, 30.0, trained_f1, qformer_f1]},
-        index=[
-            "untrained encoder", "untrained Q-Former", "general encoder", "general Q-Former",
-            "AU-BLIP encoder", "AU-BLIP Q-Former",
-        ],
-    )  # fmt: skip
-    strategies = pd.DataFrame(
-        {"most complete %": [100 - exp_votes - 10, 10, exp_votes]},
-        index=["Mix-BLIP", "Cat-BLIP", "Exp-BLIP"],
+        {
+            "dataset": ["bp4d"] * 4 + ["affectnet"] * 4,
+            "protocol": ["train / test split"] * 4 + ["one-emotion faces"] * 4,
+            "features": features * 2,
+            "strategy": "linear probe",
+            "avg F1": [40.0, 35.0, trained_f1, qformer_f1] + [None] * 4,
+            "accuracy": [None] * 4 + [30.0] * 4,
+        }
     )
-    return metrics, probe, strategies
+    votes = [100 - exp_votes - 10, 10, exp_votes]
+    strategies = pd.DataFrame(
+        {
+            "dataset": ["all"] * 3 + ["gft"] * 3,
+            "strategy": ["Mix-BLIP", "Cat-BLIP", "Exp-BLIP"] * 2,
+            "most complete %": votes + [80.0, 10.0, 10.0],  # one dataset does not decide
+        }
+    )
+    return captions, probe, strategies
 
 
 SPREAD = {"METEOR": 0.02, "ROUGE-L": 0.05, "probe F1": 3.0}
@@ -32,9 +48,12 @@ def test_findings_reproduce_when_the_numbers_say_so():
         *tables(au_meteor=0.3, trained_f1=50.0, qformer_f1=55.0, exp_votes=70.0), SPREAD
     )
     assert (verdicts["verdict"] == "reproduced").all()
-    assert "METEOR 0.300 vs 0.100 (+0.200, spread 0.02)" in verdicts["evidence"].iloc[0]
-    assert "AU-BLIP +10.0" in verdicts["evidence"].iloc[1]  # against the plain encoder, not best
-    assert "AU-BLIP +5.0" in verdicts["evidence"].iloc[2]
+    assert "gft METEOR 0.300 vs 0.100 (+0.200, spread 0.02)" in verdicts["evidence"].iloc[0]
+    assert "rafau ROUGE-L" in verdicts["evidence"].iloc[0]
+    # against the plain encoder, pair by pair, not the best of the others
+    assert "AU-BLIP on bp4d +10.0" in verdicts["evidence"].iloc[1]
+    assert "AU-BLIP on bp4d +5.0" in verdicts["evidence"].iloc[2]
+    assert "affectnet" not in verdicts["evidence"].iloc[1]  # an emotion pair has no AU F1
 
 
 def test_findings_need_more_than_the_spread_and_more_than_one_seed():
@@ -52,6 +71,29 @@ def test_findings_do_not_reproduce_when_they_do_not():
         *tables(au_meteor=0.05, trained_f1=30.0, qformer_f1=20.0, exp_votes=20.0), SPREAD
     )
     assert (verdicts["verdict"] == "not reproduced").all()
+
+
+def test_without_a_general_captioner_the_first_claim_is_not_measured():
+    captions, probe, strategies = tables(0.3, 50.0, 55.0, 70.0)
+    verdicts = findings(captions[captions["captioner"] != "general"], probe, strategies, SPREAD)
+    assert verdicts["verdict"].iloc[0] == "not measured"
+    assert "no general captioner" in verdicts["evidence"].iloc[0]
+
+
+def test_the_compared_quantities_line_up_over_seeds():
+    from facecap_lib.evaluation.findings import quantities
+    from facecap_lib.evaluation.measured import seed_spread
+
+    runs = [quantities(*tables(m, f, 50.0, 70.0)[:2]) for m, f in ((0.30, 50.0), (0.27, 46.0))]
+    assert set(runs[0]["METEOR"]) == {
+        "gft AU-BLIP",
+        "gft general",
+        "rafau AU-BLIP",
+        "rafau general",
+    }
+    assert runs[0]["probe F1"]["bp4d train / test split AU-BLIP encoder"] == 50.0
+    spread = seed_spread(runs)
+    assert spread["METEOR"] == pytest.approx(0.03) and spread["probe F1"] == pytest.approx(4.0)
 
 
 def test_failure_findings_by_hand():

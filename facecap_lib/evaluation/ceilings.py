@@ -25,7 +25,7 @@ import torch
 from facecap_lib.data.synth.corpus import rendered_truth
 from facecap_lib.data.table import image_files
 from facecap_lib.evaluation import probes
-from facecap_lib.evaluation.report import AU_NAMES, held_out
+from facecap_lib.evaluation.faces import AU_NAMES, held_out
 from facecap_lib.models.presets import build_vision_encoder, preset
 
 

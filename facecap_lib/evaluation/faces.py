@@ -134,3 +134,17 @@ def _fold_sets(dataset, labelled, columns, n_train, n_test) -> list[ProbeSet]:
             seed=k, fold=k,
         ))  # fmt: skip
     return sets
+
+
+def labelled_test_faces(
+    faces: pd.DataFrame, n: int, kinds: tuple[str, ...] = ("au", "emotion")
+) -> dict[str, pd.DataFrame]:
+    """Per dataset, its :func:`test_faces` of each of ``kinds`` together (a face labelled with
+    both once): the faces the faithfulness and strategy tables score, by dataset."""
+    out = {}
+    for dataset in sorted(faces["dataset"].unique()):
+        part = pd.concat([test_faces(faces, dataset, kind, n) for kind in kinds])
+        part = part[~part.index.duplicated()]
+        if not part.empty:
+            out[dataset] = part
+    return out

@@ -15,7 +15,7 @@ from facecap_lib.paths import find_repo_root
 
 def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
     """The spread a finding's difference must exceed: for each quantity of
-    :func:`finding_quantities`, the largest range (max minus min over the seeds' ``runs``) among
+    :func:`~facecap_lib.evaluation.findings.quantities`, the largest range (max minus min over the seeds' ``runs``) among
     the models it is measured on."""
     out = {}
     for quantity in runs[0]:

@@ -1,81 +1,141 @@
-"""The paper's evaluation, dataset by dataset, and the report a project run writes.
+"""The paper's evaluation, dataset by dataset: every table a project's report holds, and the
+chapters show (``facecap run``'s evaluate stage and chapters 5 and 6 call these same functions).
 
-- **Caption metrics** (paper Table 2): on the test sets of the AU datasets the paper names (GFT
-  in the lab, RAF-AU in the wild, :data:`CAPTION_SETS`), each captioner's captions against every
-  corpus caption of the face (rule-based and LLM-written), METEOR, ROUGE-L, BLEU-4 and CIDEr as
-  the mean over images of the maximum over references (:mod:`facecap_lib.evaluation.captions`).
-  A project without those datasets is scored on the test set of every AU-labelled dataset it has.
-- **Probes per dataset** (paper Table 3): a linear layer on the frozen features of each
-  model's encoder and Q-Former, and the same fine-tuned end to end with the encoder (and
-  Q-Former), on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC
-  over the AUs its test faces show), BP4D and DISFA also subject-independently over their three
-  folds (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
+- **Caption metrics** (paper Table 2, :func:`caption_table`): on the test sets of the AU datasets
+  the paper names (GFT in the lab, RAF-AU in the wild,
+  :data:`~facecap_lib.evaluation.faces.CAPTION_SETS`), each captioner's captions against every
+  corpus caption of the face (rule-based and LLM-written), METEOR, ROUGE-L, BLEU-4, CIDEr and an
+  embedding similarity as the mean over images of the maximum over references
+  (:mod:`facecap_lib.evaluation.captions`). A project without those datasets is scored on the
+  test set of every AU-labelled dataset it has.
+- **Faithfulness per dataset** (:func:`faithfulness_table`): the mean per-AU F1 of the AUs the
+  captions mention on each AU-labelled test set (AUs with at least ``min_positives`` positives),
+  and the share of each emotion-labelled test set's faces whose every emotion the captions name.
+- **Mix, Cat and Exp** (paper Table 5, :func:`strategy_table`): automatic correctness and
+  completeness of the three strategies' captions on each dataset's labelled test faces and on
+  all of them together, and how often each is the most and the least complete.
+- **Probes per dataset** (paper Table 3, :func:`probe_table`): a linear layer on the frozen
+  features of the plain encoder and of AU-, Emot- and Exp-BLIP's encoders and Q-Formers, and the
+  same fine-tuned end to end, on each AU-labelled dataset's own AUs (mean F1 x100 and ROC-AUC over
+  the AUs its test faces show), BP4D and DISFA also subject-independently over their three folds
+  (trained on two, tested on the third, the mean of the three), and on each emotion-labelled
   dataset's one-emotion faces (accuracy x100; AffectNet's 8 classes in the paper).
-- **Mix, Cat and Exp** (paper Table 5): automatic correctness and completeness of the three
-  strategies' captions on each dataset's labelled test faces and on all of them together, and
-  how often each is the most and the least complete (``faithfulness.strategy_scores``).
-- **Faithfulness per dataset**: the mean per-AU F1 of the AUs the captions mention on each
-  AU-labelled test set (AUs with at least ``min_positives`` positives), and the share of each
-  emotion-labelled test set's faces whose every emotion the captions name.
+- **Representations** (supplementary Tables 2-8,
+  :func:`facecap_lib.evaluation.representations.tables`) and **the findings**
+  (:func:`facecap_lib.evaluation.findings.findings`): the paper's four claims, each difference
+  against the spread over seeds.
 
-:func:`write_report` writes the tables as Markdown and CSV and their figures as PNG, with the
-paper's published numbers beside the rows whose setting matches (:data:`PAPER_TABLE2`: the
-ViT-g / OPT-6.7B captioners), and says so where none does.
+The captioners scored are the five of the recipe and two baselines (:func:`models`): the
+``untrained`` captioner (stage 1 only; its encoder is the plain encoder of the probes) and,
+where every face is a SynthFACS render, the ``general`` captioner (the same training on captions
+that never describe the expression). Captions and features are cached in the run folder, so
+every table and chapter that asks for the same faces reads the same captions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from facecap_lib.data.table import image_ids
 from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import faithfulness, probes
-from facecap_lib.evaluation.faces import caption_sets, probe_sets, test_faces
-from facecap_lib.evaluation.report import captions, emotion_index, references
+from facecap_lib.evaluation import faithfulness, probes, representations
+from facecap_lib.evaluation.faces import (
+    caption_sets,
+    emotion_index,
+    labelled_test_faces,
+    probe_sets,
+    test_faces,
+)
+from facecap_lib.evaluation.findings import findings
+from facecap_lib.evaluation.paper import PAPER_TABLE5, probes_with_paper, with_paper
 from facecap_lib.evaluation.representations import Feature, Scorer, targets
+from facecap_lib.inference import caption_faces
+from facecap_lib.training import TITLES
 
-# Paper Table 2 (ViT-g/14, OPT-6.7B): METEOR, ROUGE, Ada-sim (x100) on each test set.
-PAPER_TABLE2 = {
-    ("vitg-opt6.7b", "AU-BLIP", "rafau"): {"METEOR": 0.263, "ROUGE-L": 0.505, "Ada-sim": 90.55},
-    ("vitg-opt6.7b", "AU-BLIP", "gft"): {"METEOR": 0.295, "ROUGE-L": 0.538, "Ada-sim": 93.97},
-    ("vitg-opt6.7b", "Exp-BLIP", "rafau"): {"METEOR": 0.184, "ROUGE-L": 0.229, "Ada-sim": 84.65},
-    ("vitg-opt6.7b", "Exp-BLIP", "gft"): {"METEOR": 0.217, "ROUGE-L": 0.318, "Ada-sim": 90.75},
-}
+PROBED = ("AU-BLIP", "Emot-BLIP", "Exp-BLIP")  # the captioners of Table 3's probes (the paper's)
+STRATEGIES = ("Mix-BLIP", "Cat-BLIP", "Exp-BLIP")
+MIN_POSITIVES = 5  # an AU's per-AU F1 counts in faithfulness only with this many positives
+
+
+def models(recipe) -> dict[str, Path]:
+    """Title -> final checkpoint of every captioner the evaluation scores, in
+    :data:`~facecap_lib.training.TITLES` order: the ``untrained`` baseline, the ``general`` one
+    where every face is a SynthFACS render, and the five captioners (each trained first where
+    the run lacks it)."""
+    names = [n for n in TITLES if n != "general" or recipe.synthfacs_only()]
+    return recipe.checkpoints(names)
+
+
+def probed(models: Mapping[str, Path]) -> dict[str, Path]:
+    """The models of Table 3's probes: the plain encoder (``untrained``) and :data:`PROBED`."""
+    return {t: models[t] for t in ("untrained", *PROBED)}
+
+
+def represented(models: Mapping[str, Path]) -> dict[str, Path]:
+    """The models of the supplementary's tables: the plain encoder and the five captioners."""
+    return {t: models[t] for t in ("untrained", *representations.MODELS)}
+
+
+def references(recipe, faces: pd.DataFrame, kind: str = "au") -> list[list[str]]:
+    """Every corpus caption of ``kind`` (``au``: rule-based and LLM-style AU captions;
+    ``emotion``) for each face: the references the paper takes the maximum over."""
+    table = recipe.tables["captions"]
+    table = table[table["kind"] == kind]
+    by_image = table.groupby("image_id")["caption"].apply(list)
+    out = []
+    for image in image_ids(faces):
+        if image not in by_image.index:
+            raise ValueError(f"{image}: no {kind} caption in the corpus to compare against")
+        out.append(by_image[image])
+    return out
+
+
+def captions(
+    recipe, faces: pd.DataFrame, models: Mapping[str, Path], *, beams: int = 5
+) -> dict[str, list[str]]:
+    """Captions of ``faces`` by every model (cached in the run folder's ``eval-captions``)."""
+    cache = recipe.run_dir / "eval-captions"
+    return {
+        title: caption_faces(faces, folder, beams=beams, device=recipe.device, cache=cache)
+        for title, folder in models.items()
+    }
 
 
 def caption_table(
-    recipe, models: Mapping[str, Path], n: int, *, beams: int = 5, embedders=None
+    recipe, models: Mapping[str, Path], spec, *, embedders=None, preset_name: str = ""
 ) -> pd.DataFrame:
-    """Paper Table 2 per dataset: one row per (dataset, captioner)."""
-
+    """Paper Table 2 per dataset: one row per (dataset, captioner) on up to ``spec.faces`` AU
+    test faces (``spec``: the project's evaluation settings), the paper's numbers beside the
+    rows of its setting (:func:`~facecap_lib.evaluation.paper.with_paper`)."""
     rows = []
     for dataset in caption_sets(recipe.faces):
-        faces = test_faces(recipe.faces, dataset, "au", n)
+        faces = test_faces(recipe.faces, dataset, "au", spec.faces)
         refs = references(recipe, faces, "au")
-        for title, texts in captions(recipe, faces, models, beams=beams).items():
+        for title, texts in captions(recipe, faces, models, beams=spec.beams).items():
             scores = caption_metrics.caption_metrics(texts, refs, embedders=embedders)
             means = scores.mean()
             for name in embedders or {}:
                 means[name] *= 100
             rows.append({"dataset": dataset, "captioner": title, **means, "images": len(faces)})
-    return pd.DataFrame(rows)
+    return with_paper(pd.DataFrame(rows), preset_name)
 
 
 def faithfulness_table(
-    recipe, models: Mapping[str, Path], n: int, *, beams: int = 5, min_positives: int = 5
+    recipe, models: Mapping[str, Path], spec, *, min_positives: int = MIN_POSITIVES
 ) -> pd.DataFrame:
-    """Per dataset and captioner: mean per-AU F1 of the mentioned AUs on AU-labelled test faces,
-    and the share of emotion-labelled test faces whose emotions are all named."""
-
+    """Per dataset and captioner: mean per-AU F1 of the mentioned AUs on up to ``spec.faces``
+    AU-labelled test faces, and the share of as many emotion-labelled test faces whose emotions
+    are all named."""
     rows = []
     for dataset in sorted(recipe.faces["dataset"].unique()):
         for kind in ("au", "emotion"):
-            faces = test_faces(recipe.faces, dataset, kind, n)
+            faces = test_faces(recipe.faces, dataset, kind, spec.faces)
             if faces.empty:
                 continue
-            for title, texts in captions(recipe, faces, models, beams=beams).items():
+            for title, texts in captions(recipe, faces, models, beams=spec.beams).items():
                 row = {"dataset": dataset, "captioner": title, "faces": len(faces)}
                 if kind == "au":
                     scores = faithfulness.au_scores(texts, faces)
@@ -91,13 +151,13 @@ def faithfulness_table(
     return table[[c for c in order if c in table.columns]]
 
 
-def probe_table(recipe, models: Mapping[str, Path], spec) -> pd.DataFrame:
+def probe_table(recipe, models: Mapping[str, Path], spec, *, preset_name: str = "") -> pd.DataFrame:
     """Paper Table 3 per dataset (see the module docstring): one row per dataset, protocol,
     feature source and strategy (linear probe; fine-tune unless ``spec.fine_tune_epochs`` is
     0), the 3-fold protocols averaged over their folds. ``spec``: the project's evaluation
     settings. The fine-tunes are trained here unless done before
-    (:func:`~facecap_lib.evaluation.representations.fine_tune_all`)."""
-
+    (:func:`~facecap_lib.evaluation.representations.fine_tune_all`). The paper's numbers stand
+    beside the rows of its setting (:func:`~facecap_lib.evaluation.paper.probes_with_paper`)."""
     scorer = Scorer(recipe.run_dir, models, spec, recipe.device)
     rows = []
     for s in probe_sets(recipe.faces, spec.probe_train_faces, spec.faces):
@@ -125,58 +185,23 @@ def probe_table(recipe, models: Mapping[str, Path], spec) -> pd.DataFrame:
     keys = ["dataset", "protocol", "features", "strategy"]
     order = [*keys, "train", "test", "avg F1", "avg AUC", "accuracy"]
     if not rows:  # no dataset with training and test faces
-        return pd.DataFrame(columns=order)
+        return probes_with_paper(pd.DataFrame(columns=order), preset_name)
     table = pd.DataFrame(rows).groupby(keys, as_index=False, sort=False).mean(numeric_only=True)
-    return table[[c for c in order if c in table.columns]]
-
-
-# Paper Table 3 (ViT-g/14 models): BP4D mean AU F1 x100 and AffectNet accuracy x100 of a linear
-# layer on each model's features. The paper does not say whether BP4D's figure is the 3-fold or
-# the single split: it stands beside both.
-PAPER_TABLE3 = {
-    "untrained encoder": {"bp4d": 59.5, "affectnet": 44.8},  # the plain ViT-g
-    "AU-BLIP Q-Former": {"bp4d": 66.6, "affectnet": 52.2},
-    "Emot-BLIP Q-Former": {"bp4d": 58.3, "affectnet": 52.7},
-    "Exp-BLIP Q-Former": {"bp4d": 66.2, "affectnet": 51.6},
-}
-
-
-def probes_with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
-    """``table`` (:func:`probe_table`) with the paper's figure beside the rows of its setting
-    (a ViT-g preset, linear probes; BP4D's AU F1, AffectNet's accuracy)."""
-    out = table.copy()
-    matches = preset_name.startswith("vitg")
-    linear = out["strategy"] == "linear probe" if "strategy" in out else [True] * len(out)
-    out["paper"] = [
-        PAPER_TABLE3.get(f, {}).get(d) if matches and is_linear else None
-        for f, d, is_linear in zip(out["features"], out["dataset"], linear, strict=True)
-    ]
-    return out
-
-
-STRATEGIES = ("Mix-BLIP", "Cat-BLIP", "Exp-BLIP")
-# Paper Table 5 (ViT-B, OPT-2.7B; 505 faces, 9 raters): how often each was chosen most complete.
-PAPER_TABLE5 = {"Mix-BLIP": 3.43, "Cat-BLIP": 28.85, "Exp-BLIP": 67.72}
+    return probes_with_paper(table[[c for c in order if c in table.columns]], preset_name)
 
 
 def strategy_table(
-    recipe, models: Mapping[str, Path], n: int, *, beams: int = 5, preset_name: str = ""
+    recipe, models: Mapping[str, Path], spec, *, preset_name: str = ""
 ) -> pd.DataFrame:
-    """Paper Table 5 per dataset and over all datasets: one row per (dataset, strategy), with
-    the paper's "most complete" share beside the rows of its setting (ViT-B, OPT-2.7B)."""
-
+    """Paper Table 5 per dataset and over all datasets: one row per (dataset, strategy) on up to
+    ``spec.faces`` AU- and as many emotion-labelled test faces of each dataset, with the paper's
+    "most complete" share beside the rows of its setting (ViT-B, OPT-2.7B)."""
     chosen = {title: models[title] for title in STRATEGIES}
-    parts = []
-    for dataset in sorted(recipe.faces["dataset"].unique()):
-        faces = pd.concat(
-            [test_faces(recipe.faces, dataset, kind, n) for kind in ("au", "emotion")]
-        )
-        faces = faces[~faces.index.duplicated()]
-        if not faces.empty:
-            parts.append(faces)
+    parts = labelled_test_faces(recipe.faces, spec.faces)
     rows = []
-    for dataset, faces in [(p["dataset"].iloc[0], p) for p in parts] + [("all", pd.concat(parts))]:
-        scores = faithfulness.strategy_scores(captions(recipe, faces, chosen, beams=beams), faces)
+    for dataset, faces in [*parts.items(), ("all", pd.concat(parts.values()))]:
+        texts = captions(recipe, faces, chosen, beams=spec.beams)
+        scores = faithfulness.strategy_scores(texts, faces)
         for strategy, row in scores.iterrows():
             rows.append({"dataset": dataset, "strategy": strategy, "faces": len(faces), **row})
     table = pd.DataFrame(rows)
@@ -188,90 +213,33 @@ def strategy_table(
     return table
 
 
-def with_paper(table: pd.DataFrame, preset_name: str) -> pd.DataFrame:
-    """``table`` (:func:`caption_table`) with the paper's METEOR and ROUGE-L (and Ada-sim, where
-    the table has it) beside each row whose preset, captioner and dataset the paper reports;
-    empty where it does not."""
-    out = table.copy()
-    metrics = ["METEOR", "ROUGE-L"] + (["Ada-sim"] if "Ada-sim" in out else [])
-    for metric in metrics:
-        out[f"paper {metric}"] = [
-            PAPER_TABLE2.get((preset_name, c, d), {}).get(metric)
-            for c, d in zip(out["captioner"], out["dataset"], strict=True)
-        ]
+def tables(
+    recipe, models: Mapping[str, Path], spec, *, preset_name: str = "", embedders=None,
+    spread: Mapping[str, float] | None = None,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Every table of the report, by name, in the report's order: ``captions``,
+    ``faithfulness``, ``strategies``, ``probes``, the supplementary's ``representations-*`` and
+    ``findings`` (with ``spread``, the seed-to-seed spread of the compared quantities, or none).
+    ``models``: :func:`models`; ``spec``: the project's evaluation settings."""
+    out = {
+        "captions": caption_table(
+            recipe, models, spec, embedders=embedders, preset_name=preset_name
+        ),
+        "faithfulness": faithfulness_table(recipe, models, spec),
+        "strategies": strategy_table(recipe, models, spec, preset_name=preset_name),
+        "probes": probe_table(recipe, probed(models), spec, preset_name=preset_name),
+    }
+    out |= representations.tables(
+        recipe.run_dir, recipe.faces, represented(models), spec, recipe.device, preset_name
+    )
+    out["findings"] = findings(out["captions"], out["probes"], out["strategies"], spread)
     return out
 
 
-COUNTS = (
-    "images",
-    "faces",
-    "AUs scored",
-    "train",
-    "test",
-)  # columns of counts: whole numbers in the report
-
-
-def markdown(table: pd.DataFrame, digits: int = 3, counts: Sequence[str] = COUNTS) -> str:
-    """A Markdown table: numbers to ``digits`` decimals (whole numbers in the ``counts``
-    columns), empty cells for missing values."""
-
-    def cell(column, value) -> str:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
-            return ""
-        if column in counts:
-            return str(int(value))
-        if isinstance(value, float):
-            return f"{value:.{digits}f}"
-        return str(value)
-
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "---|" * len(table.columns)
-    rows = [
-        "| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |"
-        for row in table.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *rows])
-
-
-def write_report(
-    folder: str | Path,
-    tables: Mapping[str, pd.DataFrame],
-    *,
-    title: str,
-    notes: Sequence[str] = (),
-    plots: Mapping[str, str | tuple] | None = None,
-) -> Path:
-    """``folder/report.md`` with every table (and ``<name>.csv`` beside it), and for each table
-    named in ``plots`` a bar chart (``<name>.png``) of a column: ``column`` by dataset and
-    captioner, or ``(column, groups, bars)``: groups and bars by the columns named (a name or a
-    list of names)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {title}", "", *notes, ""]
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-        lines += [f"## {name}", "", markdown(table), ""]
-        plot = (plots or {}).get(name)
-        column, index, columns = (plot, "dataset", "captioner") if isinstance(plot, str) else (
-            plot or (None, None, None)
-        )  # fmt: skip
-        if column in table.columns and table[column].notna().any():
-            wide = table.pivot_table(index=index, columns=columns, values=column, sort=False)
-            ax = wide.plot.bar(figsize=(max(7, 0.6 * len(wide)), 3.5), rot=0)
-            if len(wide) >= 8:  # long row names
-                ax.set_xticklabels(ax.get_xticklabels(), rotation=40, ha="right")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-            ax.set_ylabel(column)
-            ax.set_title(f"{name}: {column}")
-            ax.figure.tight_layout()
-            ax.figure.savefig(folder / f"{name}.png", dpi=120)
-            plt.close(ax.figure)
-            lines += [f"![{name}]({name}.png)", ""]
-    report = folder / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+def train_fine_tunes(recipe, models: Mapping[str, Path], spec) -> None:
+    """Every fine-tune the report's tables read, trained (under torchrun on every rank: they
+    are data-parallel), so that :func:`tables`, which the main process computes alone, only
+    loads them."""
+    representations.fine_tune_all(
+        recipe.run_dir, recipe.faces, probed(models), represented(models), spec, recipe.device
+    )

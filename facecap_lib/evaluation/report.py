@@ -1,9 +1,7 @@
-"""Chapters 5 and 6 on one :class:`~facecap_lib.training.stages.Recipe`: which faces are scored,
-their references, the captions of every captioner (cached), and the paper's tables computed on
-them. Each function is one step a notebook shows; the metrics themselves live in
-:mod:`.captions`, :mod:`.faithfulness`, :mod:`.probes` and :mod:`.failures`. This module only
-evaluates: the recipe trains what is missing (``Recipe.checkpoints``), the data room renders new
-faces (:func:`facecap_lib.data.synth.corpus.unseen_faces`).
+"""The report of a project's evaluation (``report/<run>/``): every table of
+:func:`facecap_lib.evaluation.protocol.tables` as Markdown and CSV, charts as PNG, and the notes
+that say what was measured and on which faces. ``facecap run``'s evaluate stage writes it; chapter
+5 writes the book's the same way.
 """
 
 from __future__ import annotations
@@ -11,153 +9,145 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from facecap_lib.data.table import image_files, image_ids
-from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import faithfulness, probes
-from facecap_lib.evaluation.faces import AU_NAMES, emotion_index, held_out
-from facecap_lib.inference import caption_faces
+COUNTS = (
+    "images",
+    "faces",
+    "AUs scored",
+    "train",
+    "test",
+)  # columns of counts: whole numbers in the report
 
 
-def references(recipe, faces: pd.DataFrame, kind: str = "au") -> list[list[str]]:
-    """Every corpus caption of ``kind`` (``au``: rule-based and LLM-style AU captions;
-    ``emotion``) for each face: the references the paper takes the maximum over."""
-    table = recipe.tables["captions"]
-    table = table[table["kind"] == kind]
-    by_image = table.groupby("image_id")["caption"].apply(list)
-    out = []
-    for image in image_ids(faces):
-        if image not in by_image.index:
-            raise ValueError(f"{image}: no {kind} caption in the corpus to compare against")
-        out.append(by_image[image])
+def markdown(table: pd.DataFrame, digits: int = 3, counts: Sequence[str] = COUNTS) -> str:
+    """A Markdown table: numbers to ``digits`` decimals (whole numbers in the ``counts``
+    columns), empty cells for missing values."""
+
+    def cell(column, value) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return ""
+        if column in counts:
+            return str(int(value))
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value)
+
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    rows = [
+        "| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row, strict=True)) + " |"
+        for row in table.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def write_report(
+    folder: str | Path,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    plots: Mapping[str, str | tuple] | None = None,
+) -> Path:
+    """``folder/report.md`` with every table (and ``<name>.csv`` beside it), and for each table
+    named in ``plots`` a bar chart (``<name>.png``) of a column: ``column`` by dataset and
+    captioner, or ``(column, groups, bars)``: groups and bars by the columns named (a name or a
+    list of names)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", "", *notes, ""]
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+        lines += [f"## {name}", "", markdown(table), ""]
+        plot = (plots or {}).get(name)
+        column, index, columns = (plot, "dataset", "captioner") if isinstance(plot, str) else (
+            plot or (None, None, None)
+        )  # fmt: skip
+        if column in table.columns and table[column].notna().any():
+            wide = table.pivot_table(index=index, columns=columns, values=column, sort=False)
+            ax = wide.plot.bar(figsize=(max(7, 0.6 * len(wide)), 3.5), rot=0)
+            if len(wide) >= 8:  # long row names
+                ax.set_xticklabels(ax.get_xticklabels(), rotation=40, ha="right")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+            ax.set_ylabel(column)
+            ax.set_title(f"{name}: {column}")
+            ax.figure.tight_layout()
+            ax.figure.savefig(folder / f"{name}.png", dpi=120)
+            plt.close(ax.figure)
+            lines += [f"![{name}]({name}.png)", ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def plots(tables: Mapping[str, pd.DataFrame]) -> dict[str, str | tuple]:
+    """The chart of each table that has one (:func:`write_report`'s ``plots``): METEOR and the
+    mean per-AU F1 by dataset and captioner, and every representation table's F1 (or accuracy)
+    by feature source and strategy; the probes stay a table (by dataset and protocol)."""
+    out: dict[str, str | tuple] = {"captions": "METEOR", "faithfulness": "mean per-AU F1"}
+    for name in tables:
+        if name == "representations-emotion":
+            out[name] = ("accuracy", "features", ["dataset", "strategy"])
+        elif name.startswith("representations-"):
+            out[name] = ("avg F1", "features", "strategy")
     return out
 
 
-def captions(
-    recipe, faces: pd.DataFrame, models: Mapping[str, Path], *, beams: int = 5
-) -> dict[str, list[str]]:
-    """Captions of ``faces`` by every model (cached in the run folder)."""
-    cache = recipe.run_dir / "eval-captions"
-    return {
-        title: caption_faces(faces, folder, beams=beams, device=recipe.device, cache=cache)
-        for title, folder in models.items()
-    }
-
-
-def metrics_table(
-    generated: Mapping[str, Sequence[str]],
-    refs: Sequence[Sequence[str]],
-    embedders: Mapping | None = None,
-) -> pd.DataFrame:
-    """Paper Table 2 for these captions: METEOR, ROUGE-L, BLEU-4, CIDEr and embedding similarity
-    (x100) as the mean over images of the maximum over references."""
-    per_model = {
-        title: caption_metrics.caption_metrics(texts, refs, embedders=embedders)
-        for title, texts in generated.items()
-    }
-    return caption_metrics.metrics_table(per_model, percent=list(embedders or {}))
-
-
-def au_f1(
-    generated: Mapping[str, Sequence[str]], faces: pd.DataFrame, min_positives: int = 10
-) -> dict[str, pd.DataFrame]:
-    """Per-AU precision / recall / F1 of each model's captions, AUs with enough positives."""
-    out = {}
-    for title, texts in generated.items():
-        scores = faithfulness.au_scores(texts, faces)
-        out[title] = scores[scores["positives"] >= min_positives].reset_index(drop=True)
-    return out
-
-
-def probe_split(
-    recipe, n_train: int, n_test: int, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test faces for the probes, from the train and test splits (different
-    subjects): faces with any rendered AU labelled (unlabelled AUs are left out of the loss and
-    the scores) or with a single emotion label."""
-    faces = recipe.faces
-    usable = faces[faces[AU_NAMES].notna().any(axis=1) | (faces["emotions"].map(len) == 1)]
-    train = usable[usable["split"] == "train"]
-    test = usable[usable["split"] == "test"]
-    return (
-        train.sample(min(n_train, len(train)), random_state=seed),
-        test.sample(min(n_test, len(test)), random_state=seed),
+def notes(
+    project: str, preset_name: str, faces: pd.DataFrame, spec, tables: Mapping[str, pd.DataFrame],
+    provenance: Mapping | None = None,
+) -> list[str]:  # fmt: skip
+    """The report's notes: the setting and the faces, how the probes and the representation
+    tables are trained, what the caption metrics compare with, which baselines were scored and
+    where the spread over seeds comes from (``provenance``: :func:`~facecap_lib.evaluation.measured.measured_spread`'s)."""
+    matched = tables["captions"]["paper METEOR"].notna().any()
+    general = "general" in set(tables["captions"]["captioner"])
+    fine_tuned = (
+        f", and fine-tuned end to end for {spec.fine_tune_epochs:g} epochs "
+        f"({spec.plain_fine_tune_epochs:g} for ViT)."
+        if spec.fine_tune_epochs > 0
+        else " only (fine_tune_epochs is 0)."
     )
-
-
-def probe_tables(
-    recipe,
-    models: Mapping[str, Path],
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    sources=probes.SOURCES,
-) -> pd.DataFrame:
-    """Paper Table 3: a linear probe on frozen features of every (model, source), AU F1 x100 per
-    rendered AU, mean F1 and ROC-AUC, and emotion accuracy on single-label emotion faces."""
-    cache = probes.FeatureCache(recipe.run_dir / "eval-features", recipe.device)
-    y_train, y_test = train[AU_NAMES].to_numpy(float), test[AU_NAMES].to_numpy(float)
-    e_train, e_test = emotion_index(train), emotion_index(test)
-    files = image_files(train) + image_files(test)
-    results, emotions = {}, {}
-    for title, folder in models.items():
-        for source in sources:
-            name = f"{title} {'encoder' if source == 'encoder' else 'Q-Former'}"
-            x = cache.features(folder, files, source)
-            x_train, x_test = x[: len(train)], x[len(train) :]
-            a_train, a_test = ~np.isnan(y_train).all(1), ~np.isnan(y_test).all(1)
-            au_probe = probes.linear_probe(x_train[a_train], y_train[a_train])
-            results[name] = probes.au_detection(
-                y_test[a_test], au_probe.scores(x_test[a_test]), AU_NAMES
-            )
-            if (e_train >= 0).sum() and (e_test >= 0).sum():
-                emotion_probe = probes.linear_probe(
-                    x_train[e_train >= 0], e_train[e_train >= 0], task="multiclass"
-                )
-                emotions[name] = probes.emotion_scores(
-                    e_test[e_test >= 0], emotion_probe.scores(x_test[e_test >= 0])
-                )
-    return probes.probe_table(results, emotions)
-
-
-def finding_quantities(
-    recipe, *, n_eval: int = 150, n_train: int = 1200, n_test: int = 400, beams: int = 5
-) -> dict[str, dict[str, float]]:
-    """What chapter 5's findings compare, for one trained run (its defaults are chapter 5's
-    sizes): METEOR and ROUGE-L of AU-BLIP and the general captioner on ``n_eval`` held-out faces
-    (:func:`metrics_table`), and the linear probes' mean AU F1 of every model's encoder and
-    Q-Former (:func:`probe_tables`)."""
-    models = recipe.checkpoints()
-    faces = held_out(recipe, n_eval, kind="au")
-    pair = {title: models[title] for title in ("AU-BLIP", "general")}
-    table = metrics_table(captions(recipe, faces, pair, beams=beams), references(recipe, faces))
-    train, test = probe_split(recipe, n_train, n_test)
-    probe = probe_tables(recipe, models, train, test)
-    return {
-        "METEOR": table["METEOR"].astype(float).to_dict(),
-        "ROUGE-L": table["ROUGE-L"].astype(float).to_dict(),
-        "probe F1": probe["avg F1"].astype(float).to_dict(),
-    }
-
-
-def fine_tune_table(
-    recipe, models: Mapping[str, Path], train: pd.DataFrame, test: pd.DataFrame, *, steps: int
-) -> pd.DataFrame:
-    """The paper's second strategy: each model's image encoder and a linear layer trained end to
-    end on AU detection (``steps`` AdamW steps on the train faces with AU labels), then scored
-    on the test faces like :func:`probe_tables`. Each fine-tuning runs in the run folder
-    (``eval-fine-tune/``, :func:`~facecap_lib.evaluation.probes.fine_tuned`): it resumes if
-    interrupted, and a finished one is loaded, not redone."""
-    train = train[train[AU_NAMES].notna().any(axis=1)]
-    test = test[test[AU_NAMES].notna().any(axis=1)]
-    files, y = image_files(train), train[AU_NAMES].to_numpy(float)
-    results = {}
-    for title, folder in models.items():
-        root = recipe.run_dir / "eval-fine-tune"
-        score = probes.fine_tuned(root, folder, files, y, AU_NAMES, steps, device=recipe.device)
-        y_test = test[AU_NAMES].to_numpy(float)
-        results[f"{title} encoder, fine-tuned"] = probes.au_detection(
-            y_test, score(image_files(test)), AU_NAMES
-        )
-    return probes.probe_table(results)
+    return [
+        f"Project {project}: preset {preset_name}, datasets "
+        f"{', '.join(sorted(faces['dataset'].unique()))}; up to {spec.faces} test faces per "
+        f"dataset (new subjects), beam {spec.beams}.",
+        "Probes: a linear layer on frozen features, or the encoder (with the Q-Former) and the "
+        "layer fine-tuned end to end, trained on each dataset's training faces (up to "
+        f"{spec.probe_train_faces}) and tested on its test faces, BP4D and DISFA also over their "
+        "three subject-independent folds; 'untrained' is the plain encoder every captioner "
+        "starts from (paper Table 3, whose numbers are linear probes).",
+        "Representations (supplementary Tables 2-8): one classifier per row trained on the AU "
+        f"training faces of every dataset together (up to {spec.probe_train_faces}), tested on "
+        "each dataset's AUs (the paper's where it names them); 'ViT' is the plain encoder, "
+        "ViT(X) and QFormer(X) X-BLIP's encoder and Q-Former; linear probe" + fine_tuned,
+        "Caption metrics: the mean over test faces of the maximum over the corpus's captions of "
+        "the face (paper Table 2)."
+        + (
+            " The paper's numbers stand beside the rows of its setting."
+            if matched
+            else " The paper reports no row of this setting (it used ViT-g/14 with OPT-6.7B on "
+            "its licensed data): no published number is comparable."
+        ),
+        "Baselines: 'untrained' is every captioner's start (stage 1, no captioning step)"
+        + (
+            "; 'general' has AU-BLIP's training on captions of the person, pose, light and "
+            "occluder, never the expression (the paper's off-the-shelf BLIP-2)."
+            if general
+            else "; no general captioner (its captions need what SynthFACS rendered; the "
+            "paper's is an off-the-shelf BLIP-2)."
+        ),
+        "Findings: a claim is reproduced only where every difference exceeds the spread over "
+        + (
+            f"seeds measured by `{provenance['command']}` at {provenance['commit']}."
+            if provenance
+            else "seeds; none was measured for this setting, so one run says only whether the "
+            "direction agrees."
+        ),
+    ]

@@ -334,6 +334,11 @@ class Recipe:
         distributed.write_once(record, write)
         return result
 
+    def synthfacs_only(self) -> bool:
+        """Whether every face is a SynthFACS render (its folder holds the renderer's truth file):
+        only then can the general captioner be trained (:meth:`general`)."""
+        return training_data(self.faces, list(self._file.values()))["synthfacs_only"]
+
     def checkpoints(self, names: Sequence[str] = tuple(TITLES)) -> dict[str, Path]:
         """Title -> final checkpoint folder of each captioner (the baselines ``untrained`` and
         ``general`` and those of :data:`~facecap_lib.training.CAPTIONERS`), trained first where

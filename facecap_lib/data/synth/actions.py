@@ -17,7 +17,7 @@ subtle ones, AU6, 7, 9, 14, 17, 23 and 24, got larger fields and darker wrinkles
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -214,6 +214,7 @@ class Wrinkle:
     points: tuple[tuple[float, float], ...]  # right side, canonical cm; mirrored to the left
     weights: tuple[tuple[int, float], ...]
     mirrored: bool = True
+    bulge: bool = False  # renderer 3: skin pushed up along the line, not a furrow
 
 
 def _arc(x0, x1, y, sag, n=6):
@@ -236,7 +237,7 @@ WRINKLES: tuple[Wrinkle, ...] = (
     Wrinkle(((-4.9, 2.6), (-5.7, 2.6)), ((6, 1.0), (12, 0.3))),
     Wrinkle(((-4.8, 2.1), (-5.5, 1.8)), ((6, 1.0), (12, 0.3))),
     # lower-lid bulge (AU6, AU7)
-    Wrinkle(((-4.2, 2.0), (-3.3, 1.8), (-2.4, 1.95)), ((6, 0.8), (7, 0.7))),
+    Wrinkle(((-4.2, 2.0), (-3.3, 1.8), (-2.4, 1.95)), ((6, 0.8), (7, 0.7)), bulge=True),
     # nose bridge (AU9)
     Wrinkle(((-0.9, 2.0), (0.0, 1.85)), ((9, 1.0),)),
     Wrinkle(((-1.0, 1.4), (0.0, 1.3)), ((9, 1.0),)),
@@ -262,16 +263,26 @@ class ActionFields:
     base: np.ndarray  # [N, 3]
     left: dict[int, np.ndarray]  # AU -> [N, 3] (subject's left = +x)
     right: dict[int, np.ndarray]
+    # where FACS says two AUs act otherwise together than each alone: (a, b) -> (right, left)
+    # fields added at the lesser of the two intensities (renderer 3)
+    pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def build_fields(vertices: np.ndarray) -> ActionFields:
-    """Split each AU field into the subject's left and right halves (smoothly across the midline)."""
+def build_fields(vertices: np.ndarray, table=None, pairs=None) -> ActionFields:
+    """Split each AU field into the subject's left and right halves (smoothly across the midline).
+    ``table``: the fields at E of ``vertices`` (default: renderer 2's; renderer 3 passes
+    :func:`~.appearance.fields`); ``pairs``: the fields of AU pairs that interact (renderer 3:
+    :func:`~.appearance.interactions`)."""
     v = vertices.astype(np.float64)
     left_weight = (1.0 / (1.0 + np.exp(-v[:, 0] / 0.35)))[:, None]
-    fields = _fields(v)
+    both = {
+        key: ((f * (1 - left_weight)).astype(np.float32), (f * left_weight).astype(np.float32))
+        for key, f in (pairs(v) if pairs else {}).items()
+    }
+    fields = (table or _fields)(v)
     missing = set(RENDERED_AUS) - set(fields)
     if missing:
         raise RuntimeError(f"no displacement field for AUs {sorted(missing)}")
     left = {au: (field * left_weight).astype(np.float32) for au, field in fields.items()}
     right = {au: (field * (1 - left_weight)).astype(np.float32) for au, field in fields.items()}
-    return ActionFields(base_field(v).astype(np.float32), left, right)
+    return ActionFields(base_field(v).astype(np.float32), left, right, both)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from facecap_lib.data.synth.identity import Identity
-from facecap_lib.data.synth.render import Renderer, Scene
+from facecap_lib.data.synth.render import RENDERER_VERSION, Renderer, Scene
 from facecap_lib.progress import progress_bar
 
 
@@ -36,9 +36,9 @@ class FaceSpec:
 _RENDERER: Renderer | None = None
 
 
-def _init(size: int, supersample: int) -> None:
+def _init(size: int, supersample: int, version: int = RENDERER_VERSION) -> None:
     global _RENDERER
-    _RENDERER = Renderer(size, supersample)
+    _RENDERER = Renderer(size, supersample, version)
 
 
 def _render(spec: FaceSpec) -> np.ndarray:
@@ -74,14 +74,14 @@ def default_workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-def _run(specs, root, size, supersample, workers, progress, desc):
+def _run(specs, root, size, supersample, workers, progress, desc, version=RENDERER_VERSION):
     chunk = 32
     chunks = [(list(specs[i : i + chunk]), root) for i in range(0, len(specs), chunk)]
     workers = workers or default_workers()
     bar = progress_bar(total=len(specs), desc=desc, unit="face", disable=not progress)
     results = []
     if workers == 1 or len(chunks) == 1:
-        _init(size, supersample)
+        _init(size, supersample, version)
         for c in chunks:
             results.append(_render_chunk(c))
             bar.update(len(c[0]))
@@ -90,7 +90,7 @@ def _run(specs, root, size, supersample, workers, progress, desc):
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init, initargs=(size, supersample)
+            workers, mp_context=context, initializer=_init, initargs=(size, supersample, version)
         ) as pool:
             for c, result in zip(chunks, pool.map(_render_chunk, chunks), strict=True):
                 results.append(result)
@@ -123,7 +123,9 @@ def render_arrays(
     supersample: int = 2,
     workers: int | None = None,
     progress: bool = False,
+    renderer: int = RENDERER_VERSION,
 ) -> np.ndarray:
-    """Render ``specs`` in memory: ``uint8 [len(specs), size, size, 3]``."""
-    chunks = _run(list(specs), None, size, supersample, workers, progress, "render")
+    """Render ``specs`` in memory: ``uint8 [len(specs), size, size, 3]``, with renderer version
+    ``renderer`` (:data:`~.render.RENDERERS`)."""
+    chunks = _run(list(specs), None, size, supersample, workers, progress, "render", renderer)
     return np.stack([image for chunk in chunks for image in chunk])

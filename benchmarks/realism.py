@@ -107,14 +107,13 @@ def emotion_faces(per_emotion: int, seed: int = 0) -> tuple[list[FaceSpec], list
     return specs, labels
 
 
-def au_faces(people: int, seed: int = 1) -> list[FaceSpec]:
-    """Each AU of :data:`~facecap_lib.data.synth.realism.AU_MEASURES` alone at 0 and A-E on
-    ``people`` people, frontal under a plain light."""
+def au_faces(aus, people: int, seed: int = 1) -> list[FaceSpec]:
+    """Each of ``aus`` alone at 0 and A-E on ``people`` people, frontal under a plain light."""
     rng = np.random.default_rng(seed)
     who = [int(i) for i in rng.integers(2**31, size=people)]
     return [
         FaceSpec({au: level} if level else {}, person, Scene(light=(0.3, 0.4, 0.87)))
-        for au in realism.AU_MEASURES
+        for au in aus
         for level in range(6)
         for person in who
     ]
@@ -154,22 +153,23 @@ def main() -> None:
                 "meshed": float(found["meshed"].mean()),
             }
             out["speed"][key] = len(specs) / seconds
-    au_specs = au_faces(args.people)
     levels = list(range(6))
     for renderer in renderers:
+        drawn = Renderer(224, 2, renderer)
+        aus = [au for au in realism.AU_MEASURES if au in drawn.aus]  # what landmarks can measure
+        au_specs = au_faces(aus, args.people)
         found = judge(python, render_arrays(au_specs, size=224, renderer=renderer))
         per_au = len(levels) * args.people
         out["faces"][f"renderer {renderer}, AU sweep"] = {
             "detected": float(found["detected"].mean()),
             "meshed": float(found["meshed"].mean()),
         }
-        drawn = Renderer(224, 2, renderer)
         truth = np.stack([
             drawn.landmarks(s.intensities, Identity.from_seed(s.identity), s.scene, indices=tuple(range(468)))
             for s in au_specs
         ])  # fmt: skip
         tables, verdicts = {}, {}
-        for i, au in enumerate(realism.AU_MEASURES):
+        for i, au in enumerate(aus):
             rows = slice(i * per_au, (i + 1) * per_au)
             table = realism.geometry(found["mesh"][rows], levels)
             drawn_table = realism.geometry(truth[rows], levels)

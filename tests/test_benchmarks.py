@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import measure  # noqa: E402
 
 from facecap_lib.data.synth import realism  # noqa: E402
+from facecap_lib.data.synth.actions import RENDERED_AUS  # noqa: E402
 
 
 def run_script(repo, name, *args):
@@ -186,7 +187,10 @@ def test_the_realism_benchmark_has_real_face_models_judge_both_renderers(repo, t
         assert 0 <= reading["agreement"] <= 1
     assert result["emotions"]["renderer 3, 128 px"]["per_emotion"]["happiness"] >= 0.5
     assert all(f["detected"] >= 0.9 and f["meshed"] >= 0.9 for f in result["faces"].values())
+    assert set(result["geometry"]["3"]) == {str(au) for au in realism.AU_MEASURES}
+    assert set(result["geometry"]["2"]) == {
+        str(au) for au in realism.AU_MEASURES if au in RENDERED_AUS
+    }
     for renderer in ("2", "3"):
-        assert set(result["geometry"][renderer]) == {str(au) for au in realism.AU_MEASURES}
         assert len(result["geometry"][renderer]["12"]["drawn"]["lip corner height"]) == 6
     assert chart.stat().st_size > 10_000

@@ -31,7 +31,13 @@ canonical head (17.7 cm forehead to chin). What changes, by AU (x is the subject
 - 23, lip tightener: the red of the lips narrows (each lip 0.45 cm), the mouth gets smaller;
 - 24, lip pressor: the lips press together, narrow and bulge above and below;
 - 25, lips part; 26, jaw drop (2.5 cm); 27, mouth stretch (3 cm, the corners drawn in);
-  43, eyes closed.
+  43, eyes closed;
+- and the seven renderer 2 does not draw: 8, lips toward each other (they tense and meet);
+  11, nasolabial deepener (the skin beside the furrow rises, the furrow deepens); 18, lip pucker
+  (the corners drawn in hard, the lips pushed forward); 19, tongue show (:mod:`.painted`);
+  21, neck tightener (the neck's cords, :mod:`.painted`; the corners pulled down and out);
+  22, lip funneler (the lips pushed out and turned out, a little apart); 28, lip suck (the red
+  of the lips rolled in).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from dataclasses import replace
 import numpy as np
 
 from facecap_lib.data.synth import mesh as M
+from facecap_lib.data.synth.actions import RENDERED_AUS as _RENDERER_2_AUS
 from facecap_lib.data.synth.actions import (
     WRINKLES,
     _both_lids,
@@ -116,7 +123,31 @@ def fields(v: np.ndarray) -> dict[int, np.ndarray]:
     f[26] = _jaw(v, 2.5)
     f[27] = _jaw(v, 3.0) + _corners(v, (0.45, -0.3, 0.0), 0.7)
     f[43] = _eyes_closed(v)
+    # the AUs renderer 2 does not draw
+    f[8] = _lips(
+        v,
+        outer_upper=(0, -0.3, 0.15),
+        outer_lower=(0, 0.3, 0.15),
+        inner_upper=(0, -0.1, 0.1),
+        inner_lower=(0, 0.1, 0.1),
+        sigma=0.3,
+    )
+    f[11] = _bump(v, *_mirror([[-1.9, -2.6], [-2.3, -3.2]], (-0.2, 0.35, -0.2)), 0.6)
+    f[18] = _corners(v, (0.9, 0.05, 0.3), 0.8) + _lips(
+        v, outer_upper=(0, 0.05, 0.55), outer_lower=(0, -0.05, 0.55), sigma=0.6
+    )
+    f[19] = _jaw(v, 0.9) + _lip_region(v, (0, -0.3, 0), upper=False)
+    f[21] = _corners(v, (-0.35, -0.45, 0.0), 0.9) + _lip_region(v, (0, -0.2, 0), upper=False)
+    f[22] = (
+        _corners(v, (0.6, 0.0, 0.35), 0.7)
+        + _lips(v, outer_upper=(0, 0.25, 0.7), outer_lower=(0, -0.25, 0.7), inner_upper=(0, 0.15, 0.5), inner_lower=(0, -0.3, 0.5), sigma=0.6)
+    )  # fmt: skip
+    f[28] = _lips(v, outer_upper=(0, -0.55, -0.35), outer_lower=(0, 0.55, -0.35), sigma=0.3)
     return f
+
+
+RENDERED_AUS = tuple(sorted((*_RENDERER_2_AUS, 8, 11, 18, 19, 21, 22, 28)))
+"""The AUs renderer 3 draws: all 27 of the paper's."""
 
 
 def interactions(v: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
@@ -134,7 +165,16 @@ def _raised(wrinkle, by: float):
     return replace(wrinkle, points=tuple((x, y + by) for x, y in wrinkle.points))
 
 
-FURROWS = tuple(_raised(w, 0.8) if {au for au, _ in w.weights} & {1, 2} else w for w in WRINKLES)
+def _renderer3(wrinkle):
+    aus = {au for au, _ in wrinkle.weights}
+    if aus & {1, 2}:
+        return _raised(wrinkle, 0.8)
+    if 10 in aus and 12 in aus:  # the nasolabial furrow: AU11 deepens it
+        return replace(wrinkle, weights=(*wrinkle.weights, (11, 1.0)))
+    return wrinkle
+
+
+FURROWS = tuple(_renderer3(w) for w in WRINKLES)
 """Renderer 3's furrows and bulges: :data:`~.actions.WRINKLES`, with the forehead's lines 0.8 cm
-higher. The frontalis gathers the skin *above* the brow it raises: at renderer 3's brow raise
+higher and AU11 deepening the nasolabial furrow. The frontalis gathers the skin *above* the brow it raises: at renderer 3's brow raise
 (1.3 cm) the lower forehead line would sit on the raised brow itself."""

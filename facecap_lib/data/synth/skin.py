@@ -48,9 +48,8 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
 
 
-@lru_cache(maxsize=4)
-def _neighbours(triangles_key: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
-    triangles = np.frombuffer(triangles_key, np.int64).reshape(-1, 3)
+def neighbours(triangles: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's edges both ways ``[E, 2]`` and each vertex's degree ``[n]``, for :func:`concavity`."""
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
     edges = np.concatenate([edges, edges[:, ::-1]])
@@ -58,10 +57,10 @@ def _neighbours(triangles_key: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
     return edges, np.maximum(degree, 1.0)
 
 
-def concavity(vertices: np.ndarray, normals: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def concavity(vertices: np.ndarray, normals: np.ndarray, edges, degree) -> np.ndarray:
     """How far each vertex sits below its neighbours along its normal (cm; positive in a hollow):
-    the umbrella Laplacian projected on the normal, a cheap stand-in for ambient occlusion."""
-    edges, degree = _neighbours(np.ascontiguousarray(triangles, np.int64).tobytes(), len(vertices))
+    the umbrella Laplacian projected on the normal, a cheap stand-in for ambient occlusion.
+    ``edges``, ``degree``: :func:`neighbours` of the mesh."""
     mean = np.zeros_like(vertices)
     np.add.at(mean, edges[:, 0], vertices[edges[:, 1]])
     mean /= degree[:, None]
@@ -195,7 +194,7 @@ def _lit_fraction(points: np.ndarray, shadow) -> np.ndarray:
 def shade(
     frags: Fragments, triangles: np.ndarray, points: np.ndarray, surface: np.ndarray,
     albedo: np.ndarray, shine: np.ndarray, relief: Relief, light: Light, rotation: np.ndarray,
-    seed: int,
+    seed: int, edges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Linear RGB ``[K, 3]`` (0-1) of each fragment.
 
@@ -204,9 +203,10 @@ def shade(
         surface: ``[N, 2]`` surface coordinates (the canonical mesh's x, y).
         albedo: ``[N, 3]`` per-vertex base colour; ``shine``: ``[N]`` specular strength.
         rotation: the head's rotation (canonical to camera), to turn surface slopes into normals.
+        edges: :func:`neighbours` of ``triangles`` (made here when not given).
     """
     normals = vertex_normals(points, triangles)
-    hollow = concavity(points, normals, triangles)
+    hollow = concavity(points, normals, *(edges or neighbours(triangles, len(points))))
     channels = np.concatenate(
         [normals, surface, points, albedo, shine[:, None], hollow[:, None]], axis=1
     )
@@ -257,6 +257,7 @@ class FaceShader:
         lips = np.zeros(len(mesh.vertices))
         lips[np.unique(mesh.triangles[mesh.lips])] = 1.0
         self._lips = lips
+        self.edges = neighbours(self.triangles, len(mesh.vertices))
 
     def relief(self, per_side: Mapping[int, tuple[float, float]]) -> Relief:
         """The furrows and bulges (:data:`~.appearance.FURROWS`) as deep as their AUs act
@@ -309,7 +310,7 @@ class FaceShader:
         light = Light(np.array(scene.light, dtype=np.float64), scene.ambient)
         colour = shade(
             frags, self.triangles, points, self.surface, albedo, shine, self.relief(per_side),
-            light, rotation, identity.seed,
+            light, rotation, identity.seed, self.edges,
         )  # fmt: skip
         out = np.asarray(img, dtype=np.float32).reshape(-1, 3).copy()
         out[frags.pixel] = np.clip(colour * 255.0, 0, 255)

@@ -338,7 +338,8 @@ agreement.round(2)
 # Renderer 3's faces are read as their emotion far more often than renderer 2's, smiles above
 # all; they still miss the targets we set (overall 70%, every emotion 40%, happiness 90%, surprise
 # 80%). FER2013 almost never says *disgust* for either renderer: a disgusted render reads as
-# anger or neutral. Sadness and fear are read about one time in four or less.
+# anger or neutral. Sadness is read a little over one time in three, fear about one in seven
+# (its raised and lowered brows read as sadness's oblique brow); surprise two in five.
 
 # %%
 old_row, new_row = agreement.loc["renderer 2, 128 px"], agreement.loc["renderer 3, 128 px"]
@@ -352,12 +353,12 @@ print(
 )
 
 # %% [markdown]
-# MediaPipe finds a face in every render of both renderers and fits its mesh to all but one in
-# seven hundred. The chart follows each AU from 0 to E through the landmark measurement it should
-# move (in interocular distances): solid as MediaPipe's mesh reads it, dashed on the mesh the
-# renderer drew. Where the two part, MediaPipe stops following the face: at renderer 3's larger
-# brow raises (AU1, AU2 beyond C), its lower-lid tightening (AU7), which its eye landmarks do not
-# track, and mouths already open at A (AU19's tongue, AU22's funnel, AU25 beyond D).
+# MediaPipe finds a face in every render of both renderers and fits its mesh to (nearly) all of
+# them. The chart follows each AU from 0 to E through the landmark measurement it should move (in
+# interocular distances): solid as MediaPipe's mesh reads it, dashed on the mesh the renderer
+# drew. Where the two part, MediaPipe stops following the face: beyond C or D of renderer 3's
+# inner brow raise and brow lowering (AU1, AU4), at mouths already open at A (AU19's tongue,
+# AU22's funnel) and at the widest openings (AU25, AU27 beyond D).
 
 # %%
 fig = realism.plot_geometry(measured_realism)

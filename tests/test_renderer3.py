@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from facecap_lib.data.synth import appearance, realism
+from facecap_lib.data.synth import mesh as M
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.batch import FaceSpec, render_arrays
 from facecap_lib.data.synth.identity import Identity
@@ -119,6 +120,23 @@ def test_every_measurable_au_moves_its_landmark_measure_one_way(version):
         ])  # fmt: skip
         series = realism.geometry(mesh, list(range(6)))[name]
         assert realism.monotonic(series, direction), (au, name, series.round(4).tolist())
+
+
+def test_brows_raised_by_1_and_2_together_keep_their_arch():
+    """AU1 lifts the inner brow, AU2 the outer; together (surprise) the whole brow rises by about
+    the same amount, never the sum of both at the brow's middle (a peak of 3 cm, once)."""
+    drawn = Renderer(64, 1, version=3)
+    person = Identity.from_seed(4)
+    brow = list(M.RIGHT_BROW_UPPER + M.RIGHT_BROW_LOWER + M.LEFT_BROW_UPPER + M.LEFT_BROW_LOWER)
+    rest = drawn.deform({}, person)[0][brow, 1]
+    rise = {
+        key: drawn.deform(aus, person)[0][brow, 1] - rest
+        for key, aus in {"1": {1: 5}, "2": {2: 5}, "1+2": {1: 5, 2: 5}}.items()
+    }
+    inner, outer = (M.RIGHT_BROW_UPPER.index(i) for i in (107, 70))
+    assert rise["1"][inner] > 1.0 > rise["1"][outer]
+    assert rise["2"][outer] > 1.0 > rise["2"][inner]
+    assert 1.0 < rise["1+2"].min() and rise["1+2"].max() < 1.6, rise["1+2"].round(2)
 
 
 def test_renderer3_is_fast_enough_to_measure():

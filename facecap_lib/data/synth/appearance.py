@@ -10,6 +10,8 @@ canonical head (17.7 cm forehead to chin). What changes, by AU (x is the subject
 - 1, inner brow raiser: the inner third of the brow rises (1.3 cm), the brow turns oblique,
   horizontal furrows across the middle of the forehead (the relief, :data:`~.actions.WRINKLES`);
 - 2, outer brow raiser: the outer brow rises and arches (1.2 cm), furrows at the forehead's sides;
+  each point of the brow carries its own rise (:func:`_brow`), so 1 + 2 lift the whole brow by
+  about 1.3 cm and keep its arch (the two fields once added up to a 3 cm peak at its middle);
 - 4, brow lowerer: the brows come down (1.05 cm, inner end 1.5 cm) and together (0.7 cm), the
   upper lid is covered, vertical furrows between the brows; with 1 it gives sadness's oblique brow;
 - 5, upper lid raiser: the upper lid rises (0.55 cm), white shows above the iris;
@@ -61,22 +63,26 @@ from facecap_lib.data.synth.actions import (
 )
 
 
+def _brow(v: np.ndarray, rise, inward: float, sigma: float = 0.6) -> np.ndarray:
+    """Both brows raised by ``rise`` (cm at E), outer end to inner, the skin above following; each
+    point of the brow's upper and lower edge carries its own rise, so the brow keeps its shape
+    (an arch) and two raises add up without a peak where their regions meet."""
+    rows = list(M.RIGHT_BROW_UPPER) + list(M.RIGHT_BROW_LOWER)
+    lift = np.array([(inward * r, r, 0.05 * r) for r in rise] * 2)
+    return _bump(v, *_mirror(v[rows], lift), sigma)
+
+
 def fields(v: np.ndarray) -> dict[int, np.ndarray]:
     """Renderer 3's displacement field of every rendered AU at E, ``[N, 3]`` each (both sides)."""
     brow_inner = v[[66, 107, 65, 55]]
-    brow_middle = v[[105, 52]]
     brow_outer = v[[70, 63, 46, 53]]
     brow_all = v[list(M.RIGHT_BROW_UPPER + M.RIGHT_BROW_LOWER)]
     nose_side = np.array([[-0.9, 1.2], [-1.1, 0.2], [-1.4, -1.7], [-0.6, 1.8]])
     cheek = np.array([[-3.6, -0.8], [-4.2, -1.6], [-3.0, -1.5], [-4.6, 0.2], [-3.4, 0.6]])
     chin = np.array([[0.0, -7.4], [-1.0, -7.8], [0.0, -8.6], [1.0, -7.8], [0.0, -9.2]])
     f: dict[int, np.ndarray] = {}
-    f[1] = _bump(v, *_mirror(brow_inner, (0.1, 1.3, 0.05)), 0.9) + _bump(
-        v, *_mirror(brow_middle, (0.0, 0.45, 0.0)), 0.8
-    )
-    f[2] = _bump(v, *_mirror(brow_outer, (-0.1, 1.2, 0.05)), 0.9) + _bump(
-        v, *_mirror(brow_middle, (0.0, 0.7, 0.0)), 0.8
-    )
+    f[1] = _brow(v, (0.0, 0.15, 0.5, 1.0, 1.3), 0.1)
+    f[2] = _brow(v, (1.2, 1.2, 0.75, 0.25, 0.0), -0.1)
     f[4] = (
         _bump(v, *_mirror(brow_all, (0.0, -1.05, 0.2)), 0.9)
         + _bump(v, *_mirror(brow_inner, (0.7, -0.5, 0.14)), 0.7)

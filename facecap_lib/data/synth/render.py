@@ -48,6 +48,9 @@ FACS_LETTERS = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5}
 # them) are keyed by it. 2: AU response sqrt(level / 5), stronger subtle AUs and wrinkles.
 RENDERER_VERSION = 2
 RENDERERS = (2, 3)  # 2: flat-shaded polygons, painted; 3: z-buffered, shaded per pixel
+# renderer 3's iris: 11 mm across, as an adult's (renderer 2's, 8.4 mm, left a ring of white
+# round the iris of an eye at rest, the stare of AU5)
+IRIS_RADIUS_CM = 0.55
 WRINKLE_DARKNESS = 0.7  # a fully acting wrinkle line is drawn at 30% of the skin's brightness
 
 
@@ -365,7 +368,7 @@ class Renderer:
     def _draw_eyes(self, draw, identity, project, verts, eye_centres, scene, scale) -> None:
         iris = _rgb(identity.iris)
         v3 = self.version >= 3  # a dark limbal ring and a glint
-        radius = 0.42 * scale * identity.eye_size
+        radius = (IRIS_RADIUS_CM if v3 else 0.42) * scale * identity.eye_size
         for ring, centre in zip(M.EYE_RINGS, eye_centres, strict=True):
             outline = project(verts[list(ring)])[:, :2]
             draw.polygon([tuple(p) for p in outline], fill=(236, 232, 228))
@@ -408,7 +411,7 @@ class Renderer:
             (M.LEFT_BROW_UPPER, M.LEFT_BROW_LOWER),
         ):
             up, lo = verts[list(upper)], verts[list(lower)]
-            lo = up + (lo - up) * identity.brow_thickness * (1.0 if self.version >= 3 else 1.0)
+            lo = up + (lo - up) * identity.brow_thickness
             pts = np.vstack([up, lo[::-1]])
             draw.polygon([tuple(p) for p in project(pts)[:, :2]], fill=brow)
         if self.version >= 3:  # the lashes: a dark line along each upper lid, fainter below

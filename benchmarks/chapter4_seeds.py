@@ -2,7 +2,7 @@
 
     FACECAP_CACHE=$PWD/build/work/full .venv/bin/python benchmarks/chapter4_seeds.py
         [--seeds 0,1,2] [--preset tiny] [--faces 400] [--smoke] [--json F]
-        [--foundations shipped|none|DIR] [--captioner-steps N] [--chapter5]
+        [--foundations shipped|none|DIR] [--captioner-steps N] [--chapter5] [--renderer 2|3]
 
 For each seed, trains the recipe of chapters 4-6 with every stage's ``FitConfig.seed`` set to it
 (its own run folder, so a seed already trained, by the book or an earlier call, is loaded rather
@@ -11,6 +11,8 @@ than trained again) and scores, on chapter 4's held-out faces (``targets.au_capt
 emotion Emot-BLIP and Exp-BLIP name; the share of compound faces of which Exp-BLIP names both.
 Prints one row per seed, then the mean and range. The data are the same in every seed (the default
 corpus); only the weights' start, the data order, augmentation and dropout change.
+``--renderer 3`` draws that corpus with SynthFACS renderer 3 (same faces and labels, other
+images; its own run folders).
 """
 
 import argparse
@@ -21,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from facecap_lib import chapters
+from facecap_lib.data.default_corpus import DefaultCorpus
+from facecap_lib.data.synth.render import RENDERER_VERSION, RENDERERS
 from facecap_lib.evaluation import measured, protocol, targets
 from facecap_lib.evaluation.findings import quantities
 from facecap_lib.training import STAGES
@@ -72,7 +76,11 @@ def main() -> None:
         "--chapter5", action="store_true",
         help="also what chapter 5's findings compare (findings.quantities) and its spread",
     )  # fmt: skip
+    parser.add_argument("--renderer", type=int, default=RENDERER_VERSION, choices=RENDERERS)
     args = parser.parse_args()
+    corpus = replace(
+        DefaultCorpus.smoke() if args.smoke else DefaultCorpus.full(), renderer=args.renderer
+    )
     config = recipe_config(args.smoke, args.preset)
     if args.foundations:
         config = replace(
@@ -89,7 +97,7 @@ def main() -> None:
     )
     for seed in map(int, args.seeds.split(",")):
         start = time.perf_counter()
-        run = chapters.chapter_run(args.smoke, config=config, seed=seed, log=None)
+        run = chapters.chapter_run(args.smoke, config=config, seed=seed, corpus=corpus, log=None)
         recipe = run.recipe()
         for stage in STAGES:
             recipe.run(stage)
@@ -112,6 +120,7 @@ def main() -> None:
             "commit": _commit(),
             "date": time.strftime("%Y-%m-%d"),
             "preset": config.preset,
+            "renderer": args.renderer,
         }
         args.json.write_text(json.dumps(out, indent=1) + "\n")
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from facecap_lib.data import sources
 from facecap_lib.data.default_corpus import DefaultCorpus
+from facecap_lib.data.synth.render import RENDERER_VERSION, RENDERERS
 from facecap_lib.models.presets import PRESETS
 from facecap_lib.training.config import settings_from_dict
 from facecap_lib.training.recipe_config import RecipeConfig
@@ -70,6 +71,7 @@ class SynthFACS:
     size: str = "full"  # "full" (the book's) or "smoke" (tests)
     subjects: int | None = None  # people in each video corpus; None: the size's
     images: int | None = None  # images of each still corpus; None: the size's
+    renderer: int = RENDERER_VERSION  # 2 (the book's) or 3 (shaded per pixel, FACS-sized AUs)
 
     def corpus(self, splits: Splits | None = None):
         """The :class:`~facecap_lib.data.default_corpus.DefaultCorpus` it names."""
@@ -87,7 +89,7 @@ class SynthFACS:
             spec = dataclasses.replace(
                 spec, every=splits.every, test_fraction=splits.test_fraction, seed=splits.seed
             )
-        return spec
+        return dataclasses.replace(spec, renderer=self.renderer)
 
     @classmethod
     def of(cls, corpus) -> SynthFACS:
@@ -95,10 +97,10 @@ class SynthFACS:
         when it differs from the sizes in more than its subjects and images."""
         splits = Splits(seed=corpus.seed, every=corpus.every, test_fraction=corpus.test_fraction)
         for size in SYNTHFACS_SIZES:
-            named = cls(size, corpus.video.subjects, corpus.stills.images)
+            named = cls(size, corpus.video.subjects, corpus.stills.images, corpus.renderer)
             if named.corpus(splits) == corpus:
                 return named
-        raise ValueError(f"{corpus} is not a SynthFACS section (size, subjects, images)")
+        raise ValueError(f"{corpus} is not a SynthFACS section (size, subjects, images, renderer)")
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,7 @@ def validate(project: Project, where: str = "project") -> Project:
             raise ProjectError(f"{at}.folder: {dataset.folder} is not a folder")
     if project.synthfacs is not None:
         _check_choice(project.synthfacs.size, SYNTHFACS_SIZES, f"{where}.synthfacs.size")
+        _check_choice(project.synthfacs.renderer, RENDERERS, f"{where}.synthfacs.renderer")
         if tuple(project.splits.bp4d_test_folds) != (3,):
             raise ProjectError(
                 f"{where}.splits.bp4d_test_folds: the SynthFACS default corpus tests on BP4D's "

@@ -59,6 +59,7 @@ from facecap_lib.captions.synthesize import (
 from facecap_lib.data import default_corpus, sources
 from facecap_lib.data.curate import curate, statistics
 from facecap_lib.data.problems import DataFormatError
+from facecap_lib.data.synth.render import RENDERER_VERSION
 from facecap_lib.data.table import load_face_table, save_face_table
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import protocol, report, representations
@@ -267,6 +268,11 @@ class ProjectRun:
             return self._run_dir
         config = self.recipe_config()
         data = f"{self.captions_dir().name}/recipe-v{RECIPE_VERSION}"
+        synthfacs = self.project.synthfacs
+        if synthfacs is not None and synthfacs.renderer != RENDERER_VERSION:
+            # the captions are keyed on labels, the same for every renderer; the images are not
+            # (renderer 2's keys, older than the choice, stay as they were)
+            data += f"/renderer-{synthfacs.renderer}"
         digest = hashlib.sha256(f"{config.fingerprint()}/{data}".encode()).hexdigest()[:12]
         return self.output / "runs" / f"{config.preset}-{digest}"
 

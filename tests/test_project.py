@@ -65,6 +65,7 @@ def test_a_project_file_reads_into_frozen_dataclasses(folders, tmp_path):
         ({"training": {"recipe": {"captioner": {"fit": {"lrr": 1}}}}}, r"training.recipe.captioner.fit.lrr: not a setting"),
         ({"training": {"recipe": {"captioner": {"fit": {"max_steps": 0}}}}}, r"recipe.captioner.fit.max_steps: must be at least 1"),
         ({"training": {"recipe": []}}, r"training.recipe: expected a mapping"),
+        ({"datasets": [], "synthfacs": {"renderer": 4}}, r"synthfacs.renderer: 4 is not one of 2, 3"),
     ],
 )  # fmt: skip
 def test_bad_project_files_get_one_error_naming_the_field(folders, tmp_path, change, message):
@@ -299,6 +300,29 @@ def test_torchrun_runs_a_project_like_one_process(folders, tmp_path):
         losses = [[h["loss"] for h in history if "loss" in h] for history in histories]
         assert len(losses[0]) >= 2 and len(losses[0]) == len(losses[1]), stage
         assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5), stage
+
+
+def test_a_synthfacs_project_names_its_renderer(tmp_path):
+    from facecap_lib.project import SynthFACS
+
+    data = {"name": "r3", "output": "out", "synthfacs": {"renderer": 3}}
+    project = load_project(write(tmp_path, data))
+    corpus = project.synthfacs.corpus(project.splits)
+    assert corpus.renderer == 3 and SynthFACS.of(corpus).corpus(project.splits) == corpus
+    book = SynthFACS().corpus(project.splits)
+    assert book.renderer == 2 and book.key() != corpus.key()  # its own folder of images
+
+
+def test_renderer_3s_faces_train_in_their_own_run_folder(tmp_path):
+    """Both renderers' corpora have the same labels, so the same captions; not the same models."""
+    from facecap_lib.runner import ProjectRun
+
+    runs = {}
+    for renderer in (2, 3):
+        data = {"name": "r", "output": "out", "synthfacs": {"size": "smoke", "renderer": renderer}}
+        run = ProjectRun(load_project(write(tmp_path, data)), log=None)
+        runs[renderer] = (run.captions_dir(), run.run_dir())
+    assert runs[2][0] == runs[3][0] and runs[2][1] != runs[3][1]
 
 
 def test_the_book_is_the_shipped_synthfacs_project():

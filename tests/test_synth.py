@@ -143,6 +143,25 @@ def test_trajectories_have_onset_apex_offset():
     assert np.array_equal(levels, au_trajectory(np.random.default_rng(3), 300))
 
 
+def test_a_corpus_drawn_by_renderer_3_has_the_same_labels_and_other_images(tmp_path):
+    """Same faces, labels and scenes; other pixels. (AffectNet's landmarks are each renderer's
+    own, of the mesh it drew.)"""
+    cfg = CorpusConfig(images=4, size=48)
+    old = synthesize("rafau", tmp_path / "2", cfg, workers=1, progress=False)
+    new = synthesize("rafau", tmp_path / "3", cfg, workers=1, progress=False, renderer=3)
+    files = sorted(p.relative_to(old) for p in old.rglob("*") if p.is_file())
+    images = [p for p in files if p.suffix == ".jpg"]
+    labels = [p for p in files if p.suffix not in (".jpg", ".json")]
+    assert len(images) == 4 and all(
+        (old / p).read_bytes() != (new / p).read_bytes() for p in images
+    )
+    assert labels and all((old / p).read_bytes() == (new / p).read_bytes() for p in labels)
+    with pytest.raises(ValueError, match=r"/2: its images were drawn with .*'renderer': 2"):
+        synthesize("rafau", old, cfg, workers=1, progress=False, renderer=3)
+    with pytest.raises(ValueError, match=r"unknown renderer 4"):
+        synthesize("rafau", tmp_path / "4", cfg, renderer=4)
+
+
 def test_corpus_is_deterministic_and_resumes(tmp_path):
     cfg = CorpusConfig(subjects=1, sequences=1, frames=6, size=32)
     a = synthesize("bp4d", tmp_path / "a", cfg, workers=1, progress=False)

@@ -45,6 +45,7 @@ class DefaultCorpus:
     every: int = 10  # the paper's 1-in-10 frame sampling
     test_fraction: float = 0.2
     seed: int = 0
+    renderer: int = RENDERER_VERSION  # which SynthFACS renderer draws the images
 
     @classmethod
     def full(cls) -> DefaultCorpus:
@@ -62,7 +63,7 @@ class DefaultCorpus:
 
     def key(self) -> str:
         """12 hex digits of these settings and the renderer's version: new images, new folder."""
-        settings = {**asdict(self), "renderer": RENDERER_VERSION, "truth": TRUTH_VERSION}
+        settings = {**asdict(self), "truth": TRUTH_VERSION}  # the renderer among them
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -72,7 +73,9 @@ def build_corpora(
 ) -> dict[str, Path]:
     """Write (or finish writing) the SynthFACS corpus of every format under ``root/<format>``."""
     return {
-        like: synthesize(like, Path(root) / like, spec.config(like), progress=progress)
+        like: synthesize(
+            like, Path(root) / like, spec.config(like), progress=progress, renderer=spec.renderer
+        )
         for like in FORMATS
     }
 

@@ -107,13 +107,16 @@ def render_to_files(
     supersample: int = 2,
     workers: int | None = None,
     progress: bool = True,
+    renderer: int = RENDERER_VERSION,
 ) -> int:
-    """Render ``specs`` to ``root / spec.path`` (JPEG or PNG by extension); return how many were
-    rendered (existing files are kept: the build resumes)."""
+    """Render ``specs`` to ``root / spec.path`` (JPEG or PNG by extension) with renderer version
+    ``renderer``; return how many were rendered (existing files are kept: the build resumes)."""
     missing = [s.path for s in specs if not s.path]
     if missing:
         raise ValueError("render_to_files needs a path in every FaceSpec")
-    return sum(_run(list(specs), str(root), size, supersample, workers, progress, "render"))
+    return sum(
+        _run(list(specs), str(root), size, supersample, workers, progress, "render", renderer)
+    )
 
 
 def render_arrays(

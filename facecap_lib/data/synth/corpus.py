@@ -26,7 +26,7 @@ from facecap_lib.data.sources.common import intensity_column
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
 from facecap_lib.data.synth.identity import Identity
-from facecap_lib.data.synth.render import Renderer, Scene
+from facecap_lib.data.synth.render import RENDERER_VERSION, RENDERERS, Renderer, Scene
 from facecap_lib.data.synth.sampling import au_trajectory, emotion_aus, spontaneous_aus
 from facecap_lib.data.table import face_table
 from facecap_lib.lexicon import (
@@ -37,6 +37,7 @@ from facecap_lib.lexicon import (
 )
 
 TRUTH_FILE = "synthfacs_truth.parquet"
+STAMP_FILE = "synthfacs.json"  # which renderer drew a corpus folder, at what size
 # what a truth file holds; changes when its columns do (2: the pose and the light)
 TRUTH_VERSION = 2
 VIDEO_FORMATS = ("bp4d", "disfa", "gft")
@@ -169,10 +170,10 @@ def _still_scene(rng: np.random.Generator, cfg: CorpusConfig) -> Scene:
     return Scene.sample(rng, jitter=cfg.jitter, occluder_rate=cfg.occluder_rate)
 
 
-def _plan_stills(like: str, cfg: CorpusConfig):
+def _plan_stills(like: str, cfg: CorpusConfig, version: int = RENDERER_VERSION):
     rng = np.random.default_rng(_seed(cfg.seed, like))
     rows, specs, truth, votes = [], [], [], []
-    renderer = Renderer(cfg.size, 1) if like == "affectnet" else None
+    renderer = Renderer(cfg.size, 1, version) if like == "affectnet" else None
     n_test = int(round(cfg.images * cfg.test_fraction))
     for i in range(cfg.images):
         identity = _seed(cfg.seed, like, "person", i)
@@ -284,22 +285,32 @@ def synthesize(
     *,
     workers: int | None = None,
     progress: bool = True,
+    renderer: int = RENDERER_VERSION,
 ) -> Path:
-    """Write a SynthFACS corpus in the format of ``like`` (one of :data:`FORMATS`) under ``out``.
+    """Write a SynthFACS corpus in the format of ``like`` (one of :data:`FORMATS`) under ``out``,
+    drawn by renderer version ``renderer`` (:data:`~.render.RENDERERS`; the faces, labels and
+    scenes are the same for every renderer, only the images differ).
 
-    Returns ``out``, ready for ``facecap_lib.data.sources.<like>.load(out)``.
+    Returns ``out``, ready for ``facecap_lib.data.sources.<like>.load(out)``. A folder keeps
+    what it was drawn with in :data:`STAMP_FILE`: finishing it with another renderer or size is
+    a ``ValueError`` naming the folder, never a corpus of mixed images.
     """
     cfg = config or CorpusConfig()
     if like not in FORMATS:
         raise ValueError(f"unknown format {like!r}; expected one of {FORMATS}")
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; expected one of {RENDERERS}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _stamp(out, {"renderer": renderer, "size": cfg.size})
     votes = None
     if like in VIDEO_FORMATS:
         table, specs, truth = _plan_video(like, cfg)
     else:
-        table, specs, truth, votes = _plan_stills(like, cfg)
-    render_to_files(specs, out, size=cfg.size, workers=workers, progress=progress)
+        table, specs, truth, votes = _plan_stills(like, cfg, renderer)
+    render_to_files(
+        specs, out, size=cfg.size, workers=workers, progress=progress, renderer=renderer
+    )
     if like == "bp4d":
         bp4d.write(out, table)
     elif like == "disfa":
@@ -322,6 +333,23 @@ def synthesize(
     ]
     truth_table.to_parquet(out / TRUTH_FILE, index=False)
     return out
+
+
+def _stamp(out: Path, drawn: dict) -> None:
+    """Write ``drawn`` to ``out``'s stamp, or check it against the stamp already there. A folder
+    with images but no stamp was drawn before stamps, by renderer 2 (the only one then)."""
+    path = out / STAMP_FILE
+    if path.exists():
+        before = json.loads(path.read_text())
+    elif any(p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in out.rglob("*")):
+        before = {"renderer": 2, "size": drawn["size"]}
+    else:
+        before = drawn
+    if before != drawn:
+        raise ValueError(
+            f"{out}: its images were drawn with {before}, not {drawn}; give another folder"
+        )
+    path.write_text(json.dumps(drawn) + "\n")
 
 
 def unseen_faces(n: int, seed: int = 0) -> list[FaceSpec]:

@@ -106,6 +106,7 @@ def _lexicon_parse(args: argparse.Namespace) -> int:
 
 def _data_synth(args: argparse.Namespace) -> int:
     from facecap_lib.data.synth.corpus import FORMATS, CorpusConfig, synthesize
+    from facecap_lib.data.synth.render import RENDERER_VERSION
 
     defaults = CorpusConfig.smoke() if args.smoke else CorpusConfig()
     overrides = {
@@ -121,7 +122,13 @@ def _data_synth(args: argparse.Namespace) -> int:
         return 1
     for like in likes:
         out = Path(args.out) / like if len(likes) > 1 else Path(args.out)
-        root = synthesize(like, out, config, workers=args.workers)
+        try:
+            root = synthesize(
+                like, out, config, workers=args.workers, renderer=args.renderer or RENDERER_VERSION
+            )
+        except ValueError as err:  # a folder drawn by another renderer or size
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print(f"{like}-like SynthFACS corpus written to {root}")
     return 0
 
@@ -423,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--occluder-rate", dest="occluder_rate", type=float, help="share of occluded faces"
     )
     synth.add_argument("--workers", type=int, help="rendering processes (default: all cores)")
+    synth.add_argument(
+        "--renderer", type=int,
+        help="SynthFACS renderer: 2 (the book's, the default) or 3 (shaded per pixel, FACS-sized AUs)",
+    )  # fmt: skip
     synth.add_argument("--smoke", action="store_true", help="start from the tiny smoke settings")
     synth.set_defaults(func=_data_synth)
     load = data_commands.add_parser("load", help="load a dataset folder and print its statistics")

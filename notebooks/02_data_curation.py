@@ -369,7 +369,9 @@ print("\n".join(realism.monotonic_summary(measured_realism)))
 # %% [markdown]
 # **What is still synthetic.** Renderer 3 is not the corpus's renderer yet: the book's corpus,
 # its foundations and every model in chapters 3 to 6 are renderer 2's, until a corpus of
-# renderer 3 has been shown to keep chapter 4's targets, so the corpus labels only renderer 2's
+# renderer 3 has been shown to keep chapter 4's targets (a project can draw its corpus with it
+# already: `synthfacs: {renderer: 3}`, the same faces and labels, its own images and models), so
+# the corpus labels only renderer 2's
 # 20 AUs (AU8, 11, 18, 19, 21, 22 and 28 never appear in its labels); the head
 # is MediaPipe's canonical mesh of 468 vertices, so the ears, hair, eyes, teeth and occluders are
 # painted shapes, not geometry; skin has a procedural texture, not a scanned one; there is one

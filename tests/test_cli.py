@@ -55,3 +55,13 @@ def test_captions_dry_run_with_an_llm_prices_without_calling(capsys, monkeypatch
     out = capsys.readouterr().out
     assert "AU captions:" in out and "calls to make" in out
     assert "fusion: up to" in out and "known once those are" in out
+
+
+def test_data_synth_draws_with_the_renderer_asked_and_refuses_to_mix(capsys, tmp_path):
+    out = tmp_path / "rafau"
+    args = ["data", "synth", "--like", "rafau", "--out", str(out), "--images", "3", "--size", "32"]
+    args += ["--workers", "1"]
+    assert main([*args, "--renderer", "3"]) == 0
+    assert '"renderer": 3' in (out / "synthfacs.json").read_text()
+    assert main(args) == 1  # renderer 2 into renderer 3's folder
+    assert "its images were drawn with {'renderer': 3" in capsys.readouterr().err

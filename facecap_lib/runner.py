@@ -18,8 +18,9 @@ done and a killed run resumes, and a change anywhere upstream never reuses a sta
 - the caption corpus on the face table's labels and splits and the describer
   (:func:`facecap_lib.captions.corpus.corpus_dir`);
 - the models on the training settings, the preset's shapes, the foundations, the caption
-  corpus and :data:`RECIPE_VERSION`, a number raised whenever the code would train other models
-  from the same inputs.
+  corpus, the SynthFACS corpus's key where the project draws its faces (the captions follow
+  the labels alone, the same whichever renderer drew the images) and :data:`RECIPE_VERSION`, a
+  number raised whenever the code would train other models from the same inputs.
 
 Output folder::
 
@@ -59,7 +60,6 @@ from facecap_lib.captions.synthesize import (
 from facecap_lib.data import default_corpus, sources
 from facecap_lib.data.curate import curate, statistics
 from facecap_lib.data.problems import DataFormatError
-from facecap_lib.data.synth.render import RENDERER_VERSION
 from facecap_lib.data.table import load_face_table, save_face_table
 from facecap_lib.evaluation import captions as caption_metrics
 from facecap_lib.evaluation import protocol, report, representations
@@ -268,11 +268,8 @@ class ProjectRun:
             return self._run_dir
         config = self.recipe_config()
         data = f"{self.captions_dir().name}/recipe-v{RECIPE_VERSION}"
-        synthfacs = self.project.synthfacs
-        if synthfacs is not None and synthfacs.renderer != RENDERER_VERSION:
-            # the captions are keyed on labels, the same for every renderer; the images are not
-            # (renderer 2's keys, older than the choice, stay as they were)
-            data += f"/renderer-{synthfacs.renderer}"
+        if self.project.synthfacs is not None:  # the images: the corpus's renderer, sizes, seed
+            data += f"/{self.project.synthfacs.corpus(self.project.splits).key()}"
         digest = hashlib.sha256(f"{config.fingerprint()}/{data}".encode()).hexdigest()[:12]
         return self.output / "runs" / f"{config.preset}-{digest}"
 

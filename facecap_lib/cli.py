@@ -250,8 +250,9 @@ def _pretrain(args: argparse.Namespace) -> int:
         base = FoundationsConfig.smoke if args.smoke else FoundationsConfig
         config = base(preset=args.preset, encoder=args.encoder)
         if args.faces:
-            corpus = replace(config.corpus, faces=args.faces)
-            config = replace(config, corpus=corpus)
+            config = replace(config, corpus=replace(config.corpus, faces=args.faces))
+        if args.renderer:
+            config = replace(config, corpus=replace(config.corpus, renderer=args.renderer))
         if args.steps:
             part = getattr(config, args.encoder)  # the encoder objective's own settings
             part = replace(part, fit=replace(part.fit, max_steps=args.steps))
@@ -525,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pretrain.add_argument("--out", type=Path, help="export folder (default: in the work folder)")
     pretrain.add_argument("--faces", type=int, help="pre-training faces (default 100,000)")
+    pretrain.add_argument(
+        "--renderer", type=int, help="the SynthFACS renderer that draws the corpus (default 2)"
+    )
     pretrain.add_argument("--steps", type=int, help="the encoder's optimizer steps")
     pretrain.add_argument("--smoke", action="store_true", help="a tiny corpus and a few steps")
     pretrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

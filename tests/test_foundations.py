@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
 from facecap_lib.cli import main as cli
@@ -72,6 +73,26 @@ def test_corpus_settings_are_checked():
         PretrainingCorpus(faces=10, faces_per_person=4)
     with pytest.raises(ValueError, match="occluder_rate"):
         PretrainingCorpus(occluder_rate=2.0)
+    with pytest.raises(ValueError, match=r"renderer must be one of \(2, 3\), got 7"):
+        PretrainingCorpus(renderer=7)
+
+
+def test_a_corpus_drawn_by_renderer_3_has_its_own_folder_and_images(tmp_path):
+    corpus = PretrainingCorpus(faces=2, probe_faces=0, faces_per_person=2, size=32)
+    other = replace(corpus, renderer=3)
+    # renderer 2's key is the one it had before the field existed (the shipped manifest's)
+    assert PretrainingCorpus().key() == "ff89e15b5593" and other.key() != corpus.key()
+    tables = [
+        build_pretraining_corpus(c, tmp_path / c.key(), workers=1, progress=False)
+        for c in (corpus, other)
+    ]
+    assert tables[0].drop(columns="data_root").equals(tables[1].drop(columns="data_root"))
+    images = [image_files(t)[0] for t in tables]
+    pixels = [np.asarray(Image.open(path), dtype=float) for path in images]
+    # the same face and scene drawn another way (a renderer draws a spec the same each time)
+    assert np.abs(pixels[0] - pixels[1]).mean() > 1
+    stamp = json.loads((tmp_path / other.key() / "corpus.json").read_text())
+    assert stamp["renderer"] == 3 and stamp["key"] == other.key()
 
 
 # ---------------------------------------------------------------- contrastive pre-training
@@ -126,6 +147,16 @@ def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert cli(["pretrain", "--smoke", "--out", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / MANIFEST).read_text())
     assert again["files"] == manifest["files"]  # the same weights, bit for bit
+    # another renderer draws another corpus: its settings say so, and a bad one is an error
+    assert cli(["pretrain", "--smoke", "--renderer", "3", "--out", str(tmp_path / "r3")]) == 0
+    other = json.loads((tmp_path / "r3" / MANIFEST).read_text())
+    assert (
+        other["settings"]["corpus"]["renderer"] == 3
+        and manifest["settings"]["corpus"]["renderer"] == 2
+    )
+    assert other["corpus_key"] != manifest["corpus_key"]
+    assert cli(["pretrain", "--smoke", "--renderer", "7", "--out", str(tmp_path / "r7")]) == 2
+    assert "renderer must be one of (2, 3), got 7" in capsys.readouterr().err
 
 
 def test_a_rebuild_from_nothing_gives_the_same_files(smoke_foundations, tmp_path):

@@ -40,7 +40,7 @@ import pandas as pd
 
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.batch import FaceSpec, render_to_files
-from facecap_lib.data.synth.render import RENDERER_VERSION, Scene
+from facecap_lib.data.synth.render import RENDERER_VERSION, RENDERERS, Scene
 from facecap_lib.data.synth.sampling import emotion_aus, spontaneous_aus
 from facecap_lib.lexicon import BASIC_EMOTIONS, COMPOUND_BY_NAME
 from facecap_lib.paths import cache_root
@@ -53,8 +53,10 @@ POSED = (*BASIC_EMOTIONS, "contempt", *COMPOUND_BY_NAME, "neutral")
 
 @dataclass(frozen=True)
 class PretrainingCorpus:
-    """Size and look of the pre-training corpus. The default (100,000 faces of 25,000 people)
-    renders in about 6 minutes on two cores and takes about 500 MB."""
+    """Size and look of the pre-training corpus. The default (100,000 faces of 25,000 people,
+    renderer 2) rendered in 12 minutes on two cores for the shipped foundations (their manifest's
+    ``wall_time_by_step_s``) and takes about 500 MB; ``renderer=3`` draws the same faces, labels
+    and scenes with renderer 3 (its own folder), about three times slower."""
 
     faces: int = 100_000  # for pre-training
     probe_faces: int = 2_000  # more, of more new people, to check what pre-training learned
@@ -63,6 +65,7 @@ class PretrainingCorpus:
     posed_rate: float = 0.5  # faces posing an emotion; the others move AUs independently
     occluder_rate: float = 0.05  # hands, masks, sunglasses
     seed: int = 0
+    renderer: int = RENDERER_VERSION  # what draws the faces (render.RENDERERS)
 
     def __post_init__(self):
         if self.faces < 1 or self.faces_per_person < 1 or self.probe_faces < 0:
@@ -76,14 +79,18 @@ class PretrainingCorpus:
         for name in ("posed_rate", "occluder_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
 
     @classmethod
-    def smoke(cls) -> PretrainingCorpus:
-        return cls(faces=64, probe_faces=32, faces_per_person=2, size=64)
+    def smoke(cls, **changes) -> PretrainingCorpus:
+        return cls(**{**dict(faces=64, probe_faces=32, faces_per_person=2, size=64), **changes})
 
     def key(self) -> str:
-        """12 hex digits of these settings and the renderer's version: new images, new folder."""
-        text = json.dumps({**asdict(self), "renderer": RENDERER_VERSION}, sort_keys=True)
+        """12 hex digits of these settings, the renderer among them: new images, new folder
+        (renderer 2's keys are those of the settings before they named the renderer, whose
+        version the key always held)."""
+        text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -164,10 +171,11 @@ def build_pretraining_corpus(
         table = pd.read_parquet(table_file)
     else:
         table, specs = plan(corpus)
-        render_to_files(specs, out, size=corpus.size, workers=workers, progress=progress)
-        (out / "corpus.json").write_text(
-            json.dumps({**asdict(corpus), "renderer": RENDERER_VERSION, "key": corpus.key()})
-        )
+        render_to_files(
+            specs, out, size=corpus.size, workers=workers, progress=progress,
+            renderer=corpus.renderer,
+        )  # fmt: skip
+        (out / "corpus.json").write_text(json.dumps({**asdict(corpus), "key": corpus.key()}))
         tmp = table_file.with_suffix(".tmp")
         table.to_parquet(tmp, index=False)
         tmp.replace(table_file)

@@ -52,7 +52,7 @@ import transformers
 
 from facecap_lib import chapters, viz
 from facecap_lib.data.table import image_files, label_summary
-from facecap_lib.evaluation import ceilings, measured, targets
+from facecap_lib.evaluation import ceilings, measured, neighbours, targets
 from facecap_lib.evaluation.faces import held_out
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy, presets
@@ -190,20 +190,20 @@ for statement, caption in zip(
     print(f"{statement:<36} -> {caption}")
 
 # %% [markdown]
-# **What the encoder learned.** For a few held-out faces (new people), the faces the pre-trained
-# encoder finds most alike among 400 others, by the cosine of its pooled output tokens (what the
-# Q-Former reads). An encoder that sees expressions finds the same AUs on other people; one that
-# sees identities or light finds look-alikes.
+# **What the encoder learned.** For four held-out faces of four different people (new to
+# every model), the faces the pre-trained encoder finds most alike among 400 others, by the
+# cosine of its pooled output tokens (what the Q-Former reads). Only faces of *other* people
+# count (`evaluation.neighbours`): among video frames, the nearest face is otherwise the same
+# person a few frames on. An encoder that sees expressions finds the same AUs on other people;
+# one that sees identities or light finds look-alikes.
 
 # %%
 pool = held_out(recipe, 400 if not SMOKE else 24, kind="au", seed=2)
 vision = ceilings.starting_encoder(recipe)
-z = F.normalize(torch.as_tensor(foundations.token_features(vision, image_files(pool))), dim=-1)
-nearest = (z[:4] @ z.T).topk(4, dim=1).indices  # each query first (itself), then its 3 nearest
-rows = [pool.iloc[int(i)] for i in nearest.flatten()]
-fig = viz.contact_sheet(
-    image_files(pd.DataFrame(rows)), label_summary(pd.DataFrame(rows)), columns=4, size=1.6
-)
+z = foundations.token_features(vision, image_files(pool))
+nearest = neighbours.nearest_of_other_people(z, neighbours.people(pool), queries=4, k=3)
+rows = pool.iloc[nearest.flatten()]
+fig = viz.contact_sheet(image_files(rows), label_summary(rows), columns=4, size=1.6)
 fig.suptitle("query (left) and the encoder's three nearest faces of other people")
 plt.show()
 

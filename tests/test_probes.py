@@ -1,11 +1,13 @@
 """Probes on synthetic features with known answers; F1 conventions; the feature cache."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from facecap_lib.evaluation import probes
+from facecap_lib.evaluation.neighbours import nearest_of_other_people, people
 from facecap_lib.evaluation.probes import (
     FeatureCache,
     au_detection,
@@ -125,3 +127,41 @@ def test_fine_tune_through_the_qformer_trains_it_and_is_kept(tiny_checkpoint, im
     assert np.allclose(loaded(images), predicted, atol=1e-5)
     with pytest.raises(ValueError, match="feature source"):
         fine_tune(again, images, y, source="lm", progress=False)
+
+
+def test_nearest_faces_are_of_other_people_and_the_queries_of_different_ones():
+    # person A's frames are near copies of each other; B, C and D each have a look-alike of
+    # A's first frame, and a face unlike it
+    a = [[1.0, 0.0, 0.0], [0.99, 0.01, 0.0], [0.98, 0.02, 0.0]]
+    others = [[0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.2, 0.0], [0.0, 0.0, 1.0],
+              [0.7, 0.3, 0.0], [0.0, 1.0, 1.0]]  # fmt: skip
+    people = ["A", "A", "A", "B", "B", "C", "C", "D", "D"]
+    rows = nearest_of_other_people(np.array(a + others), people, queries=4, k=3)
+    assert [people[q] for q in rows[:, 0]] == ["A", "B", "C", "D"]  # the first face of each
+    assert rows[0].tolist() == [0, 3, 5, 7]  # A's look-alikes, most alike first, not A's frames
+    for row in rows:
+        assert all(people[j] != people[row[0]] for j in row[1:])
+    with pytest.raises(ValueError, match="5 queries need 5 different people, got 4"):
+        nearest_of_other_people(np.array(a + others), people, queries=5)
+    with pytest.raises(ValueError, match="one person per face"):
+        nearest_of_other_people(np.array(a), people)
+
+
+def test_people_are_synthfacs_identities_else_subjects_else_images(tmp_path):
+    from facecap_lib.data import sources
+    from facecap_lib.data.synth.corpus import TRUTH_FILE, CorpusConfig, synthesize
+
+    cfg = CorpusConfig(images=6, size=32)
+    root = synthesize("rafau", tmp_path / "rafau", cfg, workers=1, progress=False)
+    stills = sources.load("rafau", root).assign(data_root=str(root))
+    truth = pd.read_parquet(root / TRUTH_FILE).set_index("image_path")
+    real = pd.DataFrame({
+        "dataset": ["bp4d", "bp4d", "rafdb"], "subject": ["F001", "F001", None],
+        "data_root": str(tmp_path / "real"), "image_path": ["a.jpg", "b.jpg", "c.jpg"],
+    })  # fmt: skip
+    faces = pd.concat([stills, real], ignore_index=True)
+    found = people(faces)
+    expected = [f"synthfacs:{truth.loc[p, 'identity']}" for p in stills["image_path"]]
+    assert list(found[: len(stills)]) == expected
+    assert found[len(stills)] == found[len(stills) + 1] == "bp4d:F001"
+    assert found[-1].startswith("rafdb:") and found[-1].endswith("c.jpg")

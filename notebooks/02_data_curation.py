@@ -368,10 +368,15 @@ print("\n".join(realism.monotonic_summary(measured_realism)))
 
 # %% [markdown]
 # **What is still synthetic.** Renderer 3 is not the corpus's renderer yet: the book's corpus,
-# its foundations and every model in chapters 3 to 6 are renderer 2's, until a corpus of
-# renderer 3 has been shown to keep chapter 4's targets (a project can draw its corpus with it
-# already: `synthfacs: {renderer: 3}`, the same faces and labels, its own images and models), so
-# the corpus labels only renderer 2's
+# its foundations and every model in chapters 3 to 6 are renderer 2's. A project can draw its
+# corpus with it already (`synthfacs: {renderer: 3}`: the same faces and labels, its own images
+# and models) and start from foundations pre-trained on its faces (`facecap pretrain --renderer
+# 3`). So drawn and started, chapter 4's captioners keep four of its five targets over three
+# seeds and miss the compound one, naming both emotions of 38.5% of compound faces against 40%
+# (`book/measured/seeds-tiny-renderer3-own-foundations.json`); and renderer 3's AU23 and AU24,
+# at the FACS manual's amplitude on lips barely darker than the skin, change about one pixel of
+# a face at C by more than 20 levels at the 64 pixels the tiny encoder sees (renderer 2's: 12).
+# The corpus labels only renderer 2's
 # 20 AUs (AU8, 11, 18, 19, 21, 22 and 28 never appear in its labels); the head
 # is MediaPipe's canonical mesh of 468 vertices, so the ears, hair, eyes, teeth and occluders are
 # painted shapes, not geometry; skin has a procedural texture, not a scanned one; there is one

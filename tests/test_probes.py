@@ -145,6 +145,8 @@ def test_nearest_faces_are_of_other_people_and_the_queries_of_different_ones():
         nearest_of_other_people(np.array(a + others), people, queries=5)
     with pytest.raises(ValueError, match="one person per face"):
         nearest_of_other_people(np.array(a), people)
+    with pytest.raises(ValueError, match="fewer than 3 faces of people other than query 0's"):
+        nearest_of_other_people(np.eye(4), ["A", "A", "A", "B"], queries=2, k=3)
 
 
 def test_people_are_synthfacs_identities_else_subjects_else_images(tmp_path):

@@ -42,7 +42,7 @@ def nearest_of_other_people(
         similarity[people == people[q]] = -np.inf  # the query itself and its person's other faces
         others = np.argsort(-similarity, kind="stable")[:k]
         if not np.isfinite(similarity[others]).all():
-            raise ValueError(f"fewer than {k} faces of other people than query {q}'s")
+            raise ValueError(f"fewer than {k} faces of people other than query {q}'s person")
         rows.append([q, *others])
     return np.array(rows)
 

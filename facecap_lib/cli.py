@@ -124,7 +124,11 @@ def _data_synth(args: argparse.Namespace) -> int:
         out = Path(args.out) / like if len(likes) > 1 else Path(args.out)
         try:
             root = synthesize(
-                like, out, config, workers=args.workers, renderer=args.renderer or RENDERER_VERSION
+                like,
+                out,
+                config,
+                workers=args.workers,
+                renderer=RENDERER_VERSION if args.renderer is None else args.renderer,
             )
         except ValueError as err:  # a folder drawn by another renderer or size
             print(f"error: {err}", file=sys.stderr)
@@ -251,7 +255,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         config = base(preset=args.preset, encoder=args.encoder)
         if args.faces:
             config = replace(config, corpus=replace(config.corpus, faces=args.faces))
-        if args.renderer:
+        if args.renderer is not None:  # 0 is a renderer to refuse, not a missing one
             config = replace(config, corpus=replace(config.corpus, renderer=args.renderer))
         if args.steps:
             part = getattr(config, args.encoder)  # the encoder objective's own settings

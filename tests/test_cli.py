@@ -65,3 +65,5 @@ def test_data_synth_draws_with_the_renderer_asked_and_refuses_to_mix(capsys, tmp
     assert '"renderer": 3' in (out / "synthfacs.json").read_text()
     assert main(args) == 1  # renderer 2 into renderer 3's folder
     assert "its images were drawn with {'renderer': 3" in capsys.readouterr().err
+    assert main([*args[:5], str(tmp_path / "r0"), *args[6:], "--renderer", "0"]) == 1
+    assert "unknown renderer 0" in capsys.readouterr().err  # refused, not drawn by the default

@@ -157,6 +157,8 @@ def test_facecap_pretrain_smoke_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert other["corpus_key"] != manifest["corpus_key"]
     assert cli(["pretrain", "--smoke", "--renderer", "7", "--out", str(tmp_path / "r7")]) == 2
     assert "renderer must be one of (2, 3), got 7" in capsys.readouterr().err
+    assert cli(["pretrain", "--smoke", "--renderer", "0", "--out", str(tmp_path / "r0")]) == 2
+    assert "renderer must be one of (2, 3), got 0" in capsys.readouterr().err
 
 
 def test_a_rebuild_from_nothing_gives_the_same_files(smoke_foundations, tmp_path):

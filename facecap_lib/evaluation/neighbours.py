@@ -50,12 +50,9 @@ def nearest_of_other_people(
 def people(faces: pd.DataFrame) -> np.ndarray:
     """One person per face: the identity SynthFACS rendered (its stills have no subject), else
     the dataset's subject, else the image itself (a still of someone unnamed)."""
-    out = pd.Series(
-        [f"{d}:{s}" if pd.notna(s) else f"{d}:{r}/{i}" for d, s, r, i in zip(
-            faces["dataset"], faces.get("subject", pd.Series(index=faces.index, dtype=object)),
-            faces["data_root"], faces["image_path"], strict=True)],
-        index=faces.index, dtype=object,
-    )  # fmt: skip
+    subject = faces["subject"].astype(object)
+    image = faces["data_root"].astype(str) + "/" + faces["image_path"].astype(str)
+    out = faces["dataset"].astype(str) + ":" + subject.where(subject.notna(), image)
     for root, rows in faces.groupby("data_root", sort=False):
         if (Path(root) / TRUTH_FILE).exists():
             out[rows.index] = [f"synthfacs:{i}" for i in rendered_truth(rows)["identity"]]

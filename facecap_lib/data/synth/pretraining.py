@@ -83,8 +83,8 @@ class PretrainingCorpus:
             raise ValueError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
 
     @classmethod
-    def smoke(cls, **changes) -> PretrainingCorpus:
-        return cls(**{**dict(faces=64, probe_faces=32, faces_per_person=2, size=64), **changes})
+    def smoke(cls) -> PretrainingCorpus:
+        return cls(faces=64, probe_faces=32, faces_per_person=2, size=64)
 
     def key(self) -> str:
         """12 hex digits of these settings, the renderer among them: new images, new folder

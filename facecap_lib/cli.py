@@ -326,44 +326,36 @@ def _export_lavis(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    import json
-
-    from facecap_lib.inference import describe, synthfacs_warning
+    from facecap_lib.describing import describe_photos, write
+    from facecap_lib.inference import synthfacs_warning
 
     warning = synthfacs_warning(args.checkpoint)
     if warning:
         print(warning, file=sys.stderr)
     try:
-        results = describe(
+        frame = describe_photos(
             args.photos,
             args.checkpoint,
             crop="none" if args.no_crop else "face",
+            detector=args.detector,
             beams=args.beams,
             max_new_tokens=args.max_new_tokens,
             do_sample=args.sample,
             batch_size=args.batch_size,
+            progress=len(args.photos) > 1 and sys.stderr.isatty(),
             **({"decoding": args.decoding} if args.decoding else {}),
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for r in results:
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "image": r.source,
-                        "caption": r.caption,
-                        "error": r.error,
-                        "face_box": r.face_box,
-                    }
-                )
-            )
-        elif r.error:
-            print(f"{r.source}: error: {r.error}", file=sys.stderr)
-        else:
-            print(f"{r.source}: {r.caption}")
-    return 1 if any(r.error for r in results) else 0
+    fmt = "json" if args.json else args.format
+    if args.out:
+        with open(args.out, "w", newline="") as stream:
+            write(frame, fmt, stream)
+        print(f"{len(frame)} rows written to {args.out}", file=sys.stderr)
+    else:
+        write(frame, fmt, sys.stdout)
+    return 1 if frame["caption"].isna().all() else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -538,7 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pretrain.set_defaults(func=_pretrain)
 
-    describe = commands.add_parser("describe", help="caption photos with a trained captioner")
+    describe = commands.add_parser(
+        "describe",
+        help="every face of photos: box, caption, the AUs and emotions it names",
+        description="Every face of each photo, found (BlazeFace, the Haar cascade as a fallback), "
+        "aligned and captioned; its AUs and emotions are read from the caption. A photo without a "
+        "face, or a file that cannot be read, gets a row with the reason and the batch goes on; "
+        "the exit status is 1 only when no face at all was described.",
+    )
     describe.add_argument("photos", nargs="+")
     describe.add_argument("--checkpoint", required=True, help="a trained captioner folder")
     describe.add_argument("--beams", type=int, default=5, help="beam size (paper: 5)")
@@ -558,7 +557,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the key-value cache is kept (facecap_lib.inference.DECODINGS; the captions are "
         "the same): the beam cache by default",
     )
-    describe.add_argument("--json", action="store_true", help="one JSON object per image")
+    describe.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "json", "csv"],
+        help="text for reading, JSON lines, or CSV with one column per AU and per emotion "
+        "(facecap_lib.describing)",
+    )
+    describe.add_argument("--json", action="store_true", help="the same as --format json")
+    describe.add_argument("--out", help="write to this file instead of the standard output")
+    describe.add_argument(
+        "--detector",
+        default="auto",
+        choices=["auto", "blazeface", "haar"],
+        help="auto: BlazeFace, then the Haar cascade where it finds no face",
+    )
     describe.set_defaults(func=_describe)
 
     run = commands.add_parser(

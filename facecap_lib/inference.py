@@ -1,11 +1,13 @@
 """Describing faces with a trained captioner: ``describe(images, checkpoint)``.
 
 Images may be paths or PIL images of any size, grey, RGBA or EXIF-rotated. With ``crop="face"``
-(the default, for photos) the largest face found by OpenCV's bundled Haar cascade is cropped with a
-margin; an image where none is found gets a per-image error. ``crop="none"`` uses the whole image
-(SynthFACS renders and dataset crops are already faces). A corrupt file gets a per-image error; the
-rest of the batch is still described. Captions come from batched beam search (5 beams, the paper's
-setting) or sampling.
+(the default, for photos) every face is found (:func:`facecap_lib.data.detection.find_faces`:
+BlazeFace over the photo and its tiles, the Haar cascade when it finds none) and cropped as the
+training faces are (eyes level, SynthFACS's framing); each face gets its own description, in
+reading order, and an image where none is found gets one with an error. ``crop="none"`` uses the
+whole image (SynthFACS renders and dataset crops are already faces). A corrupt file gets an
+error; the rest of the batch is still described. Captions come from batched beam search
+(5 beams, the paper's setting) or sampling.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from facecap_lib.data.detection import DETECTORS, aligned_crop, box_crop, find_faces
 from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.data.table import image_files
 from facecap_lib.models.beam_cache import BeamCache
@@ -28,54 +31,22 @@ from facecap_lib.models.captions import prompt_ids
 from facecap_lib.models.device import resolve_device
 from facecap_lib.models.stem import from_pretrained
 from facecap_lib.models.tokenizer import load_tokenizer
+from facecap_lib.progress import progress_bar
 
 TRAINING_DATA_FILE = "training_data.json"  # in a captioner's final folder: what it was trained on
 
 
 @dataclass(frozen=True)
 class Description:
-    """The caption of one input, or why there is none."""
+    """The caption of one face of an input, or why there is none."""
 
     source: str
     caption: str | None
     error: str | None = None
     face_box: tuple[int, int, int, int] | None = None  # x, y, width, height in the input image
-
-
-@lru_cache(maxsize=1)
-def _cascade():
-    import cv2
-
-    if not hasattr(cv2, "CascadeClassifier"):
-        raise RuntimeError(
-            "this OpenCV has no Haar cascades (OpenCV 5 dropped them): install opencv-python-headless<5"
-        )
-    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-
-
-def detect_face(image: Image.Image) -> tuple[int, int, int, int] | None:
-    """The largest frontal face (x, y, w, h), or ``None``."""
-
-    gray = np.asarray(ImageOps.grayscale(image))
-    side = min(gray.shape)
-    faces = _cascade().detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=4, minSize=(max(24, side // 10),) * 2
-    )
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return int(x), int(y), int(w), int(h)
-
-
-def crop_face(
-    image: Image.Image, box: tuple[int, int, int, int], margin: float = 0.35
-) -> Image.Image:
-    """A square crop around ``box`` enlarged by ``margin`` on each side (clipped to the image)."""
-    x, y, w, h = box
-    cx, cy, half = x + w / 2, y + h / 2, max(w, h) * (0.5 + margin)
-    left, top = max(0, int(cx - half)), max(0, int(cy - half))
-    right, bottom = min(image.width, int(cx + half)), min(image.height, int(cy + half))
-    return image.crop((left, top, right, bottom))
+    face: int | None = None  # which face of the input, 0 the leftmost (None: the whole image)
+    detector: str | None = None  # which detector found it (facecap_lib.data.detection)
+    score: float | None = None  # the detector's confidence
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -98,7 +69,12 @@ def load_captioner(checkpoint: str | Path, device: str = "auto", dtype: torch.dt
     return model, load_tokenizer(path)
 
 
-def _prepare(item, crop: str) -> tuple[Image.Image | None, Description]:
+def _prepare(
+    item, crop: str, detector: str, size: int
+) -> list[tuple[Image.Image | None, Description]]:
+    """The crops of one input to caption, each with its description so far: one per face found
+    (aligned where the detector gave keypoints), the whole image with ``crop="none"``, or one
+    error."""
     source = str(item) if not isinstance(item, Image.Image) else "<image>"
     try:
         image = (
@@ -107,13 +83,23 @@ def _prepare(item, crop: str) -> tuple[Image.Image | None, Description]:
             else ImageOps.exif_transpose(item).convert("RGB")
         )
     except ValueError as error:
-        return None, Description(source, None, str(error))
+        return [(None, Description(source, None, str(error)))]
     if crop == "none":
-        return image, Description(source, None)
-    box = detect_face(image)
-    if box is None:
-        return None, Description(source, None, f"no face found in {source}")
-    return crop_face(image, box), Description(source, None, face_box=box)
+        return [(image, Description(source, None))]
+    faces = find_faces(image, detector)
+    if not faces:
+        return [(None, Description(source, None, f"no face found in {source}"))]
+    out = []
+    for i, face in enumerate(faces):
+        cropped = (
+            aligned_crop(image, np.array(face.keypoints), size)
+            if face.keypoints
+            else box_crop(image, face.box)
+        )
+        out.append(
+            (cropped, Description(source, None, None, face.box, i, face.detector, face.score))
+        )
+    return out
 
 
 DECODINGS = ("beam-cache", "dynamic", "compiled")
@@ -154,6 +140,7 @@ def describe(
     model=None,
     tokenizer=None,
     crop: str = "face",
+    detector: str = "auto",
     beams: int = 5,
     max_new_tokens: int = 60,
     do_sample: bool = False,
@@ -162,8 +149,10 @@ def describe(
     batch_size: int | None = None,
     device: str = "auto",
     decoding: str = "beam-cache",
+    progress: bool = False,
 ) -> list[Description]:
-    """Caption every image (see the module docstring); results keep the input order.
+    """Caption every face of every image (see the module docstring): one description per face
+    found (one per image with ``crop="none"``), in the order of the inputs.
 
     Give either ``checkpoint`` (a folder) or ``model`` and ``tokenizer``. ``batch_size`` defaults
     to 128 images on a GPU (beam search at small batches is bound by per-token overhead: at paper
@@ -172,10 +161,12 @@ def describe(
     (:func:`decoding_options`); the captions are the same whichever is chosen. At paper scale on
     an H100 (bf16, beam 5, batch 256) the default ``"beam-cache"`` gave 61.8 captions/s and
     transformers' ``"dynamic"`` cache 40.6 in one run; ``"compiled"`` gave 36.1 in another
-    (``book/performance.md``).
+    (``book/performance.md``). ``progress``: a bar over the inputs.
     """
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     if model is None:
@@ -185,8 +176,14 @@ def describe(
     device_ = next(model.parameters()).device
     batch_size = batch_size or (128 if device_.type == "cuda" else 16)
     out: list[Description] = []
-    for start in range(0, len(images), batch_size):  # decoded a batch at a time
-        prepared = [_prepare(item, crop) for item in images[start : start + batch_size]]
+    starts = range(0, len(images), batch_size)
+    bar = progress_bar(total=len(images), desc="describe", unit="image", disable=not progress)
+    for start in starts:  # decoded a batch at a time
+        prepared = [
+            one
+            for item in images[start : start + batch_size]
+            for one in _prepare(item, crop, detector, size)
+        ]
         ready = [(image, d) for image, d in prepared if image is not None]
         captions = iter(
             _generate(
@@ -207,7 +204,9 @@ def describe(
         )
         for image, d in prepared:
             caption = next(captions) if image is not None else None
-            out.append(Description(d.source, caption, d.error, d.face_box))
+            out.append(replace(d, caption=caption))
+        bar.update(len(images[start : start + batch_size]))
+    bar.close()
     return out
 
 

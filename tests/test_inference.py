@@ -8,9 +8,11 @@ import torch
 from PIL import Image
 
 from facecap_lib.cli import main
+from facecap_lib.data.synth.batch import FaceSpec
 from facecap_lib.data.synth.identity import Identity
-from facecap_lib.data.synth.render import Renderer
-from facecap_lib.inference import crop_face, describe, detect_face
+from facecap_lib.data.synth.render import Renderer, Scene
+from facecap_lib.data.synth.scenes import compose
+from facecap_lib.inference import describe
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +32,21 @@ def photos(tmp_path_factory):
     return folder
 
 
-def test_face_detection_and_crop(photos):
-    image = Image.open(photos / "face.jpg")
-    box = detect_face(image)
-    assert box is not None and box[2] > 40
-    crop = crop_face(image, box)
-    assert crop.width == crop.height or min(crop.size) < 256
-    assert detect_face(Image.open(photos / "sky.jpg")) is None
+def test_every_face_of_a_photo_gets_its_own_caption(checkpoint):
+    people = [(FaceSpec({12: 4}, 31 + i, Scene(yaw=yaw)), 20 + 200 * i, 80, 180)
+              for i, yaw in enumerate((-20.0, 0.0, 25.0))]  # fmt: skip
+    group, _ = compose(people, 600, 360, backdrop="plain", seed=0)
+    results = describe([group, Image.new("RGB", (64, 64))], checkpoint, beams=1, max_new_tokens=4)
+    assert [(r.source, r.face) for r in results] == [
+        ("<image>", 0),
+        ("<image>", 1),
+        ("<image>", 2),
+        ("<image>", None),
+    ]
+    faces, empty = results[:3], results[3]
+    assert all(r.caption is not None and r.detector == "blazeface" and r.score > 0.5 for r in faces)
+    assert [r.face_box[0] for r in faces] == sorted(r.face_box[0] for r in faces)
+    assert empty.caption is None and "no face found" in empty.error
 
 
 def test_describe_keeps_going_past_bad_images(checkpoint, photos):
@@ -59,6 +69,27 @@ def test_describe_keeps_going_past_bad_images(checkpoint, photos):
     assert all(r.caption is not None and r.error is None for r in whole)
 
 
+def command_for(checkpoint, *photos):
+    return ["describe", *map(str, photos), "--checkpoint", str(checkpoint), "--beams", "1",
+            "--max-new-tokens", "4"]  # fmt: skip
+
+
+def test_describe_cli_writes_csv_and_text(checkpoint, photos, capsys, tmp_path):
+    out = tmp_path / "faces.csv"
+    files = [photos / "face.jpg", photos / "sky.jpg"]
+    assert main([*command_for(checkpoint, *files), "--format", "csv", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns[:9]) == ["image", "face", "detector", "score", "x", "y", "width",
+                                       "height", "caption"]  # fmt: skip
+    assert {"AU1", "AU12", "AU43", "happiness", "contempt"} <= set(frame.columns)
+    assert frame.loc[0, "detector"] == "blazeface" and frame.loc[1, "error"].startswith("no face")
+    assert frame.loc[[1], ["AU12", "happiness"]].isna().all(axis=None)  # empty, not 0
+    assert main([*command_for(checkpoint, *files)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith(f"{files[0]} [face 1/1, blazeface") and text[1].startswith("    AUs:")
+    assert text[2] == f"{files[1]}: no face found in {files[1]}"
+
+
 def test_describe_cli(checkpoint, photos, capsys):
     code = main(
         [
@@ -79,7 +110,10 @@ def test_describe_cli(checkpoint, photos, capsys):
         ]
     )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 1 and lines[0]["caption"] is not None and "cannot read" in lines[1]["error"]
+    assert code == 0 and lines[0]["caption"] is not None and "cannot read" in lines[1]["error"]
+    assert lines[0]["detector"] == "blazeface" and len(lines[0]["box"]) == 4
+    assert main([*command_for(checkpoint, photos / "broken.jpg")]) == 1  # nothing described
+    capsys.readouterr()
     assert main(["describe", "x.jpg", "--checkpoint", str(photos)]) == 1
     assert "no captioner checkpoint" in capsys.readouterr().err
     command = ["describe", str(photos / "face.jpg"), "--checkpoint", str(checkpoint)]
@@ -205,9 +239,9 @@ def test_describe_decodes_one_batch_at_a_time(checkpoint, photos, monkeypatch):
     events = []
     prepare, generate = inference._prepare, inference._generate
 
-    def prepared(item, crop):
+    def prepared(item, *args):
         events.append("decode")
-        return prepare(item, crop)
+        return prepare(item, *args)
 
     def generated(model, tokenizer, images, *args, **kwargs):
         events.append(f"caption {len(images)}")

@@ -1,0 +1,23 @@
+"""Faces in photos: BlazeFace (from its tflite file) over the photo and its tiles, the Haar
+cascade as a fallback, and crops aligned as the training faces are."""
+
+from facecap_lib.data.detection.align import (
+    Template,
+    aligned_crop,
+    box_crop,
+    similarity,
+    synthfacs_template,
+)
+from facecap_lib.data.detection.faces import DETECTORS, TILES, Face, find_faces
+
+__all__ = [
+    "DETECTORS",
+    "TILES",
+    "Face",
+    "Template",
+    "aligned_crop",
+    "box_crop",
+    "find_faces",
+    "similarity",
+    "synthfacs_template",
+]

@@ -1,0 +1,116 @@
+"""Every face of a photo: ``find_faces(image)``.
+
+BlazeFace's full-range model (:mod:`.blazeface`) looks at the whole photo, then at overlapping
+tiles of it (grids of 2 x 2, 4 x 4 and 7 x 7 by default), so that a face of a few percent of a large
+photo is still seen at a size the network knows. A tile keeps only faces whose centre lies in its
+own part of the grid and that are small for it (larger ones are the whole photo's business);
+weighted non-maximum suppression then merges what several views found, and a box whose centre lies
+in a better face's box is dropped (a part of that face, seen at another size). When BlazeFace finds
+nothing, its short-range model and then OpenCV's Haar cascade are asked in turn. Each face says
+which detector found it; BlazeFace's come with six keypoints for :func:`.align.aligned_crop`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facecap_lib.data.detection import blazeface, haar
+
+DETECTORS = ("auto", "blazeface", "haar")  # auto: BlazeFace, the Haar cascade when it finds none
+TILES = (2, 4, 7)  # grids of overlapping tiles searched after the whole photo
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face found in a photo: box ``(x, y, w, h)`` in its pixels, the detector's score (1.0
+    for the Haar cascade, which gives none), which detector found it, and keypoints (BlazeFace's
+    six, :data:`.blazeface.KEYPOINTS`) or ``None``."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    detector: str
+    keypoints: tuple[tuple[float, float], ...] | None = None
+
+
+def _tiles(width: int, height: int, grid: int):
+    """``grid`` x ``grid`` tiles overlapping by half, as (x0, y0, x1, y1) with the core each one
+    answers for (the tiles' cores partition the photo)."""
+    out = []
+    side = 2 * max(width, height) / (grid + 1)
+    for i in range(grid):
+        for j in range(grid):
+            x0 = min(i * (width - side) / max(grid - 1, 1), max(width - side, 0))
+            y0 = min(j * (height - side) / max(grid - 1, 1), max(height - side, 0))
+            tile = (x0, y0, min(x0 + side, width), min(y0 + side, height))
+            core_x = (0 if i == 0 else x0 + side / 4, width if i == grid - 1 else x0 + 3 * side / 4)
+            core_y = (
+                0 if j == 0 else y0 + side / 4,
+                height if j == grid - 1 else y0 + 3 * side / 4,
+            )
+            out.append((tile, (core_x[0], core_y[0], core_x[1], core_y[1])))
+    return out
+
+
+def _inside(point, box) -> bool:
+    return box[0] <= point[0] <= box[0] + box[2] and box[1] <= point[1] <= box[1] + box[3]
+
+
+def _blazeface(image: Image.Image, tiles: tuple[int, ...], min_score) -> list[Face]:
+    """Both BlazeFace models on the whole photo (short range: large faces), the full-range one on
+    its tiles too, merged by weighted non-maximum suppression."""
+    found = [blazeface.detect(image, model, min_score) for model in ("full", "short")]
+    model = "full"
+    for grid in tiles:
+        for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in _tiles(image.width, image.height, grid):
+            crop = image.crop((round(x0), round(y0), round(x1), round(y1)))
+            c, p, s = blazeface.detect(crop, model, min_score)
+            offset = np.array([round(x0), round(y0)], np.float64)
+            c, p = c + np.tile(offset, 2), p + offset
+            centre = (c[:, :2] + c[:, 2:]) / 2
+            mine = (
+                (centre[:, 0] >= cx0) & (centre[:, 0] < cx1)
+                & (centre[:, 1] >= cy0) & (centre[:, 1] < cy1)
+                & (c[:, 2] - c[:, 0] < 0.5 * (x1 - x0))
+            )  # fmt: skip
+            found.append((c[mine], p[mine], s[mine]))
+    corners, points, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    faces: list[Face] = []
+    for box, keypoints, score in blazeface.weighted_nms(corners, points, scores):
+        centre = (box[:2] + box[2:]) / 2
+        if any(_inside(centre, f.box) for f in faces):
+            continue  # a part of a face found better (the views see it at different sizes)
+        x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+        x1, y1 = min(float(image.width), box[2]), min(float(image.height), box[3])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        rect = (round(x0), round(y0), round(x1 - x0), round(y1 - y0))
+        kps = tuple((float(x), float(y)) for x, y in keypoints)
+        faces.append(Face(rect, round(score, 4), "blazeface", kps))
+    return faces
+
+
+def find_faces(
+    image: Image.Image,
+    detector: str = "auto",
+    *,
+    tiles: tuple[int, ...] = TILES,
+    min_score: float | None = None,
+) -> list[Face]:
+    """Every face in ``image``, in reading order (left to right by the box's centre).
+
+    ``detector``: ``"auto"`` (BlazeFace full range on the photo and its ``tiles``, then its short
+    range model, then the Haar cascade, each only when the one before found nothing),
+    ``"blazeface"`` (the first two) or ``"haar"``. ``min_score``: BlazeFace's threshold
+    (MediaPipe's, 0.6 full range and 0.5 short range, by default)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+    image = image.convert("RGB")
+    faces: list[Face] = []
+    if detector in ("auto", "blazeface"):
+        faces = _blazeface(image, tuple(tiles), min_score)
+    if not faces and detector in ("auto", "haar"):
+        faces = [Face(box, 1.0, "haar") for box in haar.find(image)]
+    return sorted(faces, key=lambda f: f.box[0] + f.box[2] / 2)

@@ -9,6 +9,7 @@ contract in ``pyproject.toml`` still checks every one of them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -326,36 +327,67 @@ def _export_lavis(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
+    from facecap_lib.data.video import is_video
     from facecap_lib.describing import describe_photos, write
     from facecap_lib.inference import synthfacs_warning
 
     warning = synthfacs_warning(args.checkpoint)
     if warning:
         print(warning, file=sys.stderr)
+    videos = [p for p in args.photos if is_video(p)]
+    photos = [p for p in args.photos if not is_video(p)]
+    options = {
+        "crop": "none" if args.no_crop else "face", "detector": args.detector, "beams": args.beams,
+        "max_new_tokens": args.max_new_tokens, "do_sample": args.sample,
+        "batch_size": args.batch_size, **({"decoding": args.decoding} if args.decoding else {}),
+    }  # fmt: skip
+    described = 0
     try:
-        frame = describe_photos(
-            args.photos,
-            args.checkpoint,
-            crop="none" if args.no_crop else "face",
-            detector=args.detector,
-            beams=args.beams,
-            max_new_tokens=args.max_new_tokens,
-            do_sample=args.sample,
-            batch_size=args.batch_size,
-            progress=len(args.photos) > 1 and sys.stderr.isatty(),
-            **({"decoding": args.decoding} if args.decoding else {}),
-        )
+        if photos:
+            frame = describe_photos(
+                photos, args.checkpoint, progress=len(photos) > 1 and sys.stderr.isatty(), **options
+            )
+            fmt = "json" if args.json else args.format
+            out = Path(args.out) if args.out and not videos else None
+            with (
+                open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as stream
+            ):
+                write(frame, fmt, stream)
+            if out:
+                print(f"{len(frame)} rows written to {out}", file=sys.stderr)
+            described += int(frame["caption"].notna().sum())
+        for video in videos:
+            described += _describe_video(args, video, len(videos))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    fmt = "json" if args.json else args.format
-    if args.out:
-        with open(args.out, "w", newline="") as stream:
-            write(frame, fmt, stream)
-        print(f"{len(frame)} rows written to {args.out}", file=sys.stderr)
-    else:
-        write(frame, fmt, sys.stdout)
-    return 1 if frame["caption"].isna().all() else 0
+    return 0 if described else 1
+
+
+def _describe_video(args: argparse.Namespace, video: str, count: int) -> int:
+    """Describe one clip into its folder; the number of faces described."""
+    from facecap_lib.describing import describe_video, save
+
+    if args.no_crop or args.sample or args.decoding:
+        raise ValueError("--no-crop, --sample and --decoding are for photos, not clips")
+    folder = (
+        Path(args.out or ".") / f"{Path(video).stem}-faces"
+        if count > 1 or not args.out
+        else Path(args.out)
+    )
+    result = describe_video(
+        video, args.checkpoint, fps=args.fps, smooth=args.smooth, detector=args.detector,
+        beams=args.beams, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    save(result, folder, "json" if args.json or args.format == "json" else "csv")
+    seen = int(result.table["caption"].notna().sum())
+    print(
+        f"{video}: {result.frames} frames sampled at {args.fps:g}/s, {len(result.tracks)} face "
+        f"track(s), {seen} faces described at {result.frames_per_second:.2f} frames/s; "
+        f"written to {folder}"
+    )
+    return seen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -538,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         "face, or a file that cannot be read, gets a row with the reason and the batch goes on; "
         "the exit status is 1 only when no face at all was described.",
     )
-    describe.add_argument("photos", nargs="+")
+    describe.add_argument("photos", nargs="+", help="photos and clips (.mp4, .avi, .mov, ...)")
     describe.add_argument("--checkpoint", required=True, help="a trained captioner folder")
     describe.add_argument("--beams", type=int, default=5, help="beam size (paper: 5)")
     describe.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=60)
@@ -565,7 +597,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(facecap_lib.describing)",
     )
     describe.add_argument("--json", action="store_true", help="the same as --format json")
-    describe.add_argument("--out", help="write to this file instead of the standard output")
+    describe.add_argument(
+        "--out",
+        help="photos: write to this file instead of the standard output; a clip: its folder "
+        "(default ./<clip>-faces; several clips: one folder each inside --out)",
+    )
+    describe.add_argument(
+        "--fps", type=float, default=5.0, help="a clip's frames sampled per second (default 5)"
+    )
+    describe.add_argument(
+        "--smooth",
+        type=int,
+        default=5,
+        help="a clip's AUs and emotions: the majority over this many sampled frames (1: none)",
+    )
     describe.add_argument(
         "--detector",
         default="auto",

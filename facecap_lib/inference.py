@@ -19,11 +19,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from facecap_lib.data.detection import DETECTORS, aligned_crop, box_crop, find_faces
+from facecap_lib.data.detection import DETECTORS, face_crop, find_faces
 from facecap_lib.data.images import load_rgb, to_tensor
 from facecap_lib.data.table import image_files
 from facecap_lib.models.beam_cache import BeamCache
@@ -89,17 +88,10 @@ def _prepare(
     faces = find_faces(image, detector)
     if not faces:
         return [(None, Description(source, None, f"no face found in {source}"))]
-    out = []
-    for i, face in enumerate(faces):
-        cropped = (
-            aligned_crop(image, np.array(face.keypoints), size)
-            if face.keypoints
-            else box_crop(image, face.box)
-        )
-        out.append(
-            (cropped, Description(source, None, None, face.box, i, face.detector, face.score))
-        )
-    return out
+    return [
+        (face_crop(image, face, size), Description(source, None, None, face.box, i, face.detector, face.score))
+        for i, face in enumerate(faces)
+    ]  # fmt: skip
 
 
 DECODINGS = ("beam-cache", "dynamic", "compiled")

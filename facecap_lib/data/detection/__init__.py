@@ -8,15 +8,18 @@ from facecap_lib.data.detection.align import (
     similarity,
     synthfacs_template,
 )
-from facecap_lib.data.detection.faces import DETECTORS, TILES, Face, find_faces
+from facecap_lib.data.detection.faces import DETECTORS, TILES, Face, face_crop, find_faces
+from facecap_lib.data.detection.tracks import Tracker
 
 __all__ = [
     "DETECTORS",
     "TILES",
     "Face",
     "Template",
+    "Tracker",
     "aligned_crop",
     "box_crop",
+    "face_crop",
     "find_faces",
     "similarity",
     "synthfacs_template",

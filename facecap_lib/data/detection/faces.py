@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from facecap_lib.data.detection import blazeface, haar
+from facecap_lib.data.detection.align import Template, aligned_crop, box_crop
 
 DETECTORS = ("auto", "blazeface", "haar")  # auto: BlazeFace, the Haar cascade when it finds none
 TILES = (2, 4, 7)  # grids of overlapping tiles searched after the whole photo
@@ -114,3 +115,13 @@ def find_faces(
     if not faces and detector in ("auto", "haar"):
         faces = [Face(box, 1.0, "haar") for box in haar.find(image)]
     return sorted(faces, key=lambda f: f.box[0] + f.box[2] / 2)
+
+
+def face_crop(
+    image: Image.Image, face: Face, size: int, template: Template | None = None
+) -> Image.Image:
+    """The crop of ``face`` to caption: aligned on ``template`` (SynthFACS's framing by default)
+    at ``size`` pixels where the detector gave keypoints, else a square around its box."""
+    if face.keypoints:
+        return aligned_crop(image, np.array(face.keypoints), size, template)
+    return box_crop(image, face.box)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -307,6 +308,44 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ship_captioners(args: argparse.Namespace) -> int:
+    import time
+
+    from facecap_lib.chapters import chapter_recipe
+    from facecap_lib.describing.shipped import SHIPPED, ship
+    from facecap_lib.evaluation import targets
+
+    started = time.time()
+    recipe = chapter_recipe(args.smoke, progress=True)
+    for stage in ("au", "exp"):  # and what they stand on: the recipe trains those first
+        recipe.run(stage)
+    checkpoints = {"exp-blip": recipe.run("exp").final, "au-blip": recipe.run("au").final}
+
+    def figures(shipped) -> dict:
+        au = targets.au_caption_f1(recipe, shipped["au-blip"], args.faces)
+        exp = targets.emotion_naming(recipe, shipped["exp-blip"], args.faces)
+        exp_au = targets.au_caption_f1(recipe, shipped["exp-blip"], args.faces)
+        return {
+            "held_out_faces": args.faces,
+            "AU-BLIP: mean per-AU F1": round(float(au["f1"].mean()), 4),
+            "Exp-BLIP: mean per-AU F1": round(float(exp_au["f1"].mean()), 4),
+            "Exp-BLIP: names the emotion, one-emotion faces": round(
+                float(exp.loc[exp["single"], "hit"].mean()), 4
+            ),
+            "Exp-BLIP: names both emotions, compound faces": round(
+                float(exp.loc[~exp["single"], "hit"].mean()), 4
+            ),
+        }
+
+    command = "facecap ship-captioners" + (" --smoke" if args.smoke else "")
+    data = ship(
+        checkpoints, Path(args.out) if args.out else SHIPPED, command=command,
+        run=recipe.run_dir.name, figures=figures, started=started,
+    )  # fmt: skip
+    print(json.dumps({k: data[k] for k in ("bytes", "figures", "commit")}, indent=1))
+    return 0
+
+
 def _export_lavis(args: argparse.Namespace) -> int:
     import torch
 
@@ -327,10 +366,21 @@ def _export_lavis(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
+    import transformers
+
     from facecap_lib.data.video import is_video
     from facecap_lib.describing import describe_photos, write
     from facecap_lib.inference import synthfacs_warning
 
+    transformers.utils.logging.disable_progress_bar()  # no bars for loading weights
+    if args.checkpoint is None:
+        from facecap_lib.describing.shipped import shipped_captioner
+
+        try:
+            args.checkpoint = str(shipped_captioner(args.captioner))
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     warning = synthfacs_warning(args.checkpoint)
     if warning:
         print(warning, file=sys.stderr)
@@ -571,7 +621,17 @@ def build_parser() -> argparse.ArgumentParser:
         "the exit status is 1 only when no face at all was described.",
     )
     describe.add_argument("photos", nargs="+", help="photos and clips (.mp4, .avi, .mov, ...)")
-    describe.add_argument("--checkpoint", required=True, help="a trained captioner folder")
+    describe.add_argument(
+        "--checkpoint",
+        help="a trained captioner folder (default: the shipped tiny Exp-BLIP, or --captioner)",
+    )
+    describe.add_argument(
+        "--captioner",
+        choices=["exp-blip", "au-blip"],
+        default="exp-blip",
+        help="which shipped captioner, without --checkpoint: Exp-BLIP (AUs and emotions, the "
+        "default) or AU-BLIP (AUs only)",
+    )
     describe.add_argument("--beams", type=int, default=5, help="beam size (paper: 5)")
     describe.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=60)
     describe.add_argument("--sample", action="store_true", help="sample instead of beam search")
@@ -628,6 +688,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the plan")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.set_defaults(func=_run)
+
+    ship = commands.add_parser(
+        "ship-captioners",
+        help="train (or reuse) the book's tiny Exp-BLIP and AU-BLIP and store them in the package "
+        "for facecap describe, with a manifest",
+    )
+    ship.add_argument(
+        "--out", help="where to write them (default: facecap_lib/captioners/tiny in the package)"
+    )
+    ship.add_argument(
+        "--faces",
+        type=int,
+        default=400,
+        help="held-out faces the manifest's figures are measured on",
+    )
+    ship.add_argument("--smoke", action="store_true", help="the smoke corpus and a few steps")
+    ship.set_defaults(func=_ship_captioners)
 
     export = commands.add_parser(
         "export-lavis", help="write a trained captioner as a LAVIS Blip2OPT checkpoint (.pth)"

@@ -15,8 +15,6 @@ room needs nothing of the evaluation.
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,13 +43,13 @@ from facecap_lib.training.foundations import (
     au_targets,
     caption_language,
     corpus_faces,
-    file_sha256,
     load_foundations,
     pretrain_encoder,
     token_features,
     work_dir,
 )
 from facecap_lib.training.pretrain import pretrain_language_model
+from facecap_lib.training.provenance import device_name, file_entry, git_commit
 
 
 def probe_encoder(vision_state: dict, spec, corpus: pd.DataFrame) -> dict:
@@ -80,41 +78,6 @@ def probe_encoder(vision_state: dict, spec, corpus: pd.DataFrame) -> dict:
     }
 
 
-def _git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        return commit + ("+uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def _device_name(device) -> str:
-    resolved = resolve_device(device)
-    if resolved.type == "cuda":
-        return torch.cuda.get_device_name(resolved)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _file_entry(path: Path) -> dict:
-    entry = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            entry["shapes"] = {k: list(f.get_slice(k).get_shape()) for k in sorted(f.keys())}
-    return entry
-
-
 def build_foundations(
     config: FoundationsConfig | None = None,
     out: str | Path | None = None,
@@ -135,7 +98,7 @@ def build_foundations(
     encoder_dir = runs / f"encoder-{config.encoder}-{config.encoder_key()}"
     lm_dir = runs / f"language-model-{config.language_model_key()}"
     out = Path(out) if out is not None else runs / f"export-{config.key()}"
-    commit = _git_commit()  # the code that starts the build (files may change while it runs)
+    commit = git_commit()  # the code that starts the build (files may change while it runs)
     spent: dict[str, float] = {}
     corpus_folder = corpus_dir(config.corpus, work)
     with _timed(corpus_folder / SECONDS_FILE, spent, "corpus"):
@@ -173,7 +136,7 @@ def build_foundations(
         "corpus_faces": int((corpus["split"] == "pretrain").sum()),
         "settings_key": config.key(),
         "commit": commit,
-        "device": _device_name(device),
+        "device": device_name(resolve_device(device)),
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%d"),
         # what making each part took (over every attempt: a crash and its resume both count),
@@ -185,7 +148,7 @@ def build_foundations(
             "language_model": _last_losses(lm_history),
         },
         "probe": probe,
-        "files": {str(p.relative_to(out)): _file_entry(p) for p in files},
+        "files": {str(p.relative_to(out)): file_entry(p) for p in files},
         "settings": config.settings(),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

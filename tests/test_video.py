@@ -126,3 +126,28 @@ def test_the_timeline_draws_truth_and_description_alike(clip):
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["AU6", "AU12"]
     with pytest.raises(ValueError, match="no track to draw"):
         plot_timeline(pd.DataFrame({"track": [pd.NA], "time": [0.0]}))
+
+
+def test_frame_f1_counts_each_sampled_frame_against_its_truth():
+    from facecap_lib.describing.agreement import frame_au_f1
+
+    truth = pd.DataFrame({"frame": [0, 5, 10, 15], "AU12": [0, 2, 4, 0], "AU6": [0, 1, 3, 0]})
+    described = pd.DataFrame(
+        {"time": [0.0, 0.2, 0.4, 0.6, 0.8], "caption": ["x", "x", "x", "x", None],
+         "AU12": [0, 1, 1, 1, None], "AU6": [0, 0, 1, 0, None], "AU4": [1, 0, 0, 0, None]}
+    )  # fmt: skip
+    for column in ("AU1",):
+        described[column] = 0
+    score = frame_au_f1(described, truth, clip_fps=25)
+    assert score["frames"] == 4
+    assert score["per_au"] == {"AU6": pytest.approx(2 / 3), "AU12": pytest.approx(0.8)}
+    assert score["mean_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert score["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))  # AU4's false one counts
+
+
+def test_prototype_clips_cover_the_six_basic_emotions():
+    from facecap_lib.data.synth.clips import prototype_people
+
+    people = dict(prototype_people())
+    assert set(people) == {"happiness", "sadness", "surprise", "fear", "anger", "disgust"}
+    assert people["happiness"].apex == {6: 4, 12: 4}

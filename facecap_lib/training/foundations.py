@@ -61,6 +61,7 @@ from facecap_lib.training.pretrain import (
     MAEConfig,
     pretrain_mae,
 )
+from facecap_lib.training.provenance import file_sha256
 
 OBJECTIVES = ("contrastive", "mae", "supervised")
 FOUNDATIONS_VERSION = 1  # the layout of an export (manifest, files)
@@ -344,14 +345,6 @@ class Foundations:
                 f"(foundations of preset {self.manifest['preset']!r}): "
                 f"{str(error).splitlines()[0]}"
             ) from None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def work_dir(config: FoundationsConfig, work: str | Path | None = None) -> Path:

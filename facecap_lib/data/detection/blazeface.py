@@ -127,7 +127,7 @@ def _letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float, float,
     return canvas[None], scale, left, top
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one ``(x0, y0, x1, y1)`` box against many."""
     x0 = np.maximum(box[0], boxes[:, 0])
     y0 = np.maximum(box[1], boxes[:, 1])
@@ -150,7 +150,7 @@ def weighted_nms(
     out = []
     while len(remaining):
         best = remaining[0]
-        overlap = _iou(corners[best], corners[remaining]) > threshold
+        overlap = iou(corners[best], corners[remaining]) > threshold
         group = remaining[overlap]
         weights = scores[group][:, None]
         box = (corners[group] * weights).sum(0) / weights.sum()

@@ -5,7 +5,9 @@ tiles of it (grids of 2 x 2, 4 x 4 and 7 x 7 by default), so that a face of a fe
 photo is still seen at a size the network knows. A tile keeps only faces whose centre lies in its
 own part of the grid and that are small for it (larger ones are the whole photo's business);
 weighted non-maximum suppression then merges what several views found, and a box whose centre lies
-in a better face's box is dropped (a part of that face, seen at another size). When BlazeFace finds
+in a better face's box is dropped (a part of that face, seen at another size). Each face left is
+looked at a second time in a view four times its size, where it must be found again (score
+>= 0.5): texture that a tile took for a small face is not, seen closer. When BlazeFace finds
 nothing, its short-range model and then OpenCV's Haar cascade are asked in turn. Each face says
 which detector found it; BlazeFace's come with six keypoints for :func:`.align.aligned_crop`.
 """
@@ -21,6 +23,7 @@ from facecap_lib.data.detection import blazeface, haar
 from facecap_lib.data.detection.align import Template, aligned_crop, box_crop
 
 DETECTORS = ("auto", "blazeface", "haar")  # auto: BlazeFace, the Haar cascade when it finds none
+SECOND_LOOK = (4.0, 0.5)  # a view of 4 times the face's size must find it with a score >= 0.5
 TILES = (2, 4, 7)  # grids of overlapping tiles searched after the whole photo
 
 
@@ -88,9 +91,23 @@ def _blazeface(image: Image.Image, tiles: tuple[int, ...], min_score) -> list[Fa
         if x1 - x0 < 2 or y1 - y0 < 2:
             continue
         rect = (round(x0), round(y0), round(x1 - x0), round(y1 - y0))
+        if _second_look(image, box) < SECOND_LOOK[1]:
+            continue  # not a face when seen closer: texture the tiles mistook for one
         kps = tuple((float(x), float(y)) for x, y in keypoints)
         faces.append(Face(rect, round(score, 4), "blazeface", kps))
     return faces
+
+
+def _second_look(image: Image.Image, box: np.ndarray) -> float:
+    """The best full-range score of a face overlapping ``box`` (corners) by IoU > 0.3, in a view
+    of :data:`SECOND_LOOK`'s times the box's size around it."""
+    side = SECOND_LOOK[0] * max(box[2] - box[0], box[3] - box[1])
+    left, top = round((box[0] + box[2] - side) / 2), round((box[1] + box[3] - side) / 2)
+    crop = image.crop((left, top, left + round(side), top + round(side)))
+    corners, _, scores = blazeface.detect(crop, "full", min_score=0.05)
+    corners = corners + np.array([left, top, left, top], np.float64)
+    overlapping = blazeface.iou(np.asarray(box, np.float64), corners) > 0.3
+    return float(scores[overlapping].max()) if overlapping.any() else 0.0
 
 
 def find_faces(

@@ -78,3 +78,19 @@ def expression_clip(
             truth = {f"AU{au}": place.spec.intensities.get(au, 0) for au in aus}
             rows.append({"person": i, "frame": k, "x": x, "y": y, "width": w, "height": h, **truth})
     return frames, pd.DataFrame(rows)
+
+
+CLIP_FPS = 25  # the frame rate SynthFACS clips are written at (BP4D's)
+
+
+def prototype_people(level: int = 4, first_identity: int = 7_100_000) -> list[tuple[str, Person]]:
+    """One person per basic emotion (contempt, one-sided, left out), each reaching that emotion's
+    prototype (:data:`~facecap_lib.lexicon.BASIC_PROTOTYPES`) at intensity ``level``, framed
+    in the middle of a 320 x 240 clip."""
+    from facecap_lib.lexicon.prototypes import BASIC_PROTOTYPES
+
+    return [
+        (p.emotion, Person(dict.fromkeys(sorted(p.aus), level), first_identity + i, 60, 20, 200))
+        for i, p in enumerate(BASIC_PROTOTYPES)
+        if p.emotion != "contempt"
+    ]

@@ -1,0 +1,95 @@
+"""Does a described clip follow what the face does? Frame-level AU F1 of `describe_video` on SynthFACS clips.
+
+    .venv/bin/python benchmarks/describe_video.py --checkpoint RUN/exp-blip/final [--checkpoint ...]
+        [--fps 5] [--beams 5] [--frames 75] [--json F]
+
+One clip per basic emotion (:func:`facecap_lib.data.synth.clips.prototype_people`): a person
+going from neutral to the emotion's prototype at intensity D and back over ``--frames`` frames
+at 25 frames/s (BP4D's rate), written as MP4 and described as a user's clip would be
+(``facecap describe clip.mp4``: sampled at ``--fps``, tracked, captioned, smoothed). Each
+clip's track is scored against the rendered truth frame by frame (an AU on from intensity A):
+the mean F1 of the AUs the clip shows, and the micro F1 over every AU (AUs named but never shown
+count against it). Prints both per clip and their means, and the frames described per second
+(this machine, the device named). Target (issue 31): frame-level AU F1 >= 0.6 with the book's
+captioner.
+"""
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from facecap_lib.data.synth.clips import CLIP_FPS, expression_clip, prototype_people
+from facecap_lib.data.video import write_video
+from facecap_lib.describing import describe_video
+from facecap_lib.describing.agreement import frame_au_f1
+from facecap_lib.inference import load_captioner
+
+
+def run(checkpoint: str, fps: float, beams: int, n_frames: int, folder: Path) -> dict:
+    model, tokenizer = load_captioner(checkpoint)
+    clips, seconds, frames = {}, 0.0, 0
+    for emotion, person in prototype_people():
+        path = folder / f"{emotion}.mp4"
+        if not path.exists():
+            images, truth = expression_clip([person], n_frames=n_frames)
+            write_video(images, path, fps=CLIP_FPS)
+            truth.to_csv(path.with_suffix(".csv"), index=False)
+        truth = pd.read_csv(path.with_suffix(".csv"))
+        result = describe_video(path, model=model, tokenizer=tokenizer, fps=fps, beams=beams)
+        seconds, frames = seconds + result.seconds, frames + result.frames
+        tracks = sorted(result.tracks, key=lambda t: -result.track(t)["caption"].notna().sum())
+        if not tracks:
+            clips[emotion] = {"tracks": 0, "mean_f1": 0.0, "micro_f1": 0.0}
+            continue
+        score = frame_au_f1(result.track(tracks[0]), truth, CLIP_FPS)
+        clips[emotion] = {"tracks": len(tracks), **score}
+        print(f"{emotion:10s} tracks {len(tracks)}  mean F1 {score['mean_f1']:.3f}  micro F1 "
+              f"{score['micro_f1']:.3f}  {score['per_au']}")  # fmt: skip
+    return {
+        "checkpoint": checkpoint,
+        "clips": clips,
+        "mean_f1": float(np.mean([c["mean_f1"] for c in clips.values()])),
+        "micro_f1": float(np.mean([c["micro_f1"] for c in clips.values()])),
+        "frames_per_second": frames / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", required=True)
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--beams", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=75)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"{torch.get_num_threads()} CPU threads ({platform.processor() or platform.machine()})"
+    )
+    out = {
+        "fps": args.fps,
+        "beams": args.beams,
+        "frames": args.frames,
+        "device": device,
+        "captioners": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for checkpoint in args.checkpoint:
+            print(f"\n{checkpoint}")
+            result = run(checkpoint, args.fps, args.beams, args.frames, Path(tmp))
+            print(f"mean F1 {result['mean_f1']:.3f}, micro F1 {result['micro_f1']:.3f}, "
+                  f"{result['frames_per_second']:.2f} frames/s on {device}")  # fmt: skip
+            out["captioners"].append(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,8 @@ def test_the_shipped_captioners_match_their_manifest():
         folder = shipped.shipped_captioner(aspect)
         assert json.loads((folder / "training_data.json").read_text())["synthfacs_only"]
         with safe_open(folder / "model.safetensors", "pt") as f:
-            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+            floats = {f.get_tensor(k).dtype for k in f.keys()} - {torch.int64}  # position ids
+            assert floats == {torch.float16}
     figures = manifest["figures"]
     assert figures["held_out_faces"] == 400 and figures["AU-BLIP: mean per-AU F1"] >= 0.70
 

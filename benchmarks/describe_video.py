@@ -1,11 +1,12 @@
 """Does a described clip follow what the face does? Frame-level AU F1 of `describe_video` on SynthFACS clips.
 
     .venv/bin/python benchmarks/describe_video.py --checkpoint RUN/exp-blip/final [--checkpoint ...]
-        [--fps 5] [--beams 5] [--frames 75] [--json F]
+        [--fps 5] [--beams 5] [--frames 75] [--smooth 3] [--json F]
 
 One clip per basic emotion (:func:`facecap_lib.data.synth.clips.prototype_people`): a person
-going from neutral to the emotion's prototype at intensity D and back over ``--frames`` frames
-at 25 frames/s (BP4D's rate), written as MP4 and described as a user's clip would be
+neutral for the first and last fifth of ``--frames`` frames, between them rising to the emotion's
+prototype at intensity D, holding it and falling back
+(25 frames/s, BP4D's rate), written as MP4 and described as a user's clip would be
 (``facecap describe clip.mp4``: sampled at ``--fps``, tracked, captioned, smoothed). Each
 clip's track is scored against the rendered truth frame by frame (an AU on from intensity A):
 the mean F1 of the AUs the clip shows, and the micro F1 over every AU (AUs named but never shown
@@ -31,7 +32,7 @@ from facecap_lib.describing.agreement import frame_au_f1
 from facecap_lib.inference import load_captioner
 
 
-def run(checkpoint: str, fps: float, beams: int, n_frames: int, folder: Path) -> dict:
+def run(checkpoint: str, fps: float, beams: int, n_frames: int, folder: Path, smooth: int) -> dict:
     model, tokenizer = load_captioner(checkpoint)
     clips, seconds, frames = {}, 0.0, 0
     for emotion, person in prototype_people():
@@ -41,7 +42,9 @@ def run(checkpoint: str, fps: float, beams: int, n_frames: int, folder: Path) ->
             write_video(images, path, fps=CLIP_FPS)
             truth.to_csv(path.with_suffix(".csv"), index=False)
         truth = pd.read_csv(path.with_suffix(".csv"))
-        result = describe_video(path, model=model, tokenizer=tokenizer, fps=fps, beams=beams)
+        result = describe_video(
+            path, model=model, tokenizer=tokenizer, fps=fps, beams=beams, smooth=smooth
+        )
         seconds, frames = seconds + result.seconds, frames + result.frames
         tracks = sorted(result.tracks, key=lambda t: -result.track(t)["caption"].notna().sum())
         if not tracks:
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--frames", type=int, default=75)
+    parser.add_argument("--smooth", type=int, default=3, help="describe_video's smoothing window")
     parser.add_argument("--json")
     args = parser.parse_args()
     device = (
@@ -77,13 +81,14 @@ def main() -> None:
         "fps": args.fps,
         "beams": args.beams,
         "frames": args.frames,
+        "smooth": args.smooth,
         "device": device,
         "captioners": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
         for checkpoint in args.checkpoint:
             print(f"\n{checkpoint}")
-            result = run(checkpoint, args.fps, args.beams, args.frames, Path(tmp))
+            result = run(checkpoint, args.fps, args.beams, args.frames, Path(tmp), args.smooth)
             print(f"mean F1 {result['mean_f1']:.3f}, micro F1 {result['micro_f1']:.3f}, "
                   f"{result['frames_per_second']:.2f} frames/s on {device}")  # fmt: skip
             out["captioners"].append(result)

@@ -668,8 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument(
         "--smooth",
         type=int,
-        default=5,
-        help="a clip's AUs and emotions: the majority over this many sampled frames (1: none)",
+        default=3,
+        help="a clip's AUs and emotions: the majority over this many sampled frames (1: none; "
+        "default 3)",
     )
     describe.add_argument(
         "--detector",

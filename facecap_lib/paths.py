@@ -53,3 +53,15 @@ def find_repo_root(start: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(
         f"no facecap repository (a folder with notebooks/ and book/) at or above {candidates[0]}"
     )
+
+
+def book_measurement(name: str) -> dict | None:
+    """A measurement the book keeps, ``book/measured/<name>.json`` (written by a benchmark's
+    ``--json``), or ``None`` when it was never made (or outside a clone of the repository)."""
+    import json
+
+    try:
+        path = find_repo_root() / "book" / "measured" / f"{name}.json"
+    except FileNotFoundError:
+        return None
+    return json.loads(path.read_text()) if path.exists() else None

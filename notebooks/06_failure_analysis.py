@@ -201,6 +201,7 @@ failures.failure_findings(repeats, recall, confusion)
 #
 # ## What's next
 #
-# This is the last chapter. Every step above is a `facecap_lib` call: point chapter 2 at licensed
-# datasets and chapter 4 at pre-trained weights, and the same evaluation and failure analysis run
-# on real faces.
+# Every step above is a `facecap_lib` call: point chapter 2 at licensed datasets and chapter 4 at
+# pre-trained weights, and the same evaluation and failure analysis run on real faces.
+# {doc}`07_describing` takes the captioners to photos and videos of your own: every face found,
+# aligned, captioned, and followed over time.

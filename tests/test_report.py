@@ -148,10 +148,10 @@ def test_the_spread_is_the_widest_range_over_seeds():
 def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
     import json
 
-    from facecap_lib.evaluation import measured
+    from facecap_lib import paths
     from facecap_lib.evaluation.measured import measured_spread
 
-    monkeypatch.setattr(measured, "find_repo_root", lambda: tmp_path)
+    monkeypatch.setattr(paths, "find_repo_root", lambda: tmp_path)
     assert measured_spread("tiny") == (None, None)  # never measured for this preset
     (tmp_path / "book" / "measured").mkdir(parents=True)
     provenance = {"command": "python benchmarks/chapter4_seeds.py --chapter5", "commit": "abc"}

@@ -13,7 +13,8 @@ from facecap_lib.data.detection import Tracker
 from facecap_lib.data.detection.recall import match
 from facecap_lib.data.synth.clips import Person, expression_clip, time_course
 from facecap_lib.data.video import probe, sample_frames, write_video
-from facecap_lib.describing import describe_video, plot_timeline, save, smooth_track
+from facecap_lib.describing import describe_video, save, smooth_track
+from facecap_lib.viz import face_timeline
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,11 @@ def test_smoothing_is_a_majority_over_seen_frames():
 
 
 def test_a_clip_rises_to_its_apex_and_falls_back(clip):
-    course = time_course(41, onset=0.25, apex=0.5)
-    assert course[0] == 0 and course[-1] == 0 and course[20] == 1 and course.max() == 1
+    course = time_course(41, neutral=0.2, onset=0.15, apex=0.3)
+    assert (course[:9] == 0).all() and (course[-9:] == 0).all() and course[20] == 1
+    assert 0 < course[10] < course[13] < 1 and course.max() == 1
+    with pytest.raises(ValueError, match="leave no offset"):
+        time_course(10, neutral=0.4, onset=0.2, apex=0.2)
     _, truth = clip
     first = truth[truth.person == 0].set_index("frame")
     assert first.loc[0, "AU12"] == 0 and first["AU12"].max() == 5 and first.loc[19, "AU12"] == 0
@@ -121,11 +125,11 @@ def test_describe_cli_writes_a_clips_folder(clip, tiny_checkpoint, tmp_path, cap
 
 def test_the_timeline_draws_truth_and_description_alike(clip):
     _, truth = clip
-    fig = plot_timeline(truth.assign(time=truth.frame / 10), by="person")
+    fig = face_timeline(truth.assign(time=truth.frame / 10), by="person")
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["AU6", "AU12"]
     with pytest.raises(ValueError, match="no track to draw"):
-        plot_timeline(pd.DataFrame({"track": [pd.NA], "time": [0.0]}))
+        face_timeline(pd.DataFrame({"track": [pd.NA], "time": [0.0]}))
 
 
 def test_frame_f1_counts_each_sampled_frame_against_its_truth():

@@ -4,7 +4,6 @@ and drawn as a timeline."""
 
 from facecap_lib.describing.outputs import FORMATS, records, text_lines, write
 from facecap_lib.describing.photos import COLUMNS, describe_photos, table
-from facecap_lib.describing.timeline import plot_timeline
 from facecap_lib.describing.video import (
     VIDEO_COLUMNS,
     VideoDescription,
@@ -20,7 +19,6 @@ __all__ = [
     "VideoDescription",
     "describe_photos",
     "describe_video",
-    "plot_timeline",
     "records",
     "save",
     "smooth_track",

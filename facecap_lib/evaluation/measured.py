@@ -5,12 +5,11 @@ the spread that a difference must exceed before a chapter calls it reproduced.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from facecap_lib.paths import find_repo_root
+from facecap_lib.paths import book_measurement
 
 
 def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
@@ -31,12 +30,7 @@ def measured(kind: str, preset_name: str) -> dict | None:
     """A measurement kept in ``book/measured/<kind>-<preset>.json`` (``seeds``: see
     :func:`measured_seeds`; ``levers``: ``benchmarks/chapter4_levers.py --json``), or ``None``
     when it was never made for this preset (or outside a clone of the repository)."""
-
-    try:
-        path = find_repo_root() / "book" / "measured" / f"{kind}-{preset_name}.json"
-    except FileNotFoundError:
-        return None
-    return json.loads(path.read_text()) if path.exists() else None
+    return book_measurement(f"{kind}-{preset_name}")
 
 
 def measured_seeds(preset_name: str) -> dict | None:

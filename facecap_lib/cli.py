@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facecap_lib.data.detection.faces import DETECTORS
 from facecap_lib.training import STAGES
 
 
@@ -314,6 +315,8 @@ def _ship_captioners(args: argparse.Namespace) -> int:
     from facecap_lib.chapters import chapter_recipe
     from facecap_lib.describing.shipped import SHIPPED, ship
     from facecap_lib.evaluation import targets
+    from facecap_lib.models.device import resolve_device
+    from facecap_lib.training.provenance import device_name
 
     started = time.time()
     recipe = chapter_recipe(args.smoke, progress=True)
@@ -340,7 +343,8 @@ def _ship_captioners(args: argparse.Namespace) -> int:
     command = "facecap ship-captioners" + (" --smoke" if args.smoke else "")
     data = ship(
         checkpoints, Path(args.out) if args.out else SHIPPED, command=command,
-        run=recipe.run_dir.name, figures=figures, started=started,
+        run=recipe.run_dir.name, device=device_name(resolve_device(recipe.device)),
+        figures=figures, started=started,
     )  # fmt: skip
     print(json.dumps({k: data[k] for k in ("bytes", "figures", "commit")}, indent=1))
     return 0
@@ -386,45 +390,62 @@ def _describe(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     videos = [p for p in args.photos if is_video(p)]
     photos = [p for p in args.photos if not is_video(p)]
+    if videos and (args.no_crop or args.sample or args.decoding):
+        print(
+            "error: --no-crop, --sample and --decoding are for photos, not clips", file=sys.stderr
+        )
+        return 1
+    if args.smooth < 1:
+        print(f"error: --smooth must be at least 1, got {args.smooth}", file=sys.stderr)
+        return 1
     options = {
         "crop": "none" if args.no_crop else "face", "detector": args.detector, "beams": args.beams,
         "max_new_tokens": args.max_new_tokens, "do_sample": args.sample,
         "batch_size": args.batch_size, **({"decoding": args.decoding} if args.decoding else {}),
     }  # fmt: skip
     described = 0
-    try:
-        if photos:
+    if photos:
+        try:
             frame = describe_photos(
                 photos, args.checkpoint, progress=len(photos) > 1 and sys.stderr.isatty(), **options
             )
-            fmt = "json" if args.json else args.format
-            out = Path(args.out) if args.out and not videos else None
-            with (
-                open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as stream
-            ):
-                write(frame, fmt, stream)
-            if out:
-                print(f"{len(frame)} rows written to {out}", file=sys.stderr)
-            described += int(frame["caption"].notna().sum())
-        for video in videos:
-            described += _describe_video(args, video, len(videos))
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        fmt = "json" if args.json else args.format
+        out = Path(args.out) if args.out and not videos else None
+        with open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as stream:
+            write(frame, fmt, stream)
+        if out:
+            print(f"{len(frame)} rows written to {out}", file=sys.stderr)
+        described += int(frame["caption"].notna().sum())
+    for video, folder in zip(videos, _clip_folders(videos, args.out), strict=True):
+        try:  # a clip that fails is reported and the others go on
+            described += _describe_video(args, video, folder)
+        except (OSError, ValueError) as err:
+            print(f"error: {video}: {err}", file=sys.stderr)
     return 0 if described else 1
 
 
-def _describe_video(args: argparse.Namespace, video: str, count: int) -> int:
-    """Describe one clip into its folder; the number of faces described."""
+def _clip_folders(videos: list[str], out: str | None) -> list[Path]:
+    """Each clip's folder: ``--out`` for a single clip, else ``<out or .>/<stem>-faces``, with
+    a number added where two clips share a stem."""
+    if len(videos) == 1 and out:
+        return [Path(out)]
+    folders, taken = [], set()
+    for video in videos:
+        name, n = f"{Path(video).stem}-faces", 2
+        while name in taken:
+            name, n = f"{Path(video).stem}-{n}-faces", n + 1
+        taken.add(name)
+        folders.append(Path(out or ".") / name)
+    return folders
+
+
+def _describe_video(args: argparse.Namespace, video: str, folder: Path) -> int:
+    """Describe one clip into ``folder``; the number of faces described."""
     from facecap_lib.describing import describe_video, save
 
-    if args.no_crop or args.sample or args.decoding:
-        raise ValueError("--no-crop, --sample and --decoding are for photos, not clips")
-    folder = (
-        Path(args.out or ".") / f"{Path(video).stem}-faces"
-        if count > 1 or not args.out
-        else Path(args.out)
-    )
     result = describe_video(
         video, args.checkpoint, fps=args.fps, smooth=args.smooth, detector=args.detector,
         beams=args.beams, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
@@ -435,7 +456,7 @@ def _describe_video(args: argparse.Namespace, video: str, count: int) -> int:
     print(
         f"{video}: {result.frames} frames sampled at {args.fps:g}/s, {len(result.tracks)} face "
         f"track(s), {seen} faces described at {result.frames_per_second:.2f} frames/s; "
-        f"written to {folder}"
+        f"written to {folder}" + ("" if seen else " (no face found in any frame)")
     )
     return seen
 
@@ -653,14 +674,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="text",
         choices=["text", "json", "csv"],
-        help="text for reading, JSON lines, or CSV with one column per AU and per emotion "
-        "(facecap_lib.describing)",
+        help="photos: text for reading, JSON lines, or CSV with one column per AU and per emotion "
+        "(facecap_lib.describing); clips: CSV files (text, csv) or JSON lines (json)",
     )
     describe.add_argument("--json", action="store_true", help="the same as --format json")
     describe.add_argument(
         "--out",
         help="photos: write to this file instead of the standard output; a clip: its folder "
-        "(default ./<clip>-faces; several clips: one folder each inside --out)",
+        "(default ./<clip>-faces; several clips: one folder each inside --out). With photos and "
+        "clips together, --out is the clips' and the photos go to the standard output",
     )
     describe.add_argument(
         "--fps", type=float, default=5.0, help="a clip's frames sampled per second (default 5)"
@@ -675,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument(
         "--detector",
         default="auto",
-        choices=["auto", "blazeface", "haar"],
+        choices=DETECTORS,
         help="auto: BlazeFace, then the Haar cascade where it finds no face",
     )
     describe.set_defaults(func=_describe)

@@ -200,12 +200,17 @@ plt.show()
 # against it.
 
 # %%
-pd.DataFrame(
-    {
-        f"track {t}": frame_au_f1(video.track(t), clip_truth[clip_truth.person == t], CLIP_FPS)
-        for t in video.tracks
-    }
-).T[["frames", "mean_f1", "micro_f1"]]
+first_seen = video.table.dropna(subset=["caption"]).groupby("track").first()
+boxes = [tuple(r) for r in first_seen[["x", "y", "width", "height"]].itertuples(index=False)]
+start = clip_truth[clip_truth.frame == 0]
+person_of = match(
+    boxes, [tuple(r) for r in start[["x", "y", "width", "height"]].itertuples(index=False)]
+)
+scores = {
+    f"person {p} (track {first_seen.index[t]})": frame_au_f1(video.track(first_seen.index[t]), clip_truth[clip_truth.person == p], CLIP_FPS)
+    for p, t in enumerate(person_of) if t is not None
+}  # fmt: skip
+pd.DataFrame(scores).T[["frames", "mean_f1", "micro_f1"]]
 
 # %% [markdown]
 # On one clip per basic emotion (`benchmarks/describe_video.py`: the shipped captioners, beam 5,
@@ -235,9 +240,9 @@ for c in measured_video["captioners"]:
 
 # %%
 pd.DataFrame(
-    {f"{window} frames": {k: v["mean_f1"] for k, v in by.items()}
-     for window, by in measured_video["by_smoothing_window"].items()}
-).round(3)  # fmt: skip
+    {c["checkpoint"].split("/")[-1]: {f"{w} frames": v["mean_f1"] for w, v in c["by_smoothing_window"].items()}
+     for c in measured_video["captioners"]}
+).T.round(3)  # fmt: skip
 
 # %% [markdown]
 # ## 5. A real photo
@@ -256,9 +261,10 @@ for captioner in (exp_blip, au_blip):
 # What to expect from a captioner trained on SynthFACS, said plainly:
 #
 # - **It has seen no real face.** Its encoder, language model and captions come from rendered
-#   faces alone. A broad smile with parted lips, which SynthFACS draws well, is often read
-#   right; subtler actions, other ages, make-up, glasses, beards, strong light and real skin are
-#   outside what it has seen, and it answers anyway, in the same confident sentences.
+#   faces alone. Nothing here measures how often it reads a real face right: the astronaut's
+#   broad smile is one expression SynthFACS draws well, and one photo is not a measurement.
+#   Subtler actions, other ages, make-up, glasses, beards, strong light and real skin are outside
+#   what it has seen, and it answers anyway, in the same confident sentences.
 # - **Its emotions are SynthFACS's emotions.** A real-face emotion model (FER2013) agrees with the
 #   labels of only a fraction of one-emotion renders (chapter 2, "What is still synthetic"), so
 #   an emotion a SynthFACS captioner names for a real face is a guess shaped by the renders.

@@ -67,5 +67,9 @@ def test_text_says_which_face_of_how_many(described):
     )
     assert lines[3] == "    AUs: none; emotions: none"
     assert lines[4] == "sky.jpg: no face found in sky.jpg"
+    twice = text_lines(table([described[0], described[0]]))  # one face each, given twice
+    assert twice[0].startswith("group.jpg [face 1/1,") and twice[2].startswith(
+        "group.jpg [face 1/1,"
+    )
     with pytest.raises(ValueError, match="format must be one of"):
         write(table(described), "xml", io.StringIO())

@@ -36,13 +36,16 @@ def test_every_face_of_a_photo_gets_its_own_caption(checkpoint):
     people = [(FaceSpec({12: 4}, 31 + i, Scene(yaw=yaw)), 20 + 200 * i, 80, 180)
               for i, yaw in enumerate((-20.0, 0.0, 25.0))]  # fmt: skip
     group, _ = compose(people, 600, 360, backdrop="plain", seed=0)
-    results = describe([group, Image.new("RGB", (64, 64))], checkpoint, beams=1, max_new_tokens=4)
+    blank, tiny = Image.new("RGB", (64, 64)), Image.new("RGB", (3, 2))
+    results = describe([group, blank, tiny], checkpoint, beams=1, max_new_tokens=4)
     assert [(r.source, r.face) for r in results] == [
         ("<image>", 0),
         ("<image>", 1),
         ("<image>", 2),
         ("<image>", None),
+        ("<image>", None),
     ]
+    assert "no face found" in results[4].error  # 3 x 2 pixels: no view to search, no crash
     faces, empty = results[:3], results[3]
     assert all(r.caption is not None and r.detector == "blazeface" and r.score > 0.5 for r in faces)
     assert [r.face_box[0] for r in faces] == sorted(r.face_box[0] for r in faces)

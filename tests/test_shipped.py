@@ -30,14 +30,18 @@ def test_the_shipped_captioners_match_their_manifest():
 
 
 def test_verify_names_a_changed_file(tmp_path, tiny_checkpoint):
-    data = shipped.ship({"au-blip": tiny_checkpoint}, tmp_path, command="test", run="r")
+    data = shipped.ship(
+        {"au-blip": tiny_checkpoint}, tmp_path, command="test", run="r", device="cpu"
+    )
     assert set(data["files"]) >= {"au-blip/model.safetensors", "au-blip/config.json"}
     shipped.verify(tmp_path)
     (tmp_path / "au-blip" / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="config.json does not match"):
         shipped.verify(tmp_path)
     with pytest.raises(ValueError, match="the shipped captioners are"):
-        shipped.ship({"general-blip": tiny_checkpoint}, tmp_path, command="test", run="r")
+        shipped.ship(
+            {"general-blip": tiny_checkpoint}, tmp_path, command="test", run="r", device="cpu"
+        )
 
 
 def test_describe_needs_no_checkpoint(tmp_path, capsys):
@@ -53,3 +57,22 @@ def test_describe_needs_no_checkpoint(tmp_path, capsys):
     x, y, w, h = face["box"]
     assert 150 < x + w / 2 < 260 and 60 < y + h / 2 < 200
     assert captured.err.count("trained on SynthFACS renders only") == 1
+
+
+def test_the_shipped_au_blip_follows_a_rendered_clip(tmp_path):
+    """Issue 31's check of a clip: the timeline follows the rendered truth, frame-level AU F1
+    >= 0.6, with the shipped AU-BLIP (benchmarks/describe_video.py does all six emotions)."""
+    from facecap_lib.data.synth.clips import CLIP_FPS, expression_clip, prototype_people
+    from facecap_lib.data.video import write_video
+    from facecap_lib.describing import describe_video
+    from facecap_lib.describing.agreement import frame_au_f1
+
+    person = dict(prototype_people())["surprise"]
+    frames, truth = expression_clip([person], n_frames=75)
+    path = write_video(frames, tmp_path / "surprise.mp4", fps=CLIP_FPS)
+    result = describe_video(path, shipped.shipped_captioner("au-blip"), fps=5, beams=5)
+    assert result.tracks == [0]
+    score = frame_au_f1(result.track(0), truth, CLIP_FPS)
+    assert score["frames"] == 15 and score["mean_f1"] >= 0.6
+    neutral = result.track(0).iloc[[0, -1]]  # the clip starts and ends neutral
+    assert neutral[["AU1", "AU2", "AU5"]].sum().sum() <= 2

@@ -52,7 +52,8 @@ def test_tracks_follow_faces_and_end_after_patience():
     assert tracker.update([(0, 0, 10, 10), (50, 0, 10, 10)]) == [0, 1]
     assert tracker.update([(52, 1, 10, 10), (1, 0, 10, 10)]) == [1, 0]  # order of the detector
     assert tracker.update([(2, 0, 10, 10)]) == [0]
-    assert tracker.update([(3, 0, 10, 10), (90, 50, 10, 10)]) == [0, 2]
+    assert tracker.update([(3, 0, 10, 10), (90, 50, 10, 10)]) == [0, 2]  # 1 unseen twice
+    assert tracker.update([(53, 1, 10, 10), (3, 0, 10, 10)]) == [1, 0]  # back within patience
     for _ in range(3):
         tracker.update([(3, 0, 10, 10)])
     assert tracker.update([(53, 1, 10, 10), (3, 0, 10, 10)]) == [3, 0]  # 1 ended: a new track
@@ -67,6 +68,12 @@ def test_smoothing_is_a_majority_over_seen_frames():
     out = smooth_track(frame, 3)
     assert out["AU12"].tolist() == [1, 1, 1, pd.NA, 1, 1]  # the one-frame drop is gone
     assert smooth_track(frame, 1)["AU12"].tolist() == frame["AU12"].tolist()
+    slips = frame.assign(AU12=pd.array([0, 0, 1, None, 1, 0], dtype="Int64"))
+    assert smooth_track(slips, 3)["AU12"].tolist() == [0, 0, 1, pd.NA, 1, 0]  # ties stay
+    blip = frame.assign(AU12=pd.array([0, 1, 0, None, 0, 0], dtype="Int64"))
+    assert smooth_track(blip, 3)["AU12"].tolist() == [0, 0, 0, pd.NA, 0, 0]  # a blip goes
+    with pytest.raises(ValueError, match="at least 1"):
+        smooth_track(frame, 0)
 
 
 def test_a_clip_rises_to_its_apex_and_falls_back(clip):
@@ -121,6 +128,14 @@ def test_describe_cli_writes_a_clips_folder(clip, tiny_checkpoint, tmp_path, cap
     }  # fmt: skip
     assert main([*command, "--sample"]) == 1
     assert "are for photos, not clips" in capsys.readouterr().err
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    batch = ["describe", str(broken), str(path), str(path), "--checkpoint", str(tiny_checkpoint),
+             "--beams", "1", "--max-new-tokens", "4", "--fps", "1", "--out", str(tmp_path / "all")]  # fmt: skip
+    assert main(batch) == 0  # the broken clip is reported, the others are described
+    captured = capsys.readouterr()
+    assert f"error: {broken}: cannot read video" in captured.err
+    assert {p.name for p in (tmp_path / "all").iterdir()} == {"clip-faces", "clip-2-faces"}
 
 
 def test_the_timeline_draws_truth_and_description_alike(clip):

@@ -1,7 +1,8 @@
 """Video files, read and written with PyAV (FFmpeg's libraries in a PyPI wheel).
 
 - :func:`sample_frames` decodes a clip and keeps one frame per ``1 / fps`` seconds of its
-  presentation time (the frame shown at each sampling instant), as PIL images with their time.
+  presentation time (the first frame at or after each sampling instant), as PIL images with
+  their time.
 - :func:`write_video` encodes frames as H.264 (MP4) or any codec PyAV has.
 - :func:`is_video` tells a video path from a photo path by its suffix.
 """
@@ -59,9 +60,10 @@ def probe(path: str | Path) -> Clip:
 
 
 def sample_frames(path: str | Path, fps: float) -> Iterator[tuple[int, float, Image.Image]]:
-    """``(index, time, frame)`` of the frames on screen at the instants ``0, 1/fps, 2/fps ...``
-    seconds from the clip's first frame, ``time`` being the frame's own; a clip with fewer frames
-    per second than ``fps`` repeats none: each decoded frame is kept at most once."""
+    """``(index, time, frame)``: for each instant ``0, 1/fps, 2/fps ...`` seconds from the clip's
+    first frame, the first frame shown at or after it, ``time`` being that frame's own; a clip
+    with fewer frames per second than ``fps`` repeats none: each decoded frame is kept at most
+    once."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     with _open(path) as container:

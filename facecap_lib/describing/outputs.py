@@ -52,9 +52,13 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 def text_lines(frame: pd.DataFrame) -> list[str]:
     """The table for a reader, two lines per face (one for an input without a face)."""
-    counts = frame.groupby("image", sort=False)["face"].count().to_dict()
+    # the rows of one input are consecutive, its faces numbered from 0: count them per run of
+    # rows, not per name (two in-memory images are both "<image>", a path may be given twice)
+    starts = frame["face"].isna() | frame["face"].eq(0) | frame["image"].ne(frame["image"].shift())
+    run = starts.astype(int).cumsum()
+    counts = frame.groupby(run)["face"].transform("count").tolist()
     lines = []
-    for r in records(frame):
+    for r, count in zip(records(frame), counts, strict=True):
         if r["error"]:
             lines.append(f"{r['image']}: {r['error']}")
             continue
@@ -62,7 +66,7 @@ def text_lines(frame: pd.DataFrame) -> list[str]:
         if r["face"] is not None:
             x, y, w, h = r["box"]
             where = (
-                f" [face {r['face'] + 1}/{counts[r['image']]}, {r['detector']} {r['score']:.2f}, "
+                f" [face {r['face'] + 1}/{count}, {r['detector']} {r['score']:.2f}, "
                 f"box {x},{y},{w},{h}]"
             )
         lines.append(f"{r['image']}{where}: {r['caption']}")

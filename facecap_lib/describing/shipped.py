@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from facecap_lib.training.provenance import device_name, file_entry, file_sha256, git_commit
+from facecap_lib.training.provenance import file_entry, file_sha256, git_commit
 
 SHIPPED = Path(__file__).resolve().parents[1] / "captioners" / "tiny"
 ASPECTS = ("exp-blip", "au-blip")  # the first is describe's default
@@ -68,13 +68,15 @@ def ship(
     *,
     command: str,
     run: str,
+    device: str,
     figures=None,
     started: float | None = None,
 ) -> dict:
     """Copy ``checkpoints`` (aspect -> a final checkpoint folder) into ``out`` as shipped
     captioners and write their manifest. ``figures``, if given, is called with each shipped
     folder (aspect -> folder) once they are written and returns what they measure, for the
-    manifest. ``run``: the run folder's name (what trained them)."""
+    manifest. ``run``: the run folder's name (what trained them); ``device``: what it ran on.
+    The manifest lists the files of these aspects only."""
     import time
 
     out = Path(out)
@@ -94,7 +96,7 @@ def ship(
                 shutil.copy2(source / name, target / name)
         _half(source / "model.safetensors", target / "model.safetensors")
         shipped[aspect] = target
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(p for a in checkpoints for p in (out / a).rglob("*") if p.is_file())
     data = {
         "what": "tiny captioners for facecap describe, trained on SynthFACS renders only",
         "aspects": list(checkpoints),
@@ -102,7 +104,7 @@ def ship(
         "command": command,
         "run": run,
         "commit": git_commit(),
-        "device": device_name(torch.device("cpu")),
+        "device": device,
         "torch": torch.__version__,
         "created": datetime.date.today().isoformat(),
         "files": {str(p.relative_to(out)): file_entry(p) for p in files},

@@ -72,13 +72,16 @@ class VideoDescription:
 def smooth_track(frame: pd.DataFrame, window: int) -> pd.DataFrame:
     """``frame`` (one track, one row per sampled frame) with its AU and emotion columns replaced
     by a centred majority over ``window`` sampled frames where the face is seen (empty rows stay
-    empty)."""
+    empty); a tie (at the track's ends, or beside unseen frames) keeps the frame's own value."""
+    if window < 1:
+        raise ValueError(f"the smoothing window must be at least 1 sampled frame, got {window}")
     out = frame.copy()
     seen = out["caption"].notna()
     for column in (c for c in FLAGS if c in out):
         values = out[column].astype("float64").where(seen)
         share = values.rolling(window, center=True, min_periods=1).mean()
-        out[column] = (share >= 0.5).astype("Int64").where(seen, pd.NA)
+        voted = share.gt(0.5).astype("float64").where(share.ne(0.5), values)  # a tie: as it was
+        out[column] = voted.astype("Int64").where(seen, pd.NA)
     return out
 
 
@@ -126,6 +129,8 @@ def describe_video(
     folder or ``model`` and ``tokenizer``. ``patience``: sampled frames a track may go unseen
     before it ends; ``smooth``: the majority's window in sampled frames (1: no smoothing)."""
     start = time.perf_counter()
+    if smooth < 1:
+        raise ValueError(f"smooth must be at least 1 sampled frame, got {smooth}")
     if model is None:
         model, tokenizer = load_captioner(checkpoint, device)
     size = model.config.vision_config.image_size

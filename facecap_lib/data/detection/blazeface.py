@@ -37,7 +37,8 @@ KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ea
 
 @dataclass(frozen=True)
 class Model:
-    """One BlazeFace network and the options MediaPipe runs it with."""
+    """One BlazeFace network and the options MediaPipe runs it with (the score threshold aside,
+    for the short-range model)."""
 
     file: str
     size: int  # square input, pixels
@@ -49,7 +50,8 @@ class Model:
 MODELS = {
     # faces up to about 5 m from the camera: small faces of a photo
     "full": Model("blazeface_full_range_sparse.tflite", 192, (4,), False, 0.6),
-    # faces within about 2 m: selfies
+    # faces within about 2 m: selfies. MediaPipe's threshold is 0.5; run on every photo beside the
+    # full-range model, at 0.5 it found faces in plain backgrounds (tests/test_detection.py)
     "short": Model("blazeface_short_range.tflite", 128, (8, 16, 16, 16), True, 0.75),
 }
 
@@ -116,6 +118,8 @@ def manifest() -> dict:
 
 def _letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float, float, float]:
     """The model's input ``[1, size, size, 3]`` in [-1, 1], its scale and the padding (x, y)."""
+    if min(image.size) < 1:
+        raise ValueError(f"an image of {image.width} x {image.height} pixels holds no face")
     scale = size / max(image.width, image.height)
     w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     pad_x, pad_y = (size - w) / 2, (size - h) / 2

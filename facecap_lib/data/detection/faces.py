@@ -7,9 +7,10 @@ own part of the grid and that are small for it (larger ones are the whole photo'
 weighted non-maximum suppression then merges what several views found, and a box whose centre lies
 in a better face's box is dropped (a part of that face, seen at another size). Each face left is
 looked at a second time in a view four times its size, where it must be found again (score
->= 0.5): texture that a tile took for a small face is not, seen closer. When BlazeFace finds
-nothing, its short-range model and then OpenCV's Haar cascade are asked in turn. Each face says
-which detector found it; BlazeFace's come with six keypoints for :func:`.align.aligned_crop`.
+>= 0.5): texture that a tile took for a small face is not, seen closer. The short-range model
+looks at the whole photo too, for faces that fill it. When BlazeFace finds nothing, OpenCV's Haar
+cascade is asked. Each face says which detector found it; BlazeFace's come with six keypoints for
+:func:`.align.aligned_crop`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from facecap_lib.data.detection.align import Template, aligned_crop, box_crop
 DETECTORS = ("auto", "blazeface", "haar")  # auto: BlazeFace, the Haar cascade when it finds none
 SECOND_LOOK = (4.0, 0.5)  # a view of 4 times the face's size must find it with a score >= 0.5
 TILES = (2, 4, 7)  # grids of overlapping tiles searched after the whole photo
+MIN_SIDE = 16  # pixels: no photo or tile smaller than this is searched
 
 
 @dataclass(frozen=True)
@@ -39,23 +41,25 @@ class Face:
     keypoints: tuple[tuple[float, float], ...] | None = None
 
 
+def _spans(length: float, grid: int) -> list[tuple[float, float, float, float]]:
+    """``grid`` spans of one axis overlapping by half (each ``2 * length / (grid + 1)`` long), as
+    (start, end, core start, core end): the cores partition the axis."""
+    step = length / (grid + 1)
+    return [
+        (i * step, (i + 2) * step, 0.0 if i == 0 else (i + 0.5) * step,
+         length if i == grid - 1 else (i + 1.5) * step)
+        for i in range(grid)
+    ]  # fmt: skip
+
+
 def _tiles(width: int, height: int, grid: int):
-    """``grid`` x ``grid`` tiles overlapping by half, as (x0, y0, x1, y1) with the core each one
-    answers for (the tiles' cores partition the photo)."""
-    out = []
-    side = 2 * max(width, height) / (grid + 1)
-    for i in range(grid):
-        for j in range(grid):
-            x0 = min(i * (width - side) / max(grid - 1, 1), max(width - side, 0))
-            y0 = min(j * (height - side) / max(grid - 1, 1), max(height - side, 0))
-            tile = (x0, y0, min(x0 + side, width), min(y0 + side, height))
-            core_x = (0 if i == 0 else x0 + side / 4, width if i == grid - 1 else x0 + 3 * side / 4)
-            core_y = (
-                0 if j == 0 else y0 + side / 4,
-                height if j == grid - 1 else y0 + 3 * side / 4,
-            )
-            out.append((tile, (core_x[0], core_y[0], core_x[1], core_y[1])))
-    return out
+    """``grid`` x ``grid`` tiles of the photo's shape overlapping by half, as (x0, y0, x1, y1)
+    with the core each one answers for (the cores partition the photo)."""
+    return [
+        ((x0, y0, x1, y1), (cx0, cy0, cx1, cy1))
+        for x0, x1, cx0, cx1 in _spans(width, grid)
+        for y0, y1, cy0, cy1 in _spans(height, grid)
+    ]
 
 
 def _inside(point, box) -> bool:
@@ -69,6 +73,8 @@ def _blazeface(image: Image.Image, tiles: tuple[int, ...], min_score) -> list[Fa
     model = "full"
     for grid in tiles:
         for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in _tiles(image.width, image.height, grid):
+            if min(x1 - x0, y1 - y0) < MIN_SIDE:
+                continue  # too small a view to hold a face
             crop = image.crop((round(x0), round(y0), round(x1), round(y1)))
             c, p, s = blazeface.detect(crop, model, min_score)
             offset = np.array([round(x0), round(y0)], np.float64)
@@ -77,7 +83,7 @@ def _blazeface(image: Image.Image, tiles: tuple[int, ...], min_score) -> list[Fa
             mine = (
                 (centre[:, 0] >= cx0) & (centre[:, 0] < cx1)
                 & (centre[:, 1] >= cy0) & (centre[:, 1] < cy1)
-                & (c[:, 2] - c[:, 0] < 0.5 * (x1 - x0))
+                & (c[:, 2] - c[:, 0] < 0.5 * min(x1 - x0, y1 - y0))
             )  # fmt: skip
             found.append((c[mine], p[mine], s[mine]))
     corners, points, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
@@ -119,13 +125,15 @@ def find_faces(
 ) -> list[Face]:
     """Every face in ``image``, in reading order (left to right by the box's centre).
 
-    ``detector``: ``"auto"`` (BlazeFace full range on the photo and its ``tiles``, then its short
-    range model, then the Haar cascade, each only when the one before found nothing),
-    ``"blazeface"`` (the first two) or ``"haar"``. ``min_score``: BlazeFace's threshold
-    (MediaPipe's, 0.6 full range and 0.5 short range, by default)."""
+    ``detector``: ``"auto"`` (BlazeFace: the full-range model on the photo and its ``tiles``,
+    the short-range model on the photo; the Haar cascade only when BlazeFace found nothing),
+    ``"blazeface"`` or ``"haar"``. ``min_score``: BlazeFace's threshold for both models (by
+    default :data:`.blazeface.MODELS`': 0.6 full range, as MediaPipe's; 0.75 short range)."""
     if detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
     image = image.convert("RGB")
+    if min(image.size) < MIN_SIDE:
+        return []  # smaller than any face a detector can see
     faces: list[Face] = []
     if detector in ("auto", "blazeface"):
         faces = _blazeface(image, tuple(tiles), min_score)

@@ -2,8 +2,8 @@
 
 :class:`Tracker` matches each frame's faces to the tracks alive, greedily by the overlap (IoU)
 of the face's box with the track's last box, best pairs first; a face that overlaps no track by
-``min_iou`` starts a new one, and a track unseen for ``patience`` sampled frames ends (a face
-seen again after that is a new track). Between frames sampled a fifth of a second apart a face
+``min_iou`` starts a new one, and a track unseen for more than ``patience`` sampled frames in a
+row ends (a face seen again after that is a new track). Between frames sampled a fifth of a second apart a face
 moves little, so overlap is enough; no appearance model is needed for the clips this is for.
 """
 
@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from facecap_lib.data.detection import blazeface
+
 Box = tuple[float, float, float, float]  # x, y, w, h
 
 
 def iou(a: Box, b: Box) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    """The overlap of two ``(x, y, w, h)`` boxes (intersection over union)."""
+    corners = np.array([[x, y, x + w, y + h] for x, y, w, h in (a, b)], np.float64)
+    return float(blazeface.iou(corners[0], corners[1:])[0])
 
 
 @dataclass

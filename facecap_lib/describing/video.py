@@ -36,7 +36,7 @@ FLAGS = (*AU_COLUMNS, *EMOTION_NAMES)
 # The majority's window, in sampled frames (0.6 s at 5 frames/s): it removes a caption's one-frame
 # slips. On SynthFACS clips, whose captions barely flicker, every window costs F1 by blurring
 # onsets and offsets (benchmarks/describe_video.py, book/measured/describe-video.json: AU-BLIP
-# 0.757 unsmoothed, 0.734 at 3, 0.686 at 5); 3 keeps the loss small.
+# 0.757 unsmoothed, 0.736 at 3, 0.693 at 5); 3 keeps the loss small.
 SMOOTH = 3
 VIDEO_COLUMNS = (
     "track", "frame", "time",

@@ -46,19 +46,46 @@ def _hair(identity: Identity) -> str:
     return f"{style} {identity.hair_colour} hair"
 
 
+def turn(yaw: float) -> str | None:
+    """Which way a head with ``yaw`` is turned (``"left"``, ``"right"``) or ``None`` (facing the
+    camera); positive yaw turns the face to the image's right."""
+    return None if abs(yaw) < SIDE_DEGREES else "right" if yaw > 0 else "left"
+
+
+def tilt(pitch: float) -> str | None:
+    """``"up"``, ``"down"`` or ``None`` (level)."""
+    return None if abs(pitch) < TILT_DEGREES else "up" if pitch > 0 else "down"
+
+
+def light_side(x: float) -> str:
+    """Where the light comes from: ``"front"``, ``"left"`` or ``"right"``."""
+    return "front" if abs(x) < LIGHT_SIDE else "right" if x > 0 else "left"
+
+
+def general_labels(truth: dict | pd.Series) -> dict[str, str | None]:
+    """What a general caption of a render says, as labels: ``turn``, ``tilt``, ``light`` and
+    ``occluder`` (``None`` where there is none), from a row of
+    :func:`~facecap_lib.data.synth.corpus.rendered_truth`."""
+    occluder = truth["occluder"] if isinstance(truth["occluder"], str) else None
+    return {
+        "turn": turn(float(truth["yaw"])),
+        "tilt": tilt(float(truth["pitch"])),
+        "light": light_side(float(truth["light_x"])),
+        "occluder": occluder if occluder in OCCLUDED else None,
+    }
+
+
 def _pose(yaw: float, pitch: float) -> str:
     parts = []
-    if abs(yaw) >= SIDE_DEGREES:  # positive yaw turns the face to the image's right
-        parts.append(f"turned to the {'right' if yaw > 0 else 'left'}")
-    if abs(pitch) >= TILT_DEGREES:
-        parts.append("tilted up" if pitch > 0 else "tilted down")
+    if turn(yaw):
+        parts.append(f"turned to the {turn(yaw)}")
+    if tilt(pitch):
+        parts.append(f"tilted {tilt(pitch)}")
     return "the head " + " and ".join(parts) if parts else "facing the camera"
 
 
 def _light(x: float) -> str:
-    if abs(x) < LIGHT_SIDE:
-        return "lit from the front"
-    return f"lit from the {'right' if x > 0 else 'left'}"
+    return f"lit from the {light_side(x)}"
 
 
 def general_caption(truth: dict | pd.Series, key: str = "") -> str:

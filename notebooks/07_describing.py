@@ -52,7 +52,7 @@ from facecap_lib.data.synth.render import Scene
 from facecap_lib.data.synth.scenes import compose, side_for
 from facecap_lib.data.video import write_video
 from facecap_lib.describing import describe_photos, describe_video, shipped, text_lines
-from facecap_lib.describing.agreement import frame_au_f1
+from facecap_lib.describing.agreement import person_scores
 from facecap_lib.paths import book_measurement
 
 # %% tags=["parameters"]
@@ -200,17 +200,7 @@ plt.show()
 # against it.
 
 # %%
-first_seen = video.table.dropna(subset=["caption"]).groupby("track").first()
-boxes = [tuple(r) for r in first_seen[["x", "y", "width", "height"]].itertuples(index=False)]
-start = clip_truth[clip_truth.frame == 0]
-person_of = match(
-    boxes, [tuple(r) for r in start[["x", "y", "width", "height"]].itertuples(index=False)]
-)
-scores = {
-    f"person {p} (track {first_seen.index[t]})": frame_au_f1(video.track(first_seen.index[t]), clip_truth[clip_truth.person == p], CLIP_FPS)
-    for p, t in enumerate(person_of) if t is not None
-}  # fmt: skip
-pd.DataFrame(scores).T[["frames", "mean_f1", "micro_f1"]]
+person_scores(video, clip_truth, CLIP_FPS)[["track", "frames", "mean_f1", "micro_f1"]]
 
 # %% [markdown]
 # On one clip per basic emotion (`benchmarks/describe_video.py`: the shipped captioners, beam 5,

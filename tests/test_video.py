@@ -102,6 +102,11 @@ def test_describe_video_tracks_each_person_over_the_whole_clip(clip, tiny_checkp
             want = truth[(truth.person == person) & (truth.frame == frame)]
             box = tuple(want[["x", "y", "width", "height"]].iloc[0])
             assert match([(r.x, r.y, r.width, r.height)], [box]) == [0]
+    from facecap_lib.describing.agreement import person_scores
+
+    scores = person_scores(result, truth, clip_fps=10)  # tracks matched to people by box
+    assert scores.index.tolist() == [0, 1] and scores["track"].tolist() == [0, 1]
+    assert (scores["frames"] >= 9).all()
     tail = result.track(0).iloc[-2:]
     assert tail["caption"].isna().all() and (tail["error"] == "face 0 not seen").all()
     assert tail[["AU12", "happiness"]].isna().all(axis=None)

@@ -33,3 +33,24 @@ def frame_au_f1(described: pd.DataFrame, truth: pd.DataFrame, clip_fps: float) -
     micro = 2 * tp_all / max(2 * tp_all + fp_all + fn_all, 1)
     mean = sum(per_au.values()) / len(per_au) if per_au else float("nan")
     return {"frames": len(joined), "per_au": per_au, "mean_f1": mean, "micro_f1": micro}
+
+
+def person_scores(described, truth: pd.DataFrame, clip_fps: float) -> pd.DataFrame:
+    """:func:`frame_au_f1` of each person of a SynthFACS clip's ``truth`` against the track of a
+    :class:`~.video.VideoDescription` that follows them: the track whose first described box
+    matches the person's first box (:func:`facecap_lib.data.detection.recall.match`). One row
+    per person with a track (index ``person``), with its ``track``."""
+    from facecap_lib.data.detection.recall import match
+
+    place = ["x", "y", "width", "height"]
+    first = described.table.dropna(subset=["caption"]).groupby("track").first()
+    start = truth[truth["frame"] == truth["frame"].min()].sort_values("person")
+    found = [tuple(r) for r in first[place].itertuples(index=False)]
+    drawn = [tuple(r) for r in start[place].itertuples(index=False)]
+    rows = {}
+    for person, index in zip(start["person"], match(found, drawn), strict=True):
+        if index is not None:
+            track = int(first.index[index])
+            score = frame_au_f1(described.track(track), truth[truth["person"] == person], clip_fps)
+            rows[int(person)] = {"track": track, **score}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("person")

@@ -611,8 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain",
         help="pre-train a from-scratch preset's image encoder and language model (foundations)",
         description="Render the SynthFACS pre-training corpus, pre-train the preset's image "
-        "encoder on it (self-supervised by default) and its language model on the caption "
-        "language, and export both with a manifest (sha256, command, commit, device, time, "
+        "encoder on it (on its AU labels by default; --encoder for a self-supervised one) and "
+        "its language model on the caption language, the general captions and English prose, "
+        "and export both with a manifest (sha256, command, commit, device, time, "
         "losses, a linear probe). Every step resumes where it stopped. The tiny preset's "
         "shipped foundations were made with: facecap pretrain --preset tiny --encoder supervised "
         "--out facecap_lib/foundations/tiny",

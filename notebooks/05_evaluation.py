@@ -50,7 +50,7 @@ import transformers
 
 from facecap_lib import chapters, viz
 from facecap_lib.evaluation import captions as caption_metrics
-from facecap_lib.evaluation import faithfulness, human, protocol, report, representations
+from facecap_lib.evaluation import faithfulness, general, human, protocol, report, representations
 from facecap_lib.evaluation.faces import labelled_test_faces, test_faces
 from facecap_lib.evaluation.findings import findings
 from facecap_lib.paths import shown
@@ -101,6 +101,20 @@ generated = protocol.captions(recipe, gft, models, beams=spec.beams)
 example = pd.DataFrame({title: texts[:3] for title, texts in generated.items()}).T
 example.columns = [f"GFT face {i + 1}" for i in range(example.shape[1])]
 example
+
+# %% [markdown]
+# **Can the general captioner say what it was taught?** A baseline that cannot write its own
+# kind of caption would make the first finding an empty win. Its captions of the same faces are
+# read back (`evaluation.general.read_general`) and set against what the renderer drew: the share
+# of faces whose pose (turn and tilt), light and occluder it states rightly, an unsaid fact
+# counting as wrong; the occluded faces apart, since most faces have none; and the share of
+# captions that repeat a 4-gram. It learned from its own language model's knowledge of this kind
+# of caption (chapter 4's foundations read general captions and English prose beside the
+# expression captions).
+
+# %%
+spoke = general.general_scores(generated["general"], gft) if "general" in generated else {}
+pd.Series(spoke, name="general captioner, GFT test faces", dtype=float).round(3).to_frame()
 
 # %% [markdown]
 # ## 2. Caption metrics with several references

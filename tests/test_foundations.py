@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from facecap_lib.captions.general import general_caption, general_statement
 from facecap_lib.cli import main as cli
+from facecap_lib.data.english import english_passages
 from facecap_lib.data.synth.corpus import unseen_faces
 from facecap_lib.data.synth.pretraining import (
     IDENTITY_BASE,
@@ -30,10 +32,30 @@ from facecap_lib.training.data import group_indices
 from facecap_lib.training.foundations import (
     MANIFEST,
     FoundationsConfig,
+    language_text,
     load_foundations,
     resolve,
     shipped,
 )
+
+# ---------------------------------------------------------------- the language text
+
+
+def test_the_language_model_reads_captions_general_captions_and_english(tmp_path):
+    corpus, _ = plan(PretrainingCorpus.smoke())
+    corpus = corpus.iloc[:20]
+    texts = language_text(corpus, 7, work=tmp_path)
+    general = [general_caption(row, row["image_path"]) for _, row in corpus.iterrows()]
+    counted = {t: texts.count(t) for t in set(texts)}
+    for caption in general:  # each face's general caption, alone and after its statement
+        assert counted[caption] >= 1
+        assert counted[f"{general_statement(caption)} {caption}"] >= 1
+    assert texts[-7:] == english_passages(7)  # the English, drawn as english_passages draws it
+    expression = texts[: -7 - 2 * len(general)]
+    assert any(t.startswith("Action units") for t in expression)
+    assert not set(expression) & set(general)
+    assert not any("lit from the" in t for t in expression)  # the two languages apart
+
 
 # ---------------------------------------------------------------- the corpus
 

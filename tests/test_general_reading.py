@@ -5,7 +5,12 @@ import itertools
 import pandas as pd
 import pytest
 
-from facecap_lib.captions.general import OCCLUDED, general_caption
+from facecap_lib.captions.general import (
+    OCCLUDED,
+    general_caption,
+    general_labels,
+    general_statement,
+)
 from facecap_lib.evaluation.general import UNSAID, general_rows, read_general
 
 
@@ -44,3 +49,18 @@ def test_what_is_unsaid_or_wrong_counts_against(truth):
     assert general_rows([wrong], first).loc[0, ["pose", "light"]].tolist() == [False, False]
     with pytest.raises(ValueError, match="2 captions for 1 faces"):
         general_rows([wrong, wrong], first)
+
+
+def test_a_statement_says_what_its_caption_says(truth):
+    """The language model reads each general caption also after a statement of it (as it reads
+    an expression caption after its content statement): the statement names exactly the facts."""
+    for i, row in truth.iterrows():
+        caption = general_caption(row, key=str(i))
+        statement = general_statement(caption)
+        labels = general_labels(row)
+        assert (f"turned {labels['turn']}" in statement) == (labels["turn"] is not None)
+        assert (f"tilted {labels['tilt']}" in statement) == (labels["tilt"] is not None)
+        assert f"Light from the {labels['light']}." in statement
+        assert (labels["occluder"] or "").capitalize() in statement
+        assert ("to the camera" in statement) == (labels["turn"] is None and labels["tilt"] is None)
+    assert general_statement("The face shows fear.") == "Nothing said."

@@ -154,6 +154,38 @@ def test_language_model_pretraining_learns_the_caption_language(tokenizer, tmp_p
         install_language_model(build_model(preset("small"), tokenizer), lm)
 
 
+def test_perplexity_is_the_pretraining_loss_over_all_tokens(tokenizer):
+    from transformers import OPTForCausalLM
+
+    from facecap_lib.evaluation.language import perplexity
+    from facecap_lib.models.language import language_model_config
+
+    torch.manual_seed(0)
+    lm = OPTForCausalLM(language_model_config(preset("tiny"), tokenizer)).eval()
+    text = CAPTIONS[0]
+    ids = torch.tensor(
+        [
+            [
+                tokenizer.eos_token_id,
+                *tokenizer(text, add_special_tokens=False)["input_ids"],
+                tokenizer.eos_token_id,
+            ]
+        ]
+    )
+    with torch.no_grad():
+        loss = lm(input_ids=ids, labels=ids).loss
+    assert perplexity(lm, tokenizer, [text]) == pytest.approx(float(loss.exp()), rel=1e-4)
+    short, long = CAPTIONS[1], CAPTIONS[2]  # padded in one batch as scored one by one
+    together = perplexity(lm, tokenizer, [short, long], batch_size=2)
+    apart = [perplexity(lm, tokenizer, [t]) for t in (short, long)]
+    assert min(apart) < together < max(apart)
+    assert perplexity(lm, tokenizer, [short, long], batch_size=1) == pytest.approx(
+        together, rel=1e-5
+    )
+    with pytest.raises(ValueError, match="no texts"):
+        perplexity(lm, tokenizer, [])
+
+
 @pytest.mark.parametrize("init, lowest, highest", [("xavier", 0.01, 1.0), ("bert", 0.0, 0.002)])
 def test_a_random_qformer_sees_the_image_only_when_xavier_initialised(
     tokenizer, init, lowest, highest

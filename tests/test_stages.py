@@ -156,3 +156,29 @@ def test_recipe_starts_from_foundations(corpus, smoke_foundations, tmp_path):
     assert config.fingerprint() != SCRATCH.fingerprint()
     assert "language_model" not in config.settings()["recipe"]  # unused: not part of the identity
     assert config.settings()["recipe"]["foundations"] == foundations.digest
+
+
+def test_the_general_captioner_never_sees_a_mirror_image(corpus, tmp_path, monkeypatch):
+    """Its captions name sides ("turned to the left"), which a mirror image reverses: its stage 2
+    trains without flips; every other captioner keeps the paper's."""
+    from facecap_lib.training import stages
+
+    faces, tables, describer, work = corpus
+    recipe = Recipe(
+        faces, tables, tmp_path / "run", describer, SCRATCH, work=work, device="cpu", progress=False
+    )
+    seen = {}
+
+    def record(pairs, folder, config, **kwargs):
+        seen[folder.name] = config
+        raise StopIteration  # the configuration is all this test needs
+
+    monkeypatch.setattr(stages, "train_captioner", record)
+    monkeypatch.setattr(stages, "general_captions", lambda faces, keys: ["a face"] * len(keys))
+    monkeypatch.setattr(Recipe, "qformer", lambda self: None)
+    for run in (recipe.general, lambda: recipe.run("au")):
+        with pytest.raises(StopIteration):
+            run()
+    assert seen["general-blip"].flip is False and seen["general-blip"].augment
+    assert seen["au-blip"].flip is True
+    assert seen["general-blip"] == replace(seen["au-blip"], flip=False)

@@ -105,6 +105,27 @@ def test_decoded_images_keep_what_fits_the_budget_and_stay_unchanged(pairs):
     assert torch.equal(augmented, to_tensor(load_images(files, indices, 0, **augment), 32))
 
 
+def test_augmentation_mirrors_only_when_flips_are_on(tmp_path):
+    """A picture bright on its left stays so under every crop unless flips are on: the general
+    captioner, whose captions name sides, trains with ``flip=0``."""
+    from PIL import Image
+
+    pixels = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    pixels[:, :32] = 255
+    file = tmp_path / "left.png"
+    Image.fromarray(pixels.numpy()).save(file)
+
+    def left_brighter(flip: float) -> list[bool]:
+        out = []
+        for step in range(40):
+            image = to_tensor(load_images([file], [0], step, seed=1, augment=True, flip=flip), 32)
+            out.append(bool(image[0, :, :, :16].mean() > image[0, :, :, 16:].mean()))
+        return out
+
+    assert all(left_brighter(0.0))
+    assert 5 < sum(left_brighter(0.5)) < 35  # about half mirrored
+
+
 # ---------------------------------------------------------------- every task, the same features
 
 

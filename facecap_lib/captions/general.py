@@ -16,6 +16,7 @@ AU or an emotion: the mentions parser finds none in any caption it writes (teste
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -110,3 +111,60 @@ def general_captions(faces: pd.DataFrame, keys) -> list[str]:
 
     truth = rendered_truth(faces)
     return [general_caption(row, key) for (_, row), key in zip(truth.iterrows(), keys, strict=True)]
+
+
+# ---------------------------------------------------------------- reading one back
+
+UNSAID = "unsaid"
+
+_TURN = re.compile(r"\bturned (?:to the )?(left|right)\b")
+_FACING = re.compile(r"\bfacing the camera\b")
+_TILT = re.compile(r"\btilted (up|down)\b")
+_LIGHT = re.compile(r"\blit from the (front|left|right)\b")
+_OCCLUDER = {
+    name: re.compile(r"\b" + re.escape(phrase) + r"\b") for name, phrase in OCCLUDED.items()
+}
+
+
+def read_general(text: str) -> dict[str, str | None]:
+    """``turn``, ``tilt``, ``light`` and ``occluder`` as a caption states them: a label, ``None``
+    where it says there is none (facing the camera: no turn and no tilt; no occluder phrase: no
+    occluder), or :data:`UNSAID` where it says nothing of the head's pose or the light. Two
+    contradicting statements (lit from the left and from the right) count as unsaid."""
+    lowered = " ".join((text or "").lower().split())
+    turns = set(_TURN.findall(lowered))
+    tilts = set(_TILT.findall(lowered))
+    lights = set(_LIGHT.findall(lowered))
+    posed = bool(turns or tilts or _FACING.search(lowered))
+    occluders = [name for name, pattern in _OCCLUDER.items() if pattern.search(lowered)]
+
+    def one(found: set[str]) -> str | None:
+        return UNSAID if len(found) > 1 else next(iter(found), None)
+
+    return {
+        "turn": one(turns) if posed else UNSAID,
+        "tilt": one(tilts) if posed else UNSAID,
+        "light": one(lights) if lights else UNSAID,
+        "occluder": occluders[0] if len(occluders) == 1 else UNSAID if occluders else None,
+    }
+
+
+def general_statement(caption: str) -> str:
+    """A short statement of what a general caption says, read from the caption itself
+    (:func:`read_general`), as :func:`facecap_lib.training.language_text.content_statement` is for
+    an expression caption: ``"Head turned left, tilted up. Light from the right. Sunglasses."``;
+    what the caption leaves unsaid is left out."""
+    said = read_general(caption)
+    parts = []
+    if said["turn"] != UNSAID:
+        pose = [
+            f"turned {said['turn']}" if said["turn"] else "",
+            f"tilted {said['tilt']}" if said["tilt"] else "",
+        ]
+        pose = [p for p in pose if p]
+        parts.append(f"Head {', '.join(pose)}." if pose else "Head to the camera.")
+    if said["light"] != UNSAID:
+        parts.append(f"Light from the {said['light']}.")
+    if said["occluder"] not in (None, UNSAID):
+        parts.append(f"{said['occluder'].capitalize()}.")
+    return " ".join(parts) if parts else "Nothing said."

@@ -14,48 +14,16 @@ surprise" says none of them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import pandas as pd
 
-from facecap_lib.captions.general import OCCLUDED, general_labels
+from facecap_lib.captions.general import UNSAID, general_labels, read_general
 from facecap_lib.data.synth.corpus import rendered_truth
 from facecap_lib.evaluation.failures import repetition
 
 ATTRIBUTES = ("pose", "light", "occluder")  # what the target counts; pose is turn and tilt
-UNSAID = "unsaid"
-
-_TURN = re.compile(r"\bturned (?:to the )?(left|right)\b")
-_FACING = re.compile(r"\bfacing the camera\b")
-_TILT = re.compile(r"\btilted (up|down)\b")
-_LIGHT = re.compile(r"\blit from the (front|left|right)\b")
-_OCCLUDER = {
-    name: re.compile(r"\b" + re.escape(phrase) + r"\b") for name, phrase in OCCLUDED.items()
-}
-
-
-def read_general(text: str) -> dict[str, str | None]:
-    """``turn``, ``tilt``, ``light`` and ``occluder`` as a caption states them: a label, ``None``
-    where it says there is none (facing the camera: no turn and no tilt; no occluder phrase: no
-    occluder), or :data:`UNSAID` where it says nothing of the head's pose or the light. Two
-    contradicting statements (lit from the left and from the right) count as unsaid."""
-    lowered = " ".join((text or "").lower().split())
-    turns = set(_TURN.findall(lowered))
-    tilts = set(_TILT.findall(lowered))
-    lights = set(_LIGHT.findall(lowered))
-    posed = bool(turns or tilts or _FACING.search(lowered))
-    occluders = [name for name, pattern in _OCCLUDER.items() if pattern.search(lowered)]
-
-    def one(found: set[str]) -> str | None:
-        return UNSAID if len(found) > 1 else next(iter(found), None)
-
-    return {
-        "turn": one(turns) if posed else UNSAID,
-        "tilt": one(tilts) if posed else UNSAID,
-        "light": one(lights) if lights else UNSAID,
-        "occluder": occluders[0] if len(occluders) == 1 else UNSAID if occluders else None,
-    }
+__all__ = ["ATTRIBUTES", "UNSAID", "general_rows", "general_scores", "read_general"]
 
 
 def general_rows(captions: Sequence[str], truth: pd.DataFrame) -> pd.DataFrame:

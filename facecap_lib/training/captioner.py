@@ -59,6 +59,9 @@ class CaptionerConfig:
         None  # None: the longest training caption (reported, with what is cut)
     )
     augment: bool = True  # random resized crop and flip, as the paper
+    # mirror half the augmented images; off where the captions name sides (the general
+    # captioner's "turned to the left", "lit from the right": a mirror image says the opposite)
+    flip: bool = True
 
     def __post_init__(self):
         if self.frozen_lm_dtype not in ("fp32", "bf16"):
@@ -176,7 +179,8 @@ class CaptionerTask(Task):
 
         size = model.config.vision_config.image_size
         images = [p.image for p in self.pairs]
-        return image_batches(images, config, size, device, self.config.augment, captions)
+        flip = 0.5 if self.config.flip else 0.0
+        return image_batches(images, config, size, device, self.config.augment, captions, flip=flip)
 
     def loss(self, model, batch: dict) -> dict:
         """The mean over the caption tokens of the whole global batch (every rank's)."""

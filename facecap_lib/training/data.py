@@ -98,6 +98,7 @@ def load_images(
     seed: int,
     augment: bool,
     color: float = 0.0,
+    flip: float = 0.5,
     views: int = 1,
     pool=None,
     read=load_rgb,
@@ -107,7 +108,8 @@ def load_images(
     (with ``color``) colour distortions after a resume, whichever thread of ``pool`` (if given)
     decodes them. With ``views`` > 1 each image is read once and augmented ``views`` ways; the
     result holds every example's first view, then every example's second, and so on. ``read``
-    opens an image file (:func:`load_rgb`, or a :class:`DecodedImages`)."""
+    opens an image file (:func:`load_rgb`, or a :class:`DecodedImages`). ``flip``: the chance of
+    a mirror image (0 where the text names sides: a head turned left, mirrored, is turned right)."""
 
     def one(i) -> list[Image.Image]:
         image = read(images[i])
@@ -117,7 +119,9 @@ def load_images(
         for view in range(views):  # view 0: the seeds single-view runs always had
             tag = f"/{view}" if view else ""
             out.append(
-                Augment(seed=zlib.crc32(f"{seed}/{step}/{i}{tag}".encode()), color=color)(image)
+                Augment(
+                    seed=zlib.crc32(f"{seed}/{step}/{i}{tag}".encode()), color=color, flip=flip
+                )(image)
             )
         return out
 
@@ -142,6 +146,7 @@ class ImagePrefetch:
         image_size: pixels per side of the batch.
         augment: random resized crops and flips (:class:`~facecap_lib.data.images.Augment`).
         color: the strength of colour distortion when augmenting (0: none).
+        flip: the chance that an augmented image is mirrored.
         views: differently augmented copies of each example, stacked view after view: a batch
             of ``B`` examples gives ``views * B`` images (contrastive pre-training uses 2).
         order: which examples a micro-batch takes, ``(step, micro) -> indices`` (default
@@ -157,6 +162,7 @@ class ImagePrefetch:
         *,
         augment: bool = True,
         color: float = 0.0,
+        flip: float = 0.5,
         views: int = 1,
         order: Callable[[int, int], np.ndarray] | None = None,
         threads: int | None = None,
@@ -166,7 +172,7 @@ class ImagePrefetch:
     ):
         self.images, self.config, self.size, self.augment = images, config, image_size, augment
         self.background, self.pin = background, pin
-        self.color, self.views = color, views
+        self.color, self.flip, self.views = color, flip, views
         self.order = order or (lambda step, micro: batch_indices(len(images), step, micro, config))
         self.read = DecodedImages(cache_mb)
         threads = threads or min(8, os.cpu_count() or 1)
@@ -198,7 +204,7 @@ class ImagePrefetch:
         pool = self.decoders if self.background else None
         images = load_images(
             self.images, indices, step, seed=self.config.seed, augment=self.augment,
-            color=self.color, views=self.views, pool=pool, read=self.read,
+            color=self.color, flip=self.flip, views=self.views, pool=pool, read=self.read,
         )  # fmt: skip
         pixels = to_tensor(images, self.size)
         return indices, pixels.pin_memory() if self.pin else pixels

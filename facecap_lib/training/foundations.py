@@ -16,9 +16,14 @@ from :func:`facecap_lib.pretraining.build_foundations` (``facecap pretrain``), i
      trained on the corpus's rendered AU labels (:class:`.finetune.FineTuneTask`), like the
      backbone of an AU toolkit. It uses labels, and the book says so.
 
-3. **The language model**: the preset's OPT, next-token trained on the caption language of the
-   corpus (its faces described by the rules and the offline describer, and fused, as chapter 3
-   does: :func:`caption_language`), after a byte-level BPE tokenizer is trained on the same text.
+3. **The language model**: the preset's OPT, next-token trained on :func:`language_text`: the
+   caption language of the corpus (its faces described by the rules and the offline describer,
+   and fused, as chapter 3 does: :func:`caption_language`), the general captions of the same
+   faces (person, pose, light, occluder: :mod:`facecap_lib.captions.general`) and passages of
+   public-domain English books (:mod:`facecap_lib.data.english`), after a byte-level BPE
+   tokenizer is trained on the same text. Like the paper's OPT, it knows more than the captions
+   of one captioner: the general captioner (the first finding's baseline) can then write its
+   own kind of caption through it.
 
 The build writes what a recipe needs into one folder, with a manifest (:data:`MANIFEST`) that
 names every file's sha256 and tensor shapes, the settings, the command and a linear probe of the
@@ -38,7 +43,9 @@ import pandas as pd
 import torch
 
 from facecap_lib.captions.corpus import caption_corpus
+from facecap_lib.captions.general import general_caption, general_statement
 from facecap_lib.captions.synthesize import OfflineDescriber
+from facecap_lib.data.english import english_passages
 from facecap_lib.data.images import from_tensor, load_rgb, to_tensor
 from facecap_lib.data.synth.actions import RENDERED_AUS
 from facecap_lib.data.synth.pretraining import (
@@ -65,8 +72,9 @@ from facecap_lib.training.provenance import file_sha256
 
 OBJECTIVES = ("contrastive", "mae", "supervised")
 FOUNDATIONS_VERSION = 1  # the layout of an export (manifest, files)
-# how the language model's text is made (2: every caption at its frequency, not once each)
-LANGUAGE_TEXT_VERSION = 2
+# how the language model's text is made (2: every caption at its frequency, not once each;
+# 3: with the general captions and English prose)
+LANGUAGE_TEXT_VERSION = 3
 MANIFEST = "manifest.json"
 VISION_FILE = "vision_encoder.safetensors"
 MAE_FILE = "mae.safetensors"  # MAE's encoder and decoder, where the encoder was made by MAE
@@ -95,9 +103,11 @@ class FoundationsConfig:
         augment=True,
     )  # fmt: skip
     language_model: LanguageModelConfig = LanguageModelConfig(
-        fit=replace(LanguageModelConfig().fit, max_steps=4000, save_every=500)
+        fit=replace(LanguageModelConfig().fit, max_steps=5000, save_every=500)
     )
     lm_faces: int = 20_000  # corpus faces whose captions the language model reads
+    # passages of English prose it reads beside them (data.english: 29,755 in all)
+    english_passages: int = 20_000
 
     def __post_init__(self):
         if self.encoder not in OBJECTIVES:
@@ -115,6 +125,7 @@ class FoundationsConfig:
             supervised=FineTuneConfig(fit=fit, augment=True),
             language_model=LanguageModelConfig(fit=fit),
             lm_faces=32,
+            english_passages=32,
         )
         return cls(**{**values, **changes})
 
@@ -138,7 +149,7 @@ class FoundationsConfig:
     def language_model_key(self) -> str:
         """What the tokenizer's and the language model's weights depend on."""
         values = self.settings()
-        keys = ("preset", "corpus", "language_model", "lm_faces")
+        keys = ("preset", "corpus", "language_model", "lm_faces", "english_passages")
         return _digest({"text": LANGUAGE_TEXT_VERSION, **{k: values[k] for k in keys}})
 
 
@@ -176,6 +187,26 @@ def caption_language(faces: pd.DataFrame, work: str | Path | None = None) -> lis
     tables = caption_corpus(faces, OfflineDescriber(), work=work)
     texts = [c for name in ("captions", "cat", "exp") for c in tables[name]["caption"]]
     return lm_texts(texts, unique=False)
+
+
+def language_text(
+    corpus: pd.DataFrame, english: int, work: str | Path | None = None, seed: int = 0
+) -> list[str]:
+    """All the language model reads, for rows of the pre-training corpus (its ``faces.parquet``):
+
+    - the caption language of their faces (:func:`caption_language`);
+    - each face's general caption (:func:`~facecap_lib.captions.general.general_caption`, worded
+      by its image path), alone and after a statement of what it says
+      (:func:`~facecap_lib.captions.general.general_statement`), as the general captioner of
+      chapter 5 is trained to write them;
+    - ``english`` passages of English prose (:func:`~facecap_lib.data.english.english_passages`).
+    """
+    general = [general_caption(row, str(row["image_path"])) for _, row in corpus.iterrows()]
+    return [
+        *caption_language(corpus_faces(corpus), work=work),
+        *lm_texts(general, unique=False, statement=general_statement),
+        *english_passages(english, seed=seed),
+    ]
 
 
 # ---------------------------------------------------------------- the encoder

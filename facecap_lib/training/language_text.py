@@ -3,7 +3,7 @@ short statement of its content (:func:`lm_texts` says why)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from facecap_lib.captions.mentions import mentioned_aus
 from facecap_lib.captions.validate import named_emotions
@@ -22,7 +22,12 @@ def content_statement(caption: str) -> str:
     return " ".join(parts)
 
 
-def lm_texts(captions: Sequence[str], *, unique: bool = True) -> list[str]:
+def lm_texts(
+    captions: Sequence[str],
+    *,
+    unique: bool = True,
+    statement: Callable[[str], str] = content_statement,
+) -> list[str]:
     """The pre-training text of a from-scratch language model: every caption, and every caption
     after a statement of its content; each distinct caption once (``unique``), or as often as
     the captions hold it, so that the model learns how likely each one is (the foundations:
@@ -33,7 +38,9 @@ def lm_texts(captions: Sequence[str], *, unique: bool = True) -> list[str]:
     captions alone learns to write captions but never to read a context, so no soft prompt can
     steer it: its captions stay the same whatever the image. The statements teach it to read
     one. They are derived from the captions (no labels, no test images), and the Q-Former still
-    has to find the content in the pixels.
+    has to find the content in the pixels. ``statement`` writes it (:func:`content_statement`
+    for expression captions; :func:`facecap_lib.captions.general.general_statement` for general
+    ones).
     """
     texts = sorted(set(captions)) if unique else list(captions)
-    return texts + [f"{content_statement(c)} {c}" for c in texts]
+    return texts + [f"{statement(c)} {c}" for c in texts]

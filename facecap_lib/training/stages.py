@@ -281,7 +281,8 @@ class Recipe:
 
     def general(self) -> FitResult:
         """The general captioner: AU-BLIP's training (the same start, settings, steps and
-        images: every training image of the AU and emotion captions) on captions of the person,
+        images: every training image of the AU and emotion captions; no image mirrored, since
+        its captions name sides) on captions of the person,
         the pose, the light and the occluder, never of the expression
         (:mod:`facecap_lib.captions.general`). The paper's first finding compares the
         task-specific captioners with such a captioner."""
@@ -302,9 +303,12 @@ class Recipe:
 
     def _stage2(self, name, pairs, *, untrained=False, evaluate=None, log=None) -> FitResult:
         """Stage 2 in ``run_dir/<name>-blip`` from the stage-1 Q-Former and the frozen language
-        model (or load it when finished)."""
+        model (or load it when finished). The general captioner's images are never mirrored:
+        its captions name the side the head turns to and the light comes from."""
         folder = self.run_dir / f"{name}-blip"
         config = self.config.captioner
+        if name == "general":
+            config = replace(config, flip=False)
         if untrained:
             config = replace(config, fit=replace(config.fit, max_steps=0))
         if untrained or evaluate is None:

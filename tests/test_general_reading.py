@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,3 +65,21 @@ def test_a_statement_says_what_its_caption_says(truth):
         assert (labels["occluder"] or "").capitalize() in statement
         assert ("to the camera" in statement) == (labels["turn"] is None and labels["tilt"] is None)
     assert general_statement("The face shows fear.") == "Nothing said."
+
+
+def test_the_scene_probe_finds_pose_only_where_the_features_hold_it():
+    from facecap_lib.evaluation.general import scene_probe
+
+    rng = np.random.default_rng(0)
+    truth = pd.DataFrame(
+        {
+            "yaw": rng.normal(0, 8, 400),
+            "pitch": rng.normal(0, 5, 400),
+            "light_x": rng.normal(0, 0.4, 400),
+        }
+    )
+    noise = rng.normal(size=(400, 16))
+    holding = np.column_stack([truth["yaw"], noise])  # yaw in one feature, nothing else
+    scores = scene_probe(holding[:300], truth[:300], holding[300:], truth[300:])
+    assert scores["yaw R2"] > 0.99
+    assert scores["pitch R2"] < 0.1 and scores["light_x R2"] < 0.1

@@ -176,9 +176,11 @@ def test_the_general_captioner_never_sees_a_mirror_image(corpus, tmp_path, monke
     monkeypatch.setattr(stages, "train_captioner", record)
     monkeypatch.setattr(stages, "general_captions", lambda faces, keys: ["a face"] * len(keys))
     monkeypatch.setattr(Recipe, "qformer", lambda self: None)
-    for run in (recipe.general, lambda: recipe.run("au")):
+    for run in (recipe.general, lambda: recipe.run("au"), lambda: recipe.general(steps=9)):
         with pytest.raises(StopIteration):
             run()
     assert seen["general-blip"].flip is False and seen["general-blip"].augment
     assert seen["au-blip"].flip is True
     assert seen["general-blip"] == replace(seen["au-blip"], flip=False)
+    longer = seen["general-blip-9steps"]  # a longer-trained baseline: its own folder
+    assert longer == replace(seen["general-blip"], fit=replace(longer.fit, max_steps=9))

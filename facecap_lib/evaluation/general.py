@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from facecap_lib.captions.general import UNSAID, general_labels, read_general
@@ -23,7 +24,15 @@ from facecap_lib.data.synth.corpus import rendered_truth
 from facecap_lib.evaluation.failures import repetition
 
 ATTRIBUTES = ("pose", "light", "occluder")  # what the target counts; pose is turn and tilt
-__all__ = ["ATTRIBUTES", "UNSAID", "general_rows", "general_scores", "read_general"]
+__all__ = [
+    "ATTRIBUTES",
+    "SCENE",
+    "UNSAID",
+    "general_rows",
+    "general_scores",
+    "read_general",
+    "scene_probe",
+]
 
 
 def general_rows(captions: Sequence[str], truth: pd.DataFrame) -> pd.DataFrame:
@@ -68,3 +77,23 @@ def general_scores(captions: Sequence[str], faces: pd.DataFrame) -> dict[str, fl
         else float("nan"),
         "repeated 4-gram": float(rows["repeated 4-gram"].mean()),
     }
+
+
+SCENE = ("yaw", "pitch", "light_x")  # what the renderer drew that general captions speak of
+
+
+def scene_probe(
+    train_x: np.ndarray, train_truth: pd.DataFrame, test_x: np.ndarray, test_truth: pd.DataFrame
+) -> dict[str, float]:
+    """How much of the pose and the light an image encoder's features hold: a ridge regression
+    (its penalty chosen by cross-validation on the training faces) per :data:`SCENE` quantity,
+    fitted on ``train_x`` and scored by R^2 on ``test_x`` (``*_truth``: rows of
+    :func:`~facecap_lib.data.synth.corpus.rendered_truth`). 0 is no better than the mean; a
+    captioner cannot say which way a head turns from features that do not hold it."""
+    from sklearn.linear_model import RidgeCV
+
+    out = {}
+    for name in SCENE:
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(train_x, train_truth[name])
+        out[f"{name} R2"] = float(ridge.score(test_x, test_truth[name]))
+    return out

@@ -279,20 +279,23 @@ class Recipe:
             evaluate = self.evaluator(self.test_faces(name), self.config.samples, self.device)
         return self._stage2(name, pairs, evaluate=evaluate, log=self.log)
 
-    def general(self) -> FitResult:
+    def general(self, steps: int | None = None) -> FitResult:
         """The general captioner: AU-BLIP's training (the same start, settings, steps and
         images: every training image of the AU and emotion captions; no image mirrored, since
         its captions name sides) on captions of the person,
         the pose, the light and the occluder, never of the expression
         (:mod:`facecap_lib.captions.general`). The paper's first finding compares the
-        task-specific captioners with such a captioner."""
+        task-specific captioners with such a captioner. ``steps`` trains it for other than
+        AU-BLIP's number of steps, in a folder of its own (``general-blip-<steps>steps``): the
+        paper's general BLIP-2 was trained on far more than its captioners, and a longer-trained
+        baseline shows what the same steps cost it."""
         captions = self.tables["captions"]
         ids = sorted(set(captions.loc[captions["split"] == "train", "image_id"]))
         faces = self.faces.assign(image_id=list(image_ids(self.faces))).set_index("image_id")
         faces = faces.loc[ids].reset_index()
         texts = general_captions(faces, ids)
         pairs = [Pair(self._file[i], t) for i, t in zip(ids, texts, strict=True)]
-        return self._stage2("general", pairs, log=self.log)
+        return self._stage2("general", pairs, log=self.log, steps=steps)
 
     def untrained(self) -> FitResult:
         """The baseline every captioner starts from, saved as a captioner: the frozen language
@@ -301,12 +304,16 @@ class Recipe:
         pairs = self.pairs(self.captions_for("au"))
         return self._stage2("untrained", pairs, untrained=True, log=None)
 
-    def _stage2(self, name, pairs, *, untrained=False, evaluate=None, log=None) -> FitResult:
+    def _stage2(
+        self, name, pairs, *, untrained=False, evaluate=None, log=None, steps=None
+    ) -> FitResult:
         """Stage 2 in ``run_dir/<name>-blip`` from the stage-1 Q-Former and the frozen language
         model (or load it when finished). The general captioner's images are never mirrored:
         its captions name the side the head turns to and the light comes from."""
-        folder = self.run_dir / f"{name}-blip"
+        folder = self.run_dir / (f"{name}-blip" if steps is None else f"{name}-blip-{steps}steps")
         config = self.config.captioner
+        if steps is not None:
+            config = replace(config, fit=replace(config.fit, max_steps=steps))
         if name == "general":
             config = replace(config, flip=False)
         if untrained:

@@ -250,12 +250,16 @@ def _pretrain(args: argparse.Namespace) -> int:
     import transformers
 
     from facecap_lib.pretraining import build_foundations
-    from facecap_lib.training.foundations import FoundationsConfig
+    from facecap_lib.training.foundations import GENERAL_LM_STEPS, FoundationsConfig
 
     transformers.utils.logging.disable_progress_bar()  # no bars for saving weights
     try:
         base = FoundationsConfig.smoke if args.smoke else FoundationsConfig
-        config = base(preset=args.preset, encoder=args.encoder)
+        config = base(preset=args.preset, encoder=args.encoder, language=args.language)
+        if args.language == "general" and not args.smoke:
+            lm = config.language_model
+            steps = replace(lm.fit, max_steps=GENERAL_LM_STEPS)
+            config = replace(config, language_model=replace(lm, fit=steps))
         if args.faces:
             config = replace(config, corpus=replace(config.corpus, faces=args.faces))
         if args.renderer is not None:  # 0 is a renderer to refuse, not a missing one
@@ -612,8 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-train a from-scratch preset's image encoder and language model (foundations)",
         description="Render the SynthFACS pre-training corpus, pre-train the preset's image "
         "encoder on it (on its AU labels by default; --encoder for a self-supervised one) and "
-        "its language model on the caption language, the general captions and English prose, "
-        "and export both with a manifest (sha256, command, commit, device, time, "
+        "its language model on the caption language (--language general: also the general "
+        "captions and English prose), and export both with a manifest (sha256, command, commit, device, time, "
         "losses, a linear probe). Every step resumes where it stopped. The tiny preset's "
         "shipped foundations were made with: facecap pretrain --preset tiny --encoder supervised "
         "--out facecap_lib/foundations/tiny",
@@ -630,6 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--renderer", type=int, help="the SynthFACS renderer that draws the corpus (default 2)"
     )
     pretrain.add_argument("--steps", type=int, help="the encoder's optimizer steps")
+    pretrain.add_argument(
+        "--language", default="captions", choices=["captions", "general"],
+        help="what the language model reads: captions (the default, shipped): the expression "
+        "captions; general: also the general captions and 20,000 passages of English prose "
+        "(5,000 steps), so that the general captioner can write its own kind of caption",
+    )  # fmt: skip
     pretrain.add_argument("--smoke", action="store_true", help="a tiny corpus and a few steps")
     pretrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pretrain.set_defaults(func=_pretrain)

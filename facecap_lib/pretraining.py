@@ -41,6 +41,8 @@ from facecap_lib.training.foundations import (
     Foundations,
     FoundationsConfig,
     au_targets,
+    caption_language,
+    corpus_faces,
     language_text,
     load_foundations,
     pretrain_encoder,
@@ -178,17 +180,21 @@ def _timed(path: Path, spent: dict[str, float], name: str):
 
 
 def _language_model(config, corpus, lm_dir: Path, work, device, log, progress):
-    """The tokenizer and the language model of a build: trained on the language text
-    (:func:`~facecap_lib.training.foundations.language_text`) of the corpus's first ``lm_faces``
-    faces and ``english_passages`` passages of English (resumable in ``lm_dir``), or loaded once
-    finished without making that text again."""
+    """The tokenizer and the language model of a build: trained on the caption language of the
+    corpus's first ``lm_faces`` faces (``language="captions"``), or on that, their general
+    captions and ``english_passages`` passages of English (``"general"``:
+    :func:`~facecap_lib.training.foundations.language_text`); resumable in ``lm_dir``, or loaded
+    once finished without making that text again."""
 
     tokenizer_dir, lm_run = lm_dir / "tokenizer", lm_dir / "run"
     done = finished(lm_run)
     if done is not None:
         return load_tokenizer(tokenizer_dir), OPTForCausalLM.from_pretrained(done).eval()
     lm_corpus = corpus[corpus["split"] == "pretrain"].iloc[: config.lm_faces]
-    texts = language_text(lm_corpus, config.english_passages, work=work)
+    if config.language == "general":
+        texts = language_text(lm_corpus, config.english_passages, work=work)
+    else:
+        texts = caption_language(corpus_faces(lm_corpus), work=work)
     if not (tokenizer_dir / "tokenizer.json").exists():
         train_tokenizer(texts).save_pretrained(tokenizer_dir)
     tokenizer = load_tokenizer(tokenizer_dir)  # as a resumed build has it: the same files

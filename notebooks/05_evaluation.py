@@ -108,19 +108,21 @@ example
 # read back (`evaluation.general.read_general`) and set against what the renderer drew: the share
 # of faces whose pose (turn and tilt), light and occluder it states rightly, an unsaid fact
 # counting as wrong; the occluded faces apart, since most faces have none; and the share of
-# captions that repeat a 4-gram. It learned from its own language model's knowledge of this kind
-# of caption (chapter 4's foundations read general captions and English prose beside the
-# expression captions).
+# captions that repeat a 4-gram. With the shipped foundations, whose frozen language model read
+# only expression captions, it cannot: it repeats itself.
 
 # %%
 spoke = general.general_scores(generated["general"], gft) if "general" in generated else {}
 pd.Series(spoke, name="general captioner, GFT test faces", dtype=float).round(3).to_frame()
 
 # %% [markdown]
-# The same score on chapter 4's 400 held-out faces of new people, measured with
-# `benchmarks/general_captions.py --steps 3000` and kept in `book/measured/` (its run and
-# commit beside it): the book's general captioner, trained for AU-BLIP's steps, the one trained
-# four times as long, and the general captions themselves read back (the reader's ceiling).
+# The same score on chapter 4's 400 held-out faces of new people, measured with foundations
+# whose language model also read general captions and English (`facecap pretrain --language
+# general`) and `benchmarks/general_captions.py --steps 3000`, kept in `book/measured/` (its run
+# and commit beside it): the general captioner trained for AU-BLIP's steps, the one trained
+# four times as long, the general captions themselves read back (the reader's ceiling), and how
+# much of the pose and light the encoders' features hold (`evaluation.general.scene_probe`, R^2).
+# That language model makes the general captioner speak: no caption repeats a 4-gram.
 # Which way the head turns and where the light comes from it learns with time; whether the head
 # is tilted (a pitch beyond 5 degrees, where the book's faces stay within 10) it barely sees,
 # which holds "pose" below the 80% it should reach. The encoder is part of why: pre-trained to

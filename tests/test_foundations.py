@@ -276,3 +276,11 @@ def test_batchnorm_statistics_are_taken_again_on_whole_faces(smoke_foundations, 
     recalibrate_batchnorm(vision, [str(tmp_path / s.path) for s in specs], batches=2, batch_size=3)
     assert not vision.training and all(n.momentum == 0.1 for n in norms)
     assert all(torch.isfinite(n.running_var).all() and (n.running_mean != 7.0).all() for n in norms)
+
+
+def test_the_language_is_a_setting_of_the_language_model_alone():
+    general = FoundationsConfig(language="general")
+    assert general.language_model_key() != FoundationsConfig().language_model_key()
+    assert general.encoder_key() == FoundationsConfig().encoder_key()  # the encoder is reused
+    with pytest.raises(ValueError, match="language must be one of"):
+        FoundationsConfig(language="english")

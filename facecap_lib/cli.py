@@ -250,16 +250,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     import transformers
 
     from facecap_lib.pretraining import build_foundations
-    from facecap_lib.training.foundations import GENERAL_LM_STEPS, FoundationsConfig
+    from facecap_lib.training.foundations import FoundationsConfig
 
     transformers.utils.logging.disable_progress_bar()  # no bars for saving weights
     try:
         base = FoundationsConfig.smoke if args.smoke else FoundationsConfig
-        config = base(preset=args.preset, encoder=args.encoder, language=args.language)
-        if args.language == "general" and not args.smoke:
-            lm = config.language_model
-            steps = replace(lm.fit, max_steps=GENERAL_LM_STEPS)
-            config = replace(config, language_model=replace(lm, fit=steps))
+        config = base(preset=args.preset, encoder=args.encoder).with_language(args.language)
         if args.faces:
             config = replace(config, corpus=replace(config.corpus, faces=args.faces))
         if args.renderer is not None:  # 0 is a renderer to refuse, not a missing one

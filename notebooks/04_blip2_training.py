@@ -51,12 +51,9 @@ import torch.nn.functional as F
 import transformers
 
 from facecap_lib import chapters, viz
-from facecap_lib.captions.general import general_captions
-from facecap_lib.data import english
 from facecap_lib.data.table import image_files, label_summary
-from facecap_lib.evaluation import ceilings, measured, neighbours, targets
+from facecap_lib.evaluation import ceilings, language, measured, neighbours, targets
 from facecap_lib.evaluation.faces import held_out
-from facecap_lib.evaluation.language import perplexity
 from facecap_lib.inference import caption_faces
 from facecap_lib.models import anatomy, presets
 from facecap_lib.models.captions import encode_captions
@@ -193,10 +190,6 @@ else:
 # %%
 language_model = recipe.language_model()
 statements = ["Action units 6 12.", "Action units 1 2 5 26.", "No action units. Emotion sadness."]
-statements += [
-    "Head turned left. Light from the right.",
-    "Head to the camera. Light from the front. Mask.",
-]
 for statement, caption in zip(
     statements, targets.statement_captions(language_model, tokenizer, statements), strict=True
 ):
@@ -210,17 +203,7 @@ for statement, caption in zip(
 # read only expression captions knows nothing of the other two.
 
 # %%
-unseen = held_out(recipe, 300, kind="au", seed=5)
-read = start.manifest["settings"].get("english_passages", 0) if start is not None else 0
-known = {
-    "expression captions, this book's corpus": tables["captions"]["caption"]
-    .sample(300, random_state=0)
-    .tolist(),
-    "general captions, new faces": general_captions(unseen, image_files(unseen)),
-    "English prose, held-out passages": english.english_passages(300, skip=read),
-}
-perplexities = {k: perplexity(language_model, tokenizer, v) for k, v in known.items()}
-print(pd.Series(perplexities, name="perplexity").round(1).to_string())
+language.perplexities(language_model, tokenizer, language.unread_texts(recipe)).round(1).to_frame()
 
 # %% [markdown]
 # **What the encoder learned.** For four held-out faces of four different people (new to

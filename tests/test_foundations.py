@@ -279,7 +279,9 @@ def test_batchnorm_statistics_are_taken_again_on_whole_faces(smoke_foundations, 
 
 
 def test_the_language_is_a_setting_of_the_language_model_alone():
-    general = FoundationsConfig(language="general")
+    general = FoundationsConfig().with_language("general")
+    assert general.language_model.fit.max_steps == 5000  # as the measured build (4,000 x 1.25)
+    assert general.with_language("general") == general
     assert general.language_model_key() != FoundationsConfig().language_model_key()
     assert general.encoder_key() == FoundationsConfig().encoder_key()  # the encoder is reused
     with pytest.raises(ValueError, match="language must be one of"):

@@ -11,7 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import pandas as pd
 import torch
+
+from facecap_lib.captions.general import general_captions
+from facecap_lib.data.english import english_passages
+from facecap_lib.data.table import image_files
+from facecap_lib.evaluation.faces import held_out
 
 
 @torch.no_grad()
@@ -42,3 +48,27 @@ def perplexity(
         nll = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum")
         total, tokens = total + float(nll), tokens + int(keep.sum())
     return math.exp(total / tokens)
+
+
+def unread_texts(recipe, n: int = 300, *, seed: int = 5) -> dict[str, list[str]]:
+    """``n`` texts of each kind a from-scratch preset's language model may know, none of them
+    read in its pre-training: the recipe's own expression captions (its corpus is not the
+    pre-training corpus), the general captions of held-out faces of new people, and passages of
+    :mod:`facecap_lib.data.english` that a ``language="general"`` build did not read."""
+    settings = recipe.foundations().manifest["settings"] if recipe.foundations() else {}
+    read = settings.get("english_passages", 0) if settings.get("language") == "general" else 0
+    unseen = held_out(recipe, n, kind="au", seed=seed)
+    captions = recipe.tables["captions"]["caption"]
+    return {
+        "expression captions, this book's corpus": captions.sample(
+            min(n, len(captions)), random_state=0
+        ).tolist(),
+        "general captions, new faces": general_captions(unseen, image_files(unseen)),
+        "English prose, held-out passages": english_passages(n, skip=read),
+    }
+
+
+def perplexities(language_model, tokenizer, texts: dict[str, Sequence[str]]) -> pd.Series:
+    """:func:`perplexity` of each kind of ``texts`` (e.g. :func:`unread_texts`)."""
+    values = {k: perplexity(language_model, tokenizer, v) for k, v in texts.items()}
+    return pd.Series(values, name="perplexity")

@@ -76,7 +76,9 @@ OBJECTIVES = ("contrastive", "mae", "supervised")
 # what the language model reads: "captions", the expression captions (the shipped default), or
 # "general", those and the general captions and English prose (:func:`language_text`)
 LANGUAGES = ("captions", "general")
-GENERAL_LM_STEPS = 5000  # the language model's steps on the "general" text, 28% longer
+# the "general" text is 28% longer than the captions alone: its language model takes this many
+# times the steps (5,000 for the shipped 4,000)
+GENERAL_LM_STEP_FACTOR = 1.25
 FOUNDATIONS_VERSION = 1  # the layout of an export (manifest, files)
 # how the language model's text is made (2: every caption at its frequency, not once each;
 # 3: with the general captions and English prose)
@@ -140,6 +142,16 @@ class FoundationsConfig:
             english_passages=32,
         )
         return cls(**{**values, **changes})
+
+    def with_language(self, language: str) -> FoundationsConfig:
+        """These settings with the language model reading ``language`` (one of
+        :data:`LANGUAGES`), for :data:`GENERAL_LM_STEP_FACTOR` times the steps when ``"general"``."""
+        config = replace(self, language=language)
+        if language != "general" or self.language == "general":
+            return config
+        fit = self.language_model.fit
+        steps = replace(fit, max_steps=round(fit.max_steps * GENERAL_LM_STEP_FACTOR))
+        return replace(config, language_model=replace(self.language_model, fit=steps))
 
     def settings(self) -> dict:
         """Everything that shapes the weights (runtime-only fit settings left out)."""

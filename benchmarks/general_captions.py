@@ -1,7 +1,7 @@
 """Can the general captioner say what it was trained to say? Pose, light and occluder read back from its captions.
 
     FACECAP_CACHE=build/work/full .venv/bin/python benchmarks/general_captions.py [--faces 400]
-        [--steps N ...] [--json F]
+        [--steps N ...] [--foundations DIR] [--json F]
 
 Chapter 4's general captioner (the baseline of the paper's first finding, trained on
 :func:`facecap_lib.captions.general.general_caption`'s sentences) captions ``--faces`` held-out
@@ -16,6 +16,7 @@ its own folder in the run).
 
 import argparse
 import json
+from dataclasses import replace
 
 from facecap_lib import chapters
 from facecap_lib.captions.general import general_captions
@@ -26,15 +27,20 @@ from facecap_lib.evaluation.general import general_scores, scene_probe
 from facecap_lib.evaluation.probes import FeatureCache
 from facecap_lib.inference import caption_faces
 from facecap_lib.training.provenance import git_commit
+from facecap_lib.training.recipe_config import recipe_config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=400)
     parser.add_argument("--steps", type=int, action="append", default=[])
+    parser.add_argument("--foundations", help="a foundations folder (default: the shipped ones)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    recipe = chapters.chapter_recipe(progress=True)
+    config = recipe_config(False, "auto")
+    if args.foundations:
+        config = replace(config, foundations=args.foundations)
+    recipe = chapters.chapter_recipe(config=config, progress=True)
     checkpoint = recipe.general().final
     faces = held_out(recipe, args.faces, kind="au", seed=1)
     out = {

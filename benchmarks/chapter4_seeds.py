@@ -106,6 +106,8 @@ def main() -> None:
         print(f"{seed:<6}{line}{rows[seed]['seconds']:>11.0f}s", flush=True)
         if args.chapter5:
             rows[seed]["findings"] = chapter5_quantities(run)
+        if args.json:  # each seed as it is scored: a crash later loses none of them
+            _write(args, config, {"seeds": rows})
     for name, pick in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max)):
         print(
             f"{name:<6}" + "".join(f"{pick([r[c] for r in rows.values()]):>18.3f}" for c in COLUMNS)
@@ -115,14 +117,18 @@ def main() -> None:
         out["spread"] = measured.seed_spread([r["findings"] for r in rows.values()])
         print("chapter 5's spread over seeds:", json.dumps(out["spread"]))
     if args.json:
-        out["provenance"] = {
-            "command": "python benchmarks/chapter4_seeds.py " + " ".join(sys.argv[1:]),
-            "commit": _commit(),
-            "date": time.strftime("%Y-%m-%d"),
-            "preset": config.preset,
-            "renderer": args.renderer,
-        }
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
+        _write(args, config, out)
+
+
+def _write(args, config, out: dict) -> None:
+    out = {**out, "provenance": {
+        "command": "python benchmarks/chapter4_seeds.py " + " ".join(sys.argv[1:]),
+        "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "preset": config.preset,
+        "renderer": args.renderer,
+    }}  # fmt: skip
+    args.json.write_text(json.dumps(out, indent=1) + "\n")
 
 
 def _commit() -> str:

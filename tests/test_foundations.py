@@ -27,7 +27,7 @@ from facecap_lib.models.language import language_model_config
 from facecap_lib.models.presets import build_vision_encoder, preset
 from facecap_lib.pretraining import build_foundations
 from facecap_lib.training.config import FitConfig
-from facecap_lib.training.contrastive import nt_xent
+from facecap_lib.training.contrastive import ContrastiveConfig, ContrastiveTask, nt_xent
 from facecap_lib.training.data import group_indices
 from facecap_lib.training.foundations import (
     MANIFEST,
@@ -149,6 +149,29 @@ def test_nt_xent_is_simclrs_loss():
     torch.testing.assert_close(got, total / 10)
     # views that agree score better than views that do not
     assert nt_xent(first, first + 0.01, 0.1) < nt_xent(first, second, 0.1)
+
+
+def test_contrastive_views_are_mirrored_only_when_asked(tmp_path):
+    """The foundations' contrastive encoder learns from unmirrored views, so that a head turned
+    left stays told apart from one turned right (the general captioner names sides)."""
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+    pixels[:, :32] = 255  # bright on its left
+    file = tmp_path / "left.png"
+    Image.fromarray(pixels).save(file)
+    assert FoundationsConfig().contrastive.flip == 0
+
+    def left_brighter(flip: float) -> np.ndarray:
+        config = ContrastiveConfig(fit=FitConfig.smoke(batch_size=8), session=1, flip=flip)
+        task = ContrastiveTask(preset("tiny"), [file] * 8, config)
+        with task.batches(None, config.fit, torch.device("cpu")) as batch_at:
+            views = torch.cat([batch_at(step, 0)["pixel_values"] for step in range(4)])
+        half = views.shape[-1] // 2
+        return (views[..., :half].mean((1, 2, 3)) > views[..., half:].mean((1, 2, 3))).numpy()
+
+    assert left_brighter(0.0).all()
+    assert 0.2 < left_brighter(0.5).mean() < 0.8  # SimCLR's: about half mirrored
+    with pytest.raises(ValueError, match="flip is a chance"):
+        ContrastiveConfig(flip=1.5)
 
 
 # ---------------------------------------------------------------- facecap pretrain

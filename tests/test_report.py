@@ -149,7 +149,7 @@ def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
     import json
 
     from facecap_lib import paths
-    from facecap_lib.evaluation.measured import measured_spread
+    from facecap_lib.evaluation.measured import measured_spread, seeds_by_encoder
 
     monkeypatch.setattr(paths, "find_repo_root", lambda: tmp_path)
     assert measured_spread("tiny") == (None, None)  # never measured for this preset
@@ -160,6 +160,9 @@ def test_the_measured_spread_is_read_with_its_provenance(tmp_path, monkeypatch):
     )
     assert measured_spread("tiny") == ({"METEOR": 0.01}, provenance)
     assert measured_spread("small") == (None, None)
+    assert list(seeds_by_encoder("tiny")) == ["AU-supervised (shipped)"]  # the other, unmeasured
+    (tmp_path / "book" / "measured" / "seeds-tiny-contrastive.json").write_text('{"seeds": {}}')
+    assert seeds_by_encoder("tiny")["contrastive (no labels)"] == {"seeds": {}}
 
 
 def test_the_target_table_judges_by_the_seeds_mean_where_measured():
@@ -178,6 +181,22 @@ def test_the_target_table_judges_by_the_seeds_mean_where_measured():
     assert table.loc[first, "max"] == pytest.approx(TARGETS[first] + 0.01)
     assert table.loc[first, "mean over seeds"] == pytest.approx(TARGETS[first] - 0.19 / 3)
     assert (table["seeds"] == 3).all()
+    assert table.loc[first, "margin"] == pytest.approx(-0.19 / 3)  # short by that much
+
+
+def test_encoders_side_by_side_by_their_seeds_mean():
+    from facecap_lib.evaluation.targets import TARGETS, encoder_targets
+
+    names = list(TARGETS)
+    above = {"seeds": {s: {n: TARGETS[n] + 0.05 for n in names} for s in "012"}}
+    mixed = {"seeds": {"0": {n: TARGETS[n] - 0.03 for n in names}, "1": above["seeds"]["0"]}}
+    table = encoder_targets({"supervised": above, "contrastive": mixed})
+    assert list(table.index) == names
+    assert list(table["supervised: margin"]) == pytest.approx([0.05] * len(names))
+    assert list(table["contrastive: margin"]) == pytest.approx([0.01] * len(names))
+    assert table["contrastive: mean over 2 seeds"].iloc[0] == pytest.approx(
+        TARGETS[names[0]] + 0.01
+    )
 
 
 def test_a_lever_counts_only_past_the_range_over_seeds():

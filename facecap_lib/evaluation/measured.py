@@ -41,6 +41,21 @@ def measured_seeds(preset_name: str) -> dict | None:
     return measured("seeds", preset_name)
 
 
+# the image encoders whose captioners were measured over seeds, each to the name its
+# measurement is kept under (``seeds-<preset><suffix>.json``): the shipped AU-supervised one,
+# and the self-supervised one ``facecap pretrain --encoder contrastive`` builds
+ENCODER_MEASUREMENTS = {"AU-supervised (shipped)": "", "contrastive (no labels)": "-contrastive"}
+
+
+def seeds_by_encoder(preset_name: str) -> dict[str, dict]:
+    """:func:`measured_seeds` of each of :data:`ENCODER_MEASUREMENTS` measured for a preset."""
+    found = {
+        name: measured("seeds", preset_name + suffix)
+        for name, suffix in ENCODER_MEASUREMENTS.items()
+    }
+    return {name: seeds for name, seeds in found.items() if seeds is not None}
+
+
 def seed_figures(seeds: dict, names: Sequence[str]) -> pd.DataFrame:
     """One row per seed of :func:`measured_seeds`, the columns ``names``."""
     return pd.DataFrame([seeds["seeds"][s] for s in seeds["seeds"]])[list(names)]

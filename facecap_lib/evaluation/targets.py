@@ -189,4 +189,17 @@ def target_table(figures: Mapping[str, float], measured: dict | None = None) -> 
         table["seeds"] = len(rows)
         table["mean over seeds"], judged = rows.mean(), rows.mean()
         table["min"], table["max"] = rows.min(), rows.max()
-    return table.assign(met=judged >= table["target"])
+    return table.assign(met=judged >= table["target"], margin=judged - table["target"])
+
+
+def encoder_targets(measured_by_encoder: Mapping[str, dict]) -> pd.DataFrame:
+    """Chapter 4's targets for captioners built on different image encoders, side by side: for
+    each encoder (a name to its :func:`measured_seeds`), the mean of each target figure over its
+    seeds and that mean's margin over the target (negative: missed by that much); ``seeds`` says
+    over how many."""
+    table = pd.DataFrame({"target": TARGETS})
+    for name, measured in measured_by_encoder.items():
+        rows = seed_figures(measured, TARGETS)
+        table[f"{name}: mean over {len(rows)} seeds"] = rows.mean()
+        table[f"{name}: margin"] = rows.mean() - table["target"]
+    return table

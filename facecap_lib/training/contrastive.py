@@ -50,8 +50,13 @@ class ContrastiveConfig:
     session: int = 4  # consecutive images of one session, kept together in a batch
     projection: int = 128  # the head's output width
     color: float = 0.4  # colour distortion of each view (data.images.Augment)
+    # the chance that a view is mirrored. SimCLR mirrors half; an encoder that must not confuse
+    # a head turned left with one turned right (the general captioner's pose) is given 0
+    flip: float = 0.5
 
     def __post_init__(self):
+        if not 0 <= self.flip <= 1:
+            raise ValueError(f"flip is a chance, between 0 and 1, got {self.flip}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.session < 1 or self.fit.batch_size % self.session:
@@ -127,7 +132,8 @@ class ContrastiveTask(Task):
 
         size = self.spec.vision.image_size
         return image_batches(
-            self.images, config, size, device, True, views=2, color=self.config.color, order=order
+            self.images, config, size, device, True, views=2, color=self.config.color,
+            flip=self.config.flip, order=order,
         )
 
     def loss(self, model, batch: dict) -> dict:

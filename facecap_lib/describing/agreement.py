@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from facecap_lib.evaluation.faithfulness import f1_score
 from facecap_lib.lexicon import AU_COLUMNS
 
 
@@ -29,8 +30,8 @@ def frame_au_f1(described: pd.DataFrame, truth: pd.DataFrame, clip_fps: float) -
         tp, fp, fn = int((said & true).sum()), int((said & ~true).sum()), int((~said & true).sum())
         tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
         if column in shown:
-            per_au[column] = 2 * tp / (2 * tp + fp + fn)
-    micro = 2 * tp_all / max(2 * tp_all + fp_all + fn_all, 1)
+            per_au[column] = f1_score(tp, fp, fn)
+    micro = f1_score(tp_all, fp_all, fn_all)
     mean = sum(per_au.values()) / len(per_au) if per_au else float("nan")
     return {"frames": len(joined), "per_au": per_au, "mean_f1": mean, "micro_f1": micro}
 

@@ -21,7 +21,9 @@ from facecap_lib.captions.validate import named_emotions
 from facecap_lib.lexicon import AU_COLUMNS
 
 
-def _f1(tp: int, fp: int, fn: int) -> float:
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    """F1 from counts of true positives, false positives and false negatives (0 without a true
+    positive)."""
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
@@ -54,7 +56,7 @@ def au_scores(captions: Sequence[str], faces: pd.DataFrame) -> pd.DataFrame:
                 "mentioned": int(said.sum()),
                 "precision": tp / (tp + fp) if tp + fp else 0.0,
                 "recall": tp / (tp + fn) if tp + fn else 0.0,
-                "f1": _f1(tp, fp, fn),
+                "f1": f1_score(tp, fp, fn),
             }
         )
     return pd.DataFrame(rows)

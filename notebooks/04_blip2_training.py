@@ -440,9 +440,8 @@ targets.target_table(figures, seeds).round(3)
 # %% [markdown]
 # **Against the targets** (the `tiny` preset, 2 CPU cores, `book/measured/seeds-tiny.json`). A
 # target counts as met only by the mean over seeds 0-2 (the columns from
-# `benchmarks/chapter4_seeds.py`), never by one run, since a run on another machine lands
-# elsewhere within the seeds' range: this run's column is one such draw. Every target is met by
-# the mean: 0.75, 94%, 89%, 43% and 0.59; the `margin` column says by how much. The weakest is the
+# `benchmarks/chapter4_seeds.py`), never by one run: this run's column is one draw, as each
+# seed is. Every target is met by the mean: 0.75, 94%, 89%, 43% and 0.59; the `margin` column says by how much. The weakest is the
 # compound one: naming *both* emotions needs every AU of two prototypes read right, and a
 # compound's AUs overlap its parts'. Its margin, 0.03, is smaller than its range over seeds
 # (0.40-0.46): it holds, but not with room to spare, and a fresh build may miss it. Before the

@@ -195,11 +195,12 @@ def target_table(figures: Mapping[str, float], measured: dict | None = None) -> 
 def encoder_targets(measured_by_encoder: Mapping[str, dict]) -> pd.DataFrame:
     """Chapter 4's targets for captioners built on different image encoders, side by side: for
     each encoder (a name to its :func:`measured_seeds`), the mean of each target figure over its
-    seeds and that mean's margin over the target (negative: missed by that much); ``seeds`` says
-    over how many."""
+    seeds (the column's name says over how many) and that mean's margin over the target
+    (negative: missed by that much)."""
     table = pd.DataFrame({"target": TARGETS})
     for name, measured in measured_by_encoder.items():
         rows = seed_figures(measured, TARGETS)
-        table[f"{name}: mean over {len(rows)} seeds"] = rows.mean()
-        table[f"{name}: margin"] = rows.mean() - table["target"]
+        mean = rows.mean()
+        table[f"{name}: mean over {len(rows)} seeds"] = mean
+        table[f"{name}: margin"] = mean - table["target"]
     return table

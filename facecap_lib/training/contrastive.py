@@ -132,8 +132,15 @@ class ContrastiveTask(Task):
 
         size = self.spec.vision.image_size
         return image_batches(
-            self.images, config, size, device, True, views=2, color=self.config.color,
-            flip=self.config.flip, order=order,
+            self.images,
+            config,
+            size,
+            device,
+            True,
+            views=2,
+            color=self.config.color,
+            flip=self.config.flip,
+            order=order,
         )
 
     def loss(self, model, batch: dict) -> dict:

@@ -72,17 +72,49 @@ def small_fit(**changes) -> FitConfig:
     return FitConfig(**{**values, **changes})
 
 
+def _compared(key: str, value: torch.Tensor) -> torch.Tensor | None:
+    """The part of weight ``key`` that training determines, as float on the CPU; ``None`` for
+    what only rounding moves: attention key biases add the same amount to every score of a query,
+    which softmax ignores, so their gradient is zero up to rounding and Adam turns rounding into
+    steps of the learning rate's size. A fused ``qkv`` bias keeps its query and value thirds."""
+    value = value.float().cpu()
+    if key.endswith(("attention.key.bias", "k_proj.bias")):  # BERT's, ViT's; OPT's, ViTMAE's
+        return None
+    if key.endswith("qkv.bias"):
+        third = len(value) // 3
+        return torch.cat([value[:third], value[2 * third :]])
+    return value
+
+
 def assert_same_weights(got: dict, expected: dict, *, rtol: float = 0.0, atol: float) -> None:
-    """Every weight of ``got`` close to ``expected``, except what only rounding moves: attention
-    key biases add the same amount to every score of a query, which softmax ignores, so their
-    gradient is zero up to rounding and Adam turns rounding into steps of the learning rate's
-    size. A fused ``qkv`` bias is compared on its query and value thirds."""
+    """Every weight of ``got`` close to ``expected``, element by element (:func:`_compared` says
+    which part of each)."""
     for key, value in got.items():
-        value, target = value.float().cpu(), expected[key].float().cpu()
-        if key.endswith("attention.key.bias"):
+        value, target = _compared(key, value), _compared(key, expected[key])
+        if value is not None:
+            torch.testing.assert_close(value, target, rtol=rtol, atol=atol, msg=key)
+
+
+def assert_same_updates(got: dict, expected: dict, start: dict, *, rel: float) -> None:
+    """Every weight of ``got`` moved from ``start`` as ``expected`` did, tensor by tensor: the
+    two moves differ by at most ``rel`` of ``expected``'s (in norm), and a weight that
+    ``expected`` left as it was, ``got`` left exactly so.
+
+    For runs whose arithmetic is the same but summed in another order (DDP's all-reduce against
+    FSDP's reduce-scatter, kernels picked for other memory): Adam's first steps are
+    ``lr * g / |g|`` whatever ``g``'s size, so a weight whose gradient nearly cancels moves by a
+    sizeable part of ``lr`` either way, and no element-wise tolerance both allows that and still
+    means something. A rank whose gradients were not reduced, or an update applied twice or to
+    one shard only, moves a tensor by a different amount altogether."""
+    for key, value in got.items():
+        if not value.is_floating_point():  # counters (BatchNorm's steps)
             continue
-        if key.endswith("qkv.bias"):
-            third = len(value) // 3
-            value = torch.cat([value[:third], value[2 * third :]])
-            target = torch.cat([target[:third], target[2 * third :]])
-        torch.testing.assert_close(value, target, rtol=rtol, atol=atol, msg=key)
+        value, target, origin = (_compared(key, w[key]) for w in (got, expected, start))
+        if value is None:
+            continue
+        moved, ours = target - origin, value - origin
+        if not moved.any():
+            assert not ours.any(), f"{key}: left as it was by one run, moved by the other"
+            continue
+        error = ((ours - moved).norm() / moved.norm()).item()
+        assert error <= rel, f"{key}: moves differ by {error:.2e} of their size (allowed {rel})"

@@ -1,7 +1,7 @@
 """Run by tests/test_distributed.py under ``torchrun --nproc-per-node 2`` (gloo, CPU).
 
 Trains a few steps of one task of the one loop (tests/training_tasks.py) with DDP or FSDP, then
-saves this rank's weights, history and log lines, so the test can check that both ranks agree. The
+saves this rank's weights (and those it started from), history and log lines, so the test can check that both ranks agree. The
 DDP run is killed after its step-2 checkpoint (``stop_after``) and resumed, as a crash would.
 """
 
@@ -32,9 +32,14 @@ def main(name: str, strategy: str, faces: Path, out: Path) -> None:
     if strategy == "ddp":  # killed after the step-2 checkpoint, then run again
         fit(make(name, pairs, tokenizer), out / "run", config, log=None, stop_after=2)
     result = fit(make(name, pairs, tokenizer), out / "run", config, log=lines.append)
+    task = make(name, pairs, tokenizer)
+    torch.manual_seed(config.seed)  # the weights the loop started from, built as it builds them
+    start = task.build(torch.device("cpu"))
+    task.freeze(start)
     torch.save(
         {
             "world": distributed.world(),
+            "start": start.state_dict(),
             "weights": {k: v.detach().clone() for k, v in result.model.state_dict().items()},
             "history": result.history,
             "lines": lines,

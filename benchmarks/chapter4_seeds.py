@@ -3,6 +3,7 @@
     FACECAP_CACHE=$PWD/build/work/full .venv/bin/python benchmarks/chapter4_seeds.py
         [--seeds 0,1,2] [--preset tiny] [--faces 400] [--smoke] [--json F]
         [--foundations shipped|none|DIR] [--captioner-steps N] [--chapter5] [--renderer 2|3]
+    .venv/bin/python benchmarks/chapter4_seeds.py --merge A.json B.json ... --json F
 
 For each seed, trains the recipe of chapters 4-6 with every stage's ``FitConfig.seed`` set to it
 (its own run folder, so a seed already trained, by the book or an earlier call, is loaded rather
@@ -12,7 +13,9 @@ emotion Emot-BLIP and Exp-BLIP name; the share of compound faces of which Exp-BL
 Prints one row per seed, then the mean and range. The data are the same in every seed (the default
 corpus); only the weights' start, the data order, augmentation and dropout change.
 ``--renderer 3`` draws that corpus with SynthFACS renderer 3 (same faces and labels, other
-images; its own run folders).
+images; its own run folders). The JSON's provenance names the device, for a CPU with the vector
+kernels it ran (``provenance.device_name``). ``--merge`` joins the files of separate calls (say one
+per seed) of one commit and device into one, its spread over all their seeds.
 """
 
 import argparse
@@ -27,7 +30,9 @@ from facecap_lib.data.default_corpus import DefaultCorpus
 from facecap_lib.data.synth.render import RENDERER_VERSION, RENDERERS
 from facecap_lib.evaluation import measured, protocol, targets
 from facecap_lib.evaluation.findings import quantities
+from facecap_lib.models.device import resolve_device
 from facecap_lib.training import STAGES
+from facecap_lib.training.provenance import device_name
 from facecap_lib.training.recipe_config import recipe_config
 
 # the JSON keeps targets.TARGETS' names (chapter 4 reads them back); the printed table is narrower
@@ -77,7 +82,13 @@ def main() -> None:
         help="also what chapter 5's findings compare (findings.quantities) and its spread",
     )  # fmt: skip
     parser.add_argument("--renderer", type=int, default=RENDERER_VERSION, choices=RENDERERS)
+    parser.add_argument("--merge", type=Path, nargs="+", help="join these files into --json")
     args = parser.parse_args()
+    if args.merge:
+        if not args.json:
+            parser.error("--merge writes the joined file to --json")
+        args.json.write_text(json.dumps(merge(args.merge), indent=1) + "\n")
+        return
     corpus = replace(
         DefaultCorpus.smoke() if args.smoke else DefaultCorpus.full(), renderer=args.renderer
     )
@@ -127,8 +138,37 @@ def _write(args, config, out: dict) -> None:
         "date": time.strftime("%Y-%m-%d"),
         "preset": config.preset,
         "renderer": args.renderer,
+        "device": device_name(resolve_device()),
     }}  # fmt: skip
     args.json.write_text(json.dumps(out, indent=1) + "\n")
+
+
+# what separate calls must share for their seeds to be one measurement
+SHARED = ("commit", "preset", "renderer", "device")
+
+
+def merge(files: list[Path]) -> dict:
+    """One measurement of the seeds of several ``--json`` files, which must agree on
+    :data:`SHARED` and not measure a seed twice; chapter 5's spread over all their seeds when
+    every seed has its quantities."""
+    parts = [(f, json.loads(f.read_text())) for f in files]
+    seeds, provenance = {}, dict(parts[0][1]["provenance"])
+    for file, part in parts:
+        for key in SHARED:
+            if part["provenance"].get(key) != provenance.get(key):
+                raise ValueError(
+                    f"{file}: provenance {key} {part['provenance'].get(key)!r}, but "
+                    f"{parts[0][0]} says {provenance.get(key)!r}: not one measurement"
+                )
+        if twice := set(seeds) & set(part["seeds"]):
+            raise ValueError(f"{file}: seed(s) {sorted(twice)} measured in an earlier file too")
+        seeds.update(part["seeds"])
+    seeds = dict(sorted(seeds.items(), key=lambda item: int(item[0])))
+    provenance["command"] = "; ".join(p["provenance"]["command"] for _, p in parts)
+    out = {"seeds": seeds}
+    if all("findings" in row for row in seeds.values()):
+        out["spread"] = measured.seed_spread([row["findings"] for row in seeds.values()])
+    return {**out, "provenance": provenance}
 
 
 def _commit() -> str:

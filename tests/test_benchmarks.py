@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,35 @@ def test_the_realism_benchmark_has_real_face_models_judge_both_renderers(repo, t
     for renderer in ("2", "3"):
         assert len(result["geometry"][renderer]["12"]["drawn"]["lip corner height"]) == 6
     assert chart.stat().st_size > 10_000
+
+
+def test_chapter4_seeds_merges_the_seeds_of_separate_calls(repo, tmp_path):
+    def write(name, seeds, commit="abc"):
+        provenance = {"command": f"python benchmarks/chapter4_seeds.py --seeds {name}",
+                      "commit": commit, "preset": "tiny", "renderer": 2, "device": "CPU"}  # fmt: skip
+        rows = {s: {"findings": {"METEOR": {"au": value}}} for s, value in seeds.items()}
+        (tmp_path / f"{name}.json").write_text(
+            json.dumps({"seeds": rows, "provenance": provenance})
+        )
+        return str(tmp_path / f"{name}.json")
+
+    out = tmp_path / "joined.json"
+    first, second = write("2", {"2": 0.30}), write("0,1", {"0": 0.25, "1": 0.26})
+    run_script(repo, "chapter4_seeds.py", "--merge", first, second, "--json", str(out))
+    joined = json.loads(out.read_text())
+    assert list(joined["seeds"]) == ["0", "1", "2"]
+    assert joined["spread"]["METEOR"] == pytest.approx(0.05)  # over all three seeds
+    assert (
+        joined["provenance"]["commit"] == "abc" and "--seeds 2;" in joined["provenance"]["command"]
+    )
+    other = write("3", {"3": 0.2}, commit="def")
+    for files, says in (
+        ([first, other], "provenance commit"),
+        ([first, first], "seed\\(s\\) \\['2'\\]"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "benchmarks/chapter4_seeds.py", "--merge", *files, "--json", str(out)],
+            cwd=repo, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert re.search(says, done.stderr), done.stderr[-500:]

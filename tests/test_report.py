@@ -184,6 +184,58 @@ def test_the_target_table_judges_by_the_seeds_mean_where_measured():
     assert table.loc[first, "margin"] == pytest.approx(-0.19 / 3)  # short by that much
 
 
+def test_a_rebuild_moves_the_means_by_the_spread_the_margin_must_exceed():
+    from facecap_lib.evaluation.targets import TARGETS, build_spread
+
+    names = list(TARGETS)
+    here = {"seeds": {s: {n: TARGETS[n] + 0.05 for n in names} for s in "012"}}
+    moved = {"0": 0.05, "1": 0.03, "2": 0.07, "3": -0.5}  # seed 3 only there: not compared
+    there = {"seeds": {s: {n: TARGETS[n] + m for n in names} for s, m in moved.items()}}
+    table = build_spread({"here": here, "there": there})
+    assert table.attrs["seeds"] == ["0", "1", "2"]
+    first = names[0]
+    assert table.loc[first, "there: mean"] == pytest.approx(TARGETS[first] + 0.05)
+    assert table["spread of the means"].max() == pytest.approx(0.0, abs=1e-12)
+    assert table.loc[first, "largest change of one seed"] == pytest.approx(0.02)
+    assert table["holds"].all()  # margins 0.05, means that did not move
+    low = {"seeds": {s: {n: TARGETS[n] + 0.01 for n in names} for s in "012"}}
+    table = build_spread({"here": here, "low": low})  # the means 0.04 apart, the lower 0.01 over
+    assert table.loc[first, "margin"] == pytest.approx(0.01)
+    assert table.loc[first, "spread of the means"] == pytest.approx(0.04)
+    assert not table["holds"].any()
+    with pytest.raises(ValueError, match="two or more"):
+        build_spread({"here": here})
+    with pytest.raises(ValueError, match="share no seed"):
+        build_spread({"here": here, "other": {"seeds": {"7": here["seeds"]["0"]}}})
+
+
+def test_rebuilds_are_named_by_their_device(tmp_path, monkeypatch):
+    import json
+
+    from facecap_lib import paths
+    from facecap_lib.evaluation.measured import builds
+
+    monkeypatch.setattr(paths, "find_repo_root", lambda: tmp_path)
+    folder = tmp_path / "book" / "measured"
+    folder.mkdir(parents=True)
+    assert builds("tiny") == {}
+
+    def write(name, device, commit="abc"):
+        provenance = {"device": device, "commit": commit}
+        (folder / name).write_text(json.dumps({"seeds": {}, "provenance": provenance}))
+
+    write("seeds-tiny.json", "CPU (x86_64, 2 threads, AVX512 kernels)")
+    write("seeds-tiny-avx2.json", "CPU (x86_64, 2 threads, AVX2 kernels)")
+    assert list(builds("tiny")) == [
+        "CPU (x86_64, 2 threads, AVX512 kernels)", "CPU (x86_64, 2 threads, AVX2 kernels)"
+    ]  # fmt: skip
+    write("seeds-tiny-avx2.json", "CPU (x86_64, 2 threads, AVX2 kernels)", commit="def")
+    assert list(builds("tiny"))[1] == "CPU (x86_64, 2 threads, AVX2 kernels) at def"
+    write("seeds-tiny-avx2.json", "CPU (x86_64, 2 threads, AVX512 kernels)")
+    with pytest.raises(ValueError, match="one device and commit"):
+        builds("tiny")
+
+
 def test_encoders_side_by_side_by_their_seeds_mean():
     from facecap_lib.evaluation.targets import TARGETS, encoder_targets
 
@@ -215,3 +267,28 @@ def test_a_lever_counts_only_past_the_range_over_seeds():
     assert table.loc["steps", "captioner steps"] == 1500
     assert table.loc["steps", "verdict"] == "loses" and table.loc["base", "verdict"] != "gains"
     assert not any(c.startswith("beyond") for c in lever_table(levers))  # no seeds, no verdict
+
+
+def test_a_cpu_is_named_with_the_kernels_it_runs(monkeypatch):
+    import torch
+
+    from facecap_lib.training.provenance import device_name
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert device_name(torch.device("cpu")).endswith(f"threads, {capability} kernels)")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert f"{capability}, oneDNN up to AVX2 kernels" in device_name(torch.device("cpu"))
+
+
+def test_the_books_rebuilds_measure_its_seeds(repo):
+    """``book/measured``'s rebuilds (chapter 4's "another machine's build") are of the same seeds
+    as the book's measurement, and each names the device that made it."""
+    from facecap_lib.evaluation.measured import REBUILDS, builds, measured_seeds
+    from facecap_lib.evaluation.targets import build_spread
+
+    found = builds("tiny")
+    assert len(found) == 1 + len(REBUILDS)
+    assert all("device" in seeds["provenance"] for seeds in list(found.values())[1:])
+    table = build_spread(found)
+    assert table.attrs["seeds"] == list(measured_seeds("tiny")["seeds"])

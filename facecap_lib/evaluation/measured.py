@@ -56,6 +56,29 @@ def seeds_by_encoder(preset_name: str) -> dict[str, dict]:
     return {name: seeds for name, seeds in found.items() if seeds is not None}
 
 
+# rebuilds of ``seeds-<preset>.json``: the same seeds on other CPU kernels
+# (``benchmarks/chapter4_seeds.py`` under ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``,
+# as a machine without AVX-512 runs them), each kept as ``seeds-<preset><suffix>.json``
+REBUILDS = ("-avx2",)
+
+
+def builds(preset_name: str) -> dict[str, dict]:
+    """:func:`measured_seeds` and its :data:`REBUILDS` measured for a preset, each named by the
+    device its provenance records (and the commit, where they differ)."""
+    found = [measured("seeds", preset_name + suffix) for suffix in ("", *REBUILDS)]
+    found = [f for f in found if f is not None]
+    commits = {f["provenance"].get("commit") for f in found}
+
+    def name(f: dict) -> str:
+        where = f["provenance"].get("device", "an unrecorded device")
+        return where + (f" at {f['provenance'].get('commit')}" if len(commits) > 1 else "")
+
+    named = {name(f): f for f in found}
+    if len(named) < len(found):
+        raise ValueError(f"two measurements of {preset_name}'s seeds name one device and commit")
+    return named
+
+
 def seed_figures(seeds: dict, names: Sequence[str]) -> pd.DataFrame:
     """One row per seed of :func:`measured_seeds`, the columns ``names``."""
     return pd.DataFrame([seeds["seeds"][s] for s in seeds["seeds"]])[list(names)]

@@ -192,6 +192,37 @@ def target_table(figures: Mapping[str, float], measured: dict | None = None) -> 
     return table.assign(met=judged >= table["target"], margin=judged - table["target"])
 
 
+def build_spread(builds: Mapping[str, dict]) -> pd.DataFrame:
+    """How far a fresh build moves chapter 4's targets: for two or more builds of the same seeds
+    (a name to its :func:`measured_seeds`: the same commit on another machine, or on other CPU
+    kernels), each build's mean of each target figure over the seeds they share, the spread of
+    those means (max minus min), the largest change of one seed between builds, and the margin of
+    the lowest mean over the target. ``holds``: that margin is larger than the spread, so another
+    build, which may move the mean that far, still meets the target."""
+    if len(builds) < 2:
+        raise ValueError(f"a spread between builds needs two or more, not {len(builds)}")
+    shared = sorted(set.intersection(*(set(b["seeds"]) for b in builds.values())), key=int)
+    if not shared:
+        raise ValueError(f"the builds {list(builds)} share no seed")
+    rows = {
+        name: pd.DataFrame([b["seeds"][s] for s in shared])[list(TARGETS)]
+        for name, b in builds.items()
+    }
+    table = pd.DataFrame({"target": TARGETS})
+    for name, seeds in rows.items():
+        table[f"{name}: mean"] = seeds.mean()
+    means = table[[f"{name}: mean" for name in rows]]
+    per_seed = pd.concat(list(rows.values()), keys=list(rows))  # build, then seed position
+    table["spread of the means"] = means.max(axis=1) - means.min(axis=1)
+    table["largest change of one seed"] = (
+        per_seed.groupby(level=1).max() - per_seed.groupby(level=1).min()
+    ).max()
+    table["margin"] = means.min(axis=1) - table["target"]
+    table["holds"] = table["margin"] > table["spread of the means"]
+    table.attrs["seeds"] = shared
+    return table
+
+
 def encoder_targets(measured_by_encoder: Mapping[str, dict]) -> pd.DataFrame:
     """Chapter 4's targets for captioners built on different image encoders, side by side: for
     each encoder (a name to its :func:`measured_seeds`), the mean of each target figure over its

@@ -4,6 +4,7 @@ file's sha256, size and (for safetensors) tensor shapes."""
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -39,10 +40,16 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's kind and how many threads torch uses."""
+    """The GPU's name, or the CPU's kind, how many threads torch uses and the vector kernels it
+    runs (ATen's CPU capability; oneDNN's, where ``ONEDNN_MAX_CPU_ISA`` limits them): another
+    set of kernels sums in another order, and training's figures move with it (chapter 4)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    kernels = torch.backends.cpu.get_cpu_capability()
+    if limit := os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        kernels += f", oneDNN up to {limit}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU ({cpu}, {torch.get_num_threads()} threads, {kernels} kernels)"
 
 
 def file_entry(path: Path) -> dict:

@@ -18,7 +18,14 @@ from facecap_lib.training.fit import fit
 from facecap_lib.training.schedule import cosine_with_warmup, parameter_groups
 from facecap_lib.training.stage1 import QFormerConfig
 from facecap_lib.training.stages import RecipeConfig
-from tests.training_tasks import TASKS, assert_same_weights, make, render, small_fit
+from tests.training_tasks import (
+    TASKS,
+    assert_same_weights,
+    make,
+    render,
+    small_fit,
+    start_weights,
+)
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +233,7 @@ def test_fused_optimizer_and_compiled_blocks_change_the_run_only_by_rounding(
             [h["loss"] for h in plain.history], rel=1e-4
         ), variant
         assert_same_weights(weights(run.model), expected, rtol=1e-4, atol=1e-5)
-    torch.manual_seed(config.seed)  # as the loop does before building
-    start = weights(make(name, pairs, tokenizer).build(torch.device("cpu")))
+    start = start_weights(make(name, pairs, tokenizer), config)
     moved = max(
         (expected[k] - v).abs().max().item() for k, v in start.items() if v.is_floating_point()
     )

@@ -72,6 +72,15 @@ def small_fit(**changes) -> FitConfig:
     return FitConfig(**{**values, **changes})
 
 
+def start_weights(task: Task, config: FitConfig) -> dict:
+    """The weights the loop starts ``task`` from under ``config``: seeded, built and frozen as
+    :func:`~facecap_lib.training.fit.fit` does, on the CPU."""
+    torch.manual_seed(config.seed)
+    model = task.build(torch.device("cpu"))
+    task.freeze(model)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _compared(key: str, value: torch.Tensor) -> torch.Tensor | None:
     """The part of weight ``key`` that training determines, as float on the CPU; ``None`` for
     what only rounding moves: attention key biases add the same amount to every score of a query,

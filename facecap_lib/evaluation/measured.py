@@ -79,9 +79,13 @@ def builds(preset_name: str) -> dict[str, dict]:
     return named
 
 
-def seed_figures(seeds: dict, names: Sequence[str]) -> pd.DataFrame:
-    """One row per seed of :func:`measured_seeds`, the columns ``names``."""
-    return pd.DataFrame([seeds["seeds"][s] for s in seeds["seeds"]])[list(names)]
+def seed_figures(
+    seeds: dict, names: Sequence[str], only: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per seed of :func:`measured_seeds` (or per seed of ``only``, in its order), the
+    columns ``names``."""
+    chosen = list(seeds["seeds"]) if only is None else only
+    return pd.DataFrame([seeds["seeds"][s] for s in chosen])[list(names)]
 
 
 def measured_spread(preset_name: str) -> tuple[dict[str, float] | None, dict | None]:

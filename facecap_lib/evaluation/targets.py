@@ -204,10 +204,7 @@ def build_spread(builds: Mapping[str, dict]) -> pd.DataFrame:
     shared = sorted(set.intersection(*(set(b["seeds"]) for b in builds.values())), key=int)
     if not shared:
         raise ValueError(f"the builds {list(builds)} share no seed")
-    rows = {
-        name: pd.DataFrame([b["seeds"][s] for s in shared])[list(TARGETS)]
-        for name, b in builds.items()
-    }
+    rows = {name: seed_figures(b, TARGETS, shared) for name, b in builds.items()}
     table = pd.DataFrame({"target": TARGETS})
     for name, seeds in rows.items():
         table[f"{name}: mean"] = seeds.mean()

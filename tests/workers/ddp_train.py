@@ -16,7 +16,7 @@ from facecap_lib.models.tokenizer import train_tokenizer  # noqa: E402
 from facecap_lib.training import distributed  # noqa: E402
 from facecap_lib.training.data import Pair  # noqa: E402
 from facecap_lib.training.fit import fit  # noqa: E402
-from tests.training_tasks import AU_SETS, make, small_fit  # noqa: E402
+from tests.training_tasks import AU_SETS, make, small_fit, start_weights  # noqa: E402
 
 
 def main(name: str, strategy: str, faces: Path, out: Path) -> None:
@@ -32,14 +32,11 @@ def main(name: str, strategy: str, faces: Path, out: Path) -> None:
     if strategy == "ddp":  # killed after the step-2 checkpoint, then run again
         fit(make(name, pairs, tokenizer), out / "run", config, log=None, stop_after=2)
     result = fit(make(name, pairs, tokenizer), out / "run", config, log=lines.append)
-    task = make(name, pairs, tokenizer)
-    torch.manual_seed(config.seed)  # the weights the loop started from, built as it builds them
-    start = task.build(torch.device("cpu"))
-    task.freeze(start)
+    start = start_weights(make(name, pairs, tokenizer), config)
     torch.save(
         {
             "world": distributed.world(),
-            "start": start.state_dict(),
+            "start": start,
             "weights": {k: v.detach().clone() for k, v in result.model.state_dict().items()},
             "history": result.history,
             "lines": lines,
